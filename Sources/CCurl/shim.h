@@ -1,0 +1,42 @@
+// Swift cannot call C variadic functions, and curl's setopt/getinfo are variadic. These wrappers fix one
+// argument type each; they are the only C in fleet.
+#ifndef FLEET_CCURL_SHIM_H
+#define FLEET_CCURL_SHIM_H
+
+#include <curl/curl.h>
+
+typedef size_t (*fleet_curl_data_callback)(char *data, size_t size, size_t count, void *context);
+
+static inline CURLcode fleet_easy_setopt_long(CURL *handle, CURLoption option, long value) {
+    return curl_easy_setopt(handle, option, value);
+}
+
+static inline CURLcode fleet_easy_setopt_string(CURL *handle, CURLoption option, const char *value) {
+    return curl_easy_setopt(handle, option, value);
+}
+
+static inline CURLcode fleet_easy_setopt_pointer(CURL *handle, CURLoption option, void *value) {
+    return curl_easy_setopt(handle, option, value);
+}
+
+static inline CURLcode fleet_easy_setopt_slist(CURL *handle, CURLoption option, struct curl_slist *value) {
+    return curl_easy_setopt(handle, option, value);
+}
+
+static inline CURLcode fleet_easy_setopt_callback(CURL *handle, CURLoption option, fleet_curl_data_callback value) {
+    return curl_easy_setopt(handle, option, value);
+}
+
+static inline CURLcode fleet_easy_getinfo_long(CURL *handle, CURLINFO info, long *value) {
+    return curl_easy_getinfo(handle, info, value);
+}
+
+static inline CURLcode fleet_easy_getinfo_pointer(CURL *handle, CURLINFO info, void **value) {
+    return curl_easy_getinfo(handle, info, value);
+}
+
+static inline CURLMcode fleet_multi_setopt_long(CURLM *multi, CURLMoption option, long value) {
+    return curl_multi_setopt(multi, option, value);
+}
+
+#endif

@@ -1,0 +1,84 @@
+import Foundation
+import NIOCore
+
+/// How the CLI talks to a running controller: over its HTTP control API, the same one scripts and dashboards use.
+public struct ControlClient: Sendable {
+    /// The controller's base URL, e.g. `http://127.0.0.1:8090`.
+    public let baseURL: String
+
+    public init(baseURL: String) {
+        self.baseURL = baseURL.hasSuffix("/") ? String(baseURL.dropLast()) : baseURL
+    }
+
+    /// Nothing answers at the controller's address.
+    public struct Unreachable: Error, CustomStringConvertible {
+        public var url: String
+        public var description: String {
+            "no fleet controller is running at \(url): start one with `fleet up`, or point at another with --url or --config"
+        }
+    }
+
+    /// The controller answered, but not as a controller would.
+    public struct BadAnswer: Error, CustomStringConvertible {
+        public var url: String
+        public var detail: String
+        public var description: String { "\(url) did not answer as a fleet controller: \(detail)" }
+    }
+
+    public func status() async throws -> FleetStatus {
+        let response = try await send("GET", "/status")
+        do {
+            return try StatusCoding.decoder().decode(FleetStatus.self, from: Data(response.body.readableBytesView))
+        } catch {
+            throw BadAnswer(url: baseURL + "/status", detail: "unexpected body (\(error))")
+        }
+    }
+
+    public func health() async throws -> ControllerHealth {
+        let response = try await send("GET", "/health")
+        guard let health = try? StatusCoding.decoder().decode(ControllerHealth.self, from: Data(response.body.readableBytesView)) else {
+            throw BadAnswer(url: baseURL + "/health", detail: "unexpected body")
+        }
+        return health
+    }
+
+    /// Asks the controller to stop all instances and exit; returns once it accepted.
+    public func shutdown() async throws {
+        _ = try await send("POST", "/control/shutdown", body: [])
+    }
+
+    /// The raw `/status` JSON, as the controller wrote it.
+    public func statusJSON() async throws -> String {
+        try await send("GET", "/status").bodyText
+    }
+
+    private func send(_ method: String, _ path: String, body: [UInt8]? = nil) async throws -> UpstreamResponse {
+        let url = baseURL + path
+        let response: UpstreamResponse
+        do {
+            response = try await UpstreamClient.with { client in
+                try await client.fetch(UpstreamRequest(method: method, url: url, body: body,
+                                                       connectTimeout: .seconds(2), totalTimeout: .seconds(10)))
+            }
+        } catch let error as UpstreamError where error.kind == .connectFailed {
+            throw Unreachable(url: baseURL)
+        }
+        guard (200..<300).contains(response.status) else {
+            throw BadAnswer(url: url, detail: "HTTP \(response.status): \(response.bodyText.prefix(200))")
+        }
+        return response
+    }
+
+    /// Where to find the controller: `--url` when given, else the `listen` of the config file (read leniently,
+    /// so a broken fleet.json does not stop `fleet status` or `fleet down`), else the default address.
+    public static func baseURL(url: String?, configPath: String) -> String {
+        if let url { return url }
+        if let data = FileManager.default.contents(atPath: configPath),
+           case .object(let top)? = try? JSONValue.parse(data),
+           case .string(let listen)? = top["listen"],
+           let address = ListenAddress(parsing: listen) {
+            return address.url
+        }
+        return ListenAddress.default.url
+    }
+}

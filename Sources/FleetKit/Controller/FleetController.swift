@@ -1,0 +1,93 @@
+import Foundation
+public import Logging
+import Hummingbird
+import ServiceLifecycle
+import Glibc
+import UnixSignals
+
+/// The whole controller: upstream client, supervisor and HTTP server as services in one `ServiceGroup`, shut
+/// down gracefully (in reverse order: stop serving, stop instances, stop the client) on SIGINT, SIGTERM or
+/// `POST /control/shutdown`.
+public struct FleetController: Sendable {
+    public let config: FleetConfig
+    public let executable: String
+    public let logger: Logger
+    private let observe: @Sendable (InstanceEvent) -> Void
+    private let signals: [UnixSignal]
+
+    public static let version = "0.1.0"
+
+    /// - Parameters:
+    ///   - handleSignals: install SIGINT/SIGTERM handlers (the CLI does; tests in-process do not).
+    public init(config: FleetConfig, executable: String, logger: Logger, handleSignals: Bool = true,
+                observe: @escaping @Sendable (InstanceEvent) -> Void = { _ in }) {
+        self.config = config
+        self.executable = executable
+        self.logger = logger
+        self.observe = observe
+        self.signals = handleSignals ? [.sigterm, .sigint] : []
+    }
+
+    public struct ListenAddressInUse: Error, CustomStringConvertible {
+        public var address: ListenAddress
+        public var anotherFleet: Bool
+        public var description: String {
+            anotherFleet
+                ? "a fleet controller already runs at \(address.url): see it with `fleet status --url \(address.url)`, stop it with `fleet down --url \(address.url)`, or set another \"listen\" in fleet.json"
+                : "\(address) is in use by another program: set another \"listen\" in fleet.json (e.g. \"127.0.0.1:8091\")"
+        }
+    }
+
+    /// Runs until shut down. `onReady` is called once the HTTP server listens (instances may still be loading).
+    /// - Throws: `ListenAddressInUse` before starting anything when the listen address is taken; errors of the
+    ///   HTTP server.
+    public func run(onListening: @escaping @Sendable () async -> Void = {}) async throws {
+        try await checkListenAddress()
+        try FileManager.default.createDirectory(atPath: config.stateDirectory, withIntermediateDirectories: true)
+
+        let client = UpstreamClient()
+        let supervisor = Supervisor(config: config, executable: executable, client: client, logger: logger, observe: observe)
+        let (shutdownRequests, shutdownRequester) = AsyncStream<Void>.makeStream()
+        let info = ControllerInfo(version: Self.version, pid: getpid(), listen: config.listen.description,
+                                  url: config.listen.url, config: config.source, startedAt: Date(),
+                                  stateDirectory: config.stateDirectory, llamaServer: executable)
+        let router = Router()
+        ControllerRoutes(supervisor: supervisor, controller: info, requestShutdown: { shutdownRequester.yield() })
+            .register(on: router)
+        let app = Application(
+            router: router,
+            configuration: .init(address: .hostname(config.listen.host, port: config.listen.port), serverName: "fleet"),
+            onServerRunning: { _ in await onListening() },
+            logger: logger)
+
+        let group = ServiceGroup(configuration: .init(
+            services: [.init(service: client), .init(service: supervisor), .init(service: app)],
+            gracefulShutdownSignals: signals,
+            logger: logger))
+        try await withThrowingTaskGroup(of: Void.self) { tasks in
+            tasks.addTask { try await group.run() }
+            tasks.addTask {
+                for await _ in shutdownRequests {
+                    logger.info("shutdown requested over the control API")
+                    await group.triggerGracefulShutdown()
+                    break
+                }
+            }
+            try await tasks.next()
+            tasks.cancelAll()
+        }
+    }
+
+    /// Refuses to start when the listen port is taken, before any instance is spawned; says whether the
+    /// taker is another fleet.
+    private func checkListenAddress() async throws {
+        guard !config.listen.isLoopback || !PortAllocator.isFree(config.listen.port) else { return }
+        let response = try? await UpstreamClient.with { client in
+            try await client.fetch(UpstreamRequest(url: config.listen.url + "/status", connectTimeout: .seconds(1),
+                                                   totalTimeout: .seconds(2)))
+        }
+        if let response {
+            throw ListenAddressInUse(address: config.listen, anotherFleet: response.status == 200 && response.bodyText.contains("\"controller\""))
+        }
+    }
+}

@@ -1,0 +1,43 @@
+public import Foundation
+
+/// Renders a `FleetStatus` as the table `fleet status` prints.
+public enum StatusTable {
+    public static func render(_ status: FleetStatus, now: Date = Date()) -> String {
+        var lines: [String] = []
+        let c = status.controller
+        lines.append("fleet \(c.version) at \(c.url) (pid \(c.pid), up \(duration(now.timeIntervalSince(c.startedAt)))) — \(status.readyCount)/\(status.instances.count) instances ready")
+        lines.append("config: \(c.config)")
+        lines.append("")
+        let header = ["MODEL", "INSTANCE", "PORT", "PID", "STATE", "UPTIME", "RESTARTS", "LAST ERROR"]
+        var rows = [header]
+        for instance in status.instances {
+            rows.append([
+                instance.model,
+                instance.id,
+                instance.port.map(String.init) ?? "-",
+                instance.pid.map(String.init) ?? "-",
+                instance.state.rawValue,
+                instance.readySince.map { duration(now.timeIntervalSince($0)) } ?? "-",
+                String(instance.restarts),
+                instance.lastError.map { String($0.prefix(80)) } ?? "",
+            ])
+        }
+        let widths = header.indices.map { column in rows.map { $0[column].count }.max() ?? 0 }
+        for row in rows {
+            let cells = row.enumerated().map { index, cell in
+                index == row.count - 1 ? cell : cell.padding(toLength: widths[index], withPad: " ", startingAt: 0)
+            }
+            lines.append(cells.joined(separator: "  ").trimmingCharacters(in: .whitespaces))
+        }
+        return lines.joined(separator: "\n")
+    }
+
+    /// `42s`, `3m12s`, `2h05m`, `3d04h`.
+    public static func duration(_ seconds: TimeInterval) -> String {
+        let s = max(0, Int(seconds))
+        if s < 60 { return "\(s)s" }
+        if s < 3600 { return "\(s / 60)m\(String(format: "%02d", s % 60))s" }
+        if s < 86400 { return "\(s / 3600)h\(String(format: "%02d", (s % 3600) / 60))m" }
+        return "\(s / 86400)d\(String(format: "%02d", (s % 86400) / 3600))h"
+    }
+}

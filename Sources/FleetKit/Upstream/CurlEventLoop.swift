@@ -1,0 +1,160 @@
+internal import CCurl
+import Foundation
+import NIOCore
+import Synchronization
+
+/// The one thread that owns curl: the `CURLM` multi handle and every easy handle live and die here.
+///
+/// Other code talks to it only through `submit` and `cancel`, which put a command in the inbox and wake the
+/// thread with `curl_multi_wakeup` (documented thread-safe). The thread waits in `curl_multi_poll`, so an idle
+/// loop uses no CPU. Handles are added and removed only between `curl_multi_perform` calls, never inside a curl
+/// callback.
+final class CurlEventLoop: Sendable {
+    private enum Command {
+        case add(id: UInt64, request: UpstreamRequest, continuation: AsyncThrowingStream<UpstreamEvent, any Error>.Continuation)
+        case cancel(id: UInt64)
+    }
+
+    private struct Inbox {
+        var commands: [Command] = []
+        var nextID: UInt64 = 0
+        var stopping = false
+    }
+
+    /// The `CURLM*`. Sendable by this argument: after `init` the pointer is only dereferenced on the loop
+    /// thread, except by `curl_multi_wakeup`, which libcurl documents as callable from any thread; the handle is
+    /// cleaned up by the loop thread after the last wakeup can happen (`stop` sets `stopping` under the inbox
+    /// lock, and `wake` checks it under the same lock).
+    private struct MultiHandle: @unchecked Sendable {
+        let pointer: UnsafeMutableRawPointer
+    }
+
+    private let multi: MultiHandle
+    private let inbox = Mutex(Inbox())
+    private let finished = Mutex<CheckedContinuation<Void, Never>?>(nil)
+    private let started = Atomic<Bool>(false)
+
+    init() {
+        curl_global_init(Int(CURL_GLOBAL_DEFAULT))
+        multi = MultiHandle(pointer: curl_multi_init()!)
+        // Keep plenty of idle keep-alive connections: one per instance slot is the steady state.
+        _ = fleet_multi_setopt_long(multi.pointer, CURLMOPT_MAXCONNECTS, 1024)
+    }
+
+    /// Queues a transfer and returns its events. Cancelling the consumer (dropping the stream) removes the easy
+    /// handle at once, which closes the connection so the upstream sees the client go.
+    func submit(_ request: UpstreamRequest) -> AsyncThrowingStream<UpstreamEvent, any Error> {
+        let (stream, continuation) = AsyncThrowingStream<UpstreamEvent, any Error>.makeStream()
+        let id: UInt64? = inbox.withLock { inbox in
+            guard !inbox.stopping else { return nil }
+            inbox.nextID += 1
+            inbox.commands.append(.add(id: inbox.nextID, request: request, continuation: continuation))
+            return inbox.nextID
+        }
+        guard let id else {
+            continuation.finish(throwing: UpstreamError(kind: .invalidRequest, url: request.url, detail: "the client is shut down"))
+            return stream
+        }
+        continuation.onTermination = { [weak self] termination in
+            if case .cancelled = termination { self?.post(.cancel(id: id)) }
+        }
+        wake()
+        return stream
+    }
+
+    private func post(_ command: Command) {
+        let accepted = inbox.withLock { inbox in
+            guard !inbox.stopping else { return false }
+            inbox.commands.append(command)
+            return true
+        }
+        if accepted { wake() }
+    }
+
+    private func wake() {
+        inbox.withLock { inbox in
+            if !inbox.stopping { _ = curl_multi_wakeup(multi.pointer) }
+        }
+    }
+
+    /// Runs the loop on a new thread until `stop()`; returns when the thread has cleaned up every handle.
+    func run() async {
+        guard !started.exchange(true, ordering: .relaxed) else { return }
+        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+            finished.withLock { $0 = continuation }
+            let thread = Thread { [self] in self.loop() }
+            thread.name = "fleet-curl"
+            thread.start()
+        }
+    }
+
+    /// Asks the loop to finish: transfers in flight fail with `cancelled`, handles are cleaned up.
+    func stop() {
+        inbox.withLock { inbox in
+            inbox.stopping = true
+            _ = curl_multi_wakeup(multi.pointer)
+        }
+    }
+
+    // MARK: - The loop thread
+
+    private func loop() {
+        var transfers: [UInt64: CurlTransfer] = [:]
+        var byHandle: [UnsafeMutableRawPointer: UInt64] = [:]
+        var stillRunning: Int32 = 0
+
+        func remove(_ id: UInt64) -> CurlTransfer? {
+            guard let transfer = transfers.removeValue(forKey: id) else { return nil }
+            byHandle[transfer.easy] = nil
+            curl_multi_remove_handle(multi.pointer, transfer.easy)
+            return transfer
+        }
+
+        while true {
+            let (commands, stopping) = inbox.withLock { inbox in
+                defer { inbox.commands.removeAll(keepingCapacity: true) }
+                return (inbox.commands, inbox.stopping)
+            }
+            if stopping { break }
+            for command in commands {
+                switch command {
+                case .add(let id, let request, let continuation):
+                    do {
+                        let transfer = try CurlTransfer(request: request, continuation: continuation)
+                        transfers[id] = transfer
+                        byHandle[transfer.easy] = id
+                        curl_multi_add_handle(multi.pointer, transfer.easy)
+                    } catch {
+                        continuation.finish(throwing: error)
+                    }
+                case .cancel(let id):
+                    remove(id)?.finish(throwing: CancellationError())
+                }
+            }
+
+            curl_multi_perform(multi.pointer, &stillRunning)
+            var queued: Int32 = 0
+            while let message = curl_multi_info_read(multi.pointer, &queued) {
+                guard message.pointee.msg == CURLMSG_DONE, let easy = message.pointee.easy_handle,
+                      let id = byHandle[easy] else { continue }
+                let result = message.pointee.data.result
+                if let transfer = remove(id) {
+                    transfer.complete(result)
+                }
+            }
+            curl_multi_poll(multi.pointer, nil, 0, 10_000, nil)
+        }
+
+        for id in Array(transfers.keys) {
+            remove(id)?.finish(throwing: CancellationError())
+        }
+        for command in inbox.withLock({ $0.commands }) {
+            if case .add(_, _, let continuation) = command { continuation.finish(throwing: CancellationError()) }
+        }
+        curl_multi_cleanup(multi.pointer)
+        finished.withLock { continuation in
+            continuation?.resume()
+            continuation = nil
+        }
+    }
+}

@@ -1,0 +1,53 @@
+import NIOCore
+public import ServiceLifecycle
+
+/// fleet's HTTP client: every upstream request (completions, health probes, the CLI's calls to a controller)
+/// goes through one libcurl multi handle driven by one thread.
+///
+/// It is a `Service`: its `run()` drives the curl thread until the service group shuts down. Requests made
+/// before `run()` starts wait in the inbox.
+public final class UpstreamClient: Service, Sendable {
+    private let loop = CurlEventLoop()
+
+    public init() {}
+
+    public func run() async throws {
+        await withTaskCancellationOrGracefulShutdownHandler {
+            await self.loop.run()
+        } onCancelOrGracefulShutdown: {
+            self.loop.stop()
+        }
+    }
+
+    /// Starts a transfer; events stream back as they arrive. Stop iterating (or cancel the task) to abort it.
+    public func stream(_ request: UpstreamRequest) -> AsyncThrowingStream<UpstreamEvent, any Error> {
+        loop.submit(request)
+    }
+
+    /// Performs a request and buffers the whole response.
+    /// - Throws: `UpstreamError` when the transfer fails, `CancellationError` when the task is cancelled.
+    public func fetch(_ request: UpstreamRequest) async throws -> UpstreamResponse {
+        var response = UpstreamResponse(status: 0, headers: [], body: ByteBuffer())
+        for try await event in stream(request) {
+            switch event {
+            case .head(let status, let headers):
+                response.status = status
+                response.headers = headers
+            case .body(var chunk):
+                response.body.writeBuffer(&chunk)
+            }
+        }
+        return response
+    }
+
+    /// Runs `body` with a client whose loop lives exactly as long as the call: for the CLI and tests, which
+    /// have no service group.
+    public static func with<T: Sendable>(_ body: (UpstreamClient) async throws -> T) async throws -> T {
+        let client = UpstreamClient()
+        return try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask { try await client.run() }
+            defer { group.cancelAll() }
+            return try await body(client)
+        }
+    }
+}

@@ -1,0 +1,74 @@
+public import NIOCore
+
+/// One HTTP request to an upstream (an instance, or a controller when the CLI talks to one).
+public struct UpstreamRequest: Sendable {
+    public var method: String
+    public var url: String
+    public var headers: [(name: String, value: String)]
+    public var body: [UInt8]?
+    /// Longest wait for the TCP connection.
+    public var connectTimeout: Duration
+    /// Longest wait for the whole transfer; `nil` means no limit (streams run as long as tokens flow).
+    public var totalTimeout: Duration?
+    /// The transfer fails when no byte arrives for this long; `nil` means no limit. Whole seconds (curl's
+    /// low-speed check), at least one.
+    public var idleTimeout: Duration?
+
+    public init(method: String = "GET", url: String, headers: [(name: String, value: String)] = [],
+                body: [UInt8]? = nil, connectTimeout: Duration = .seconds(5), totalTimeout: Duration? = nil,
+                idleTimeout: Duration? = nil) {
+        self.method = method
+        self.url = url
+        self.headers = headers
+        self.body = body
+        self.connectTimeout = connectTimeout
+        self.totalTimeout = totalTimeout
+        self.idleTimeout = idleTimeout
+    }
+}
+
+/// What an upstream transfer yields, in order: one `head`, then `body` chunks as they arrive.
+public enum UpstreamEvent: Sendable {
+    case head(status: Int, headers: [(name: String, value: String)])
+    case body(ByteBuffer)
+}
+
+/// A whole response, for callers that want it buffered.
+public struct UpstreamResponse: Sendable {
+    public var status: Int
+    public var headers: [(name: String, value: String)]
+    public var body: ByteBuffer
+
+    public var bodyText: String { String(buffer: body) }
+
+    public func header(_ name: String) -> String? {
+        headers.first { $0.name.lowercased() == name.lowercased() }?.value
+    }
+}
+
+/// Why an upstream transfer failed, in kinds a caller can act on.
+public struct UpstreamError: Error, Sendable, CustomStringConvertible {
+    public enum Kind: String, Sendable {
+        /// Nothing listens on the port, or the host is unreachable.
+        case connectFailed
+        /// The connect, idle or total timeout passed.
+        case timeout
+        /// The connection broke during the transfer.
+        case transferBroken
+        /// The request could not be set up (bad URL, curl refused an option).
+        case invalidRequest
+    }
+
+    public var kind: Kind
+    public var url: String
+    public var detail: String
+
+    public var description: String {
+        switch kind {
+        case .connectFailed: "cannot connect to \(url): \(detail)"
+        case .timeout: "timed out talking to \(url): \(detail)"
+        case .transferBroken: "transfer from \(url) broke: \(detail)"
+        case .invalidRequest: "invalid request to \(url): \(detail)"
+        }
+    }
+}

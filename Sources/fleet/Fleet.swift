@@ -1,0 +1,59 @@
+import ArgumentParser
+import FleetKit
+import Foundation
+import Logging
+
+@main
+struct Fleet: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "fleet",
+        abstract: "Run a fleet of llama-server processes and route completions across them.",
+        discussion: """
+            Declare models in fleet.json, then `fleet up`. `fleet status` shows every instance; `fleet down` stops
+            them all. See docs/configuration.md for every fleet.json key.
+            """,
+        version: FleetController.version,
+        subcommands: [Up.self, Status.self, Down.self, Validate.self, Version.self]
+    )
+}
+
+/// Where a subcommand finds the controller: `--url`, or the `listen` address of `--config`.
+struct ControllerOptions: ParsableArguments {
+    @Option(name: .shortAndLong, help: "The fleet.json that names the controller's listen address.")
+    var config: String = "fleet.json"
+
+    @Option(help: "The controller's URL, e.g. http://127.0.0.1:8090 (overrides --config).")
+    var url: String?
+
+    var client: ControlClient {
+        ControlClient(baseURL: ControlClient.baseURL(url: url, configPath: config))
+    }
+}
+
+/// Prints an actionable error to standard error and returns the exit code to throw.
+func failure(_ message: String, code: Int32 = 1) -> ExitCode {
+    FileHandle.standardError.write(Data(("error: " + message + "\n").utf8))
+    return ExitCode(code)
+}
+
+func bootstrapLogging(level: Logger.Level) {
+    LoggingSystem.bootstrap { label in
+        var handler = StreamLogHandler.standardError(label: label)
+        handler.logLevel = level
+        return handler
+    }
+}
+
+/// Prints a line to standard output at once (progress must show while models load, even through a pipe).
+func say(_ line: String) {
+    FileHandle.standardOutput.write(Data((line + "\n").utf8))
+}
+
+/// Parses `--log-level`.
+func parseLogLevel(_ text: String?, default fallback: Logger.Level) throws -> Logger.Level {
+    guard let text else { return fallback }
+    guard let level = Logger.Level(rawValue: text.lowercased()) else {
+        throw failure("unknown log level \"\(text)\": use one of " + Logger.Level.allCases.map(\.rawValue).joined(separator: ", "), code: 2)
+    }
+    return level
+}

@@ -1,0 +1,139 @@
+import ArgumentParser
+import FleetKit
+import Foundation
+import Logging
+
+struct Up: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Start every instance of the fleet and supervise them.",
+        discussion: """
+            Runs in the foreground, printing each instance's progress, until SIGINT or SIGTERM (or `fleet down`)
+            stops everything. With --detach it starts in the background and returns once every instance is ready,
+            or failed (with why).
+
+            Without a fleet.json, `fleet up --model path/to/model.gguf` (or LLAMACPP_MODEL_PATH) runs one model.
+            """
+    )
+
+    @Option(name: .shortAndLong, help: "The fleet.json to run.")
+    var config: String = "fleet.json"
+
+    @Option(name: .shortAndLong, help: "Run this one GGUF model without a fleet.json.")
+    var model: String?
+
+    @Flag(help: "Start in the background; return once all instances are ready or failed.")
+    var detach = false
+
+    @Option(help: "Log level for the controller's own log (trace, debug, info, notice, warning, error, critical).")
+    var logLevel: String?
+
+    func run() async throws {
+        let config: FleetConfig
+        do {
+            config = try loadConfig()
+        } catch {
+            throw failure(error.description, code: 2)
+        }
+        let executable: String
+        do {
+            executable = try LlamaServerLocator.locate(configured: config.llamaServer)
+        } catch {
+            throw failure(error.description)
+        }
+        if detach {
+            try await runDetached(config)
+            return
+        }
+
+        bootstrapLogging(level: try parseLogLevel(logLevel, default: .warning))
+        let logger = Logger(label: "fleet")
+        let (events, sink) = AsyncStream<InstanceEvent>.makeStream()
+        let controller = FleetController(config: config, executable: executable, logger: logger,
+                                         observe: { sink.yield($0) })
+        let total = config.models.reduce(0) { $0 + $1.replicas }
+        let printer = Task {
+            var progress = UpProgress(total: total, url: config.listen.url)
+            for await event in events {
+                progress.handle(event).forEach(say)
+            }
+        }
+        say("fleet \(FleetController.version): \(total) instance(s) of \(config.models.count) model(s) from \(config.source)")
+        say("llama-server: \(executable)")
+        do {
+            try await controller.run {
+                say("status: \(config.listen.url)/status — logs in \(config.stateDirectory)/logs")
+            }
+        } catch let error as FleetController.ListenAddressInUse {
+            throw failure(error.description)
+        } catch {
+            throw failure("\(error)")
+        }
+        sink.finish()
+        await printer.value
+        say("fleet stopped: every instance is down")
+    }
+
+    private func loadConfig() throws(ConfigError) -> FleetConfig {
+        if let model { return try FleetConfig.singleModel(path: model) }
+        let environmentModel = ProcessInfo.processInfo.environment["LLAMACPP_MODEL_PATH"]
+        if let environmentModel, !environmentModel.isEmpty, !FileManager.default.fileExists(atPath: config) {
+            return try FleetConfig.singleModel(path: environmentModel)
+        }
+        return try FleetConfig.load(file: config)
+    }
+
+    /// Starts `fleet up` again in the background and follows it through `/status` until it has settled.
+    private func runDetached(_ config: FleetConfig) async throws {
+        let level = try parseLogLevel(logLevel, default: .info).rawValue
+        var arguments = ["up", "--log-level", level]
+        if let model {
+            arguments += ["--model", URL(fileURLWithPath: model).standardizedFileURL.path]
+        } else {
+            arguments += ["--config", URL(fileURLWithPath: self.config).standardizedFileURL.path]
+            if ProcessInfo.processInfo.environment["LLAMACPP_MODEL_PATH"] != nil,
+               !FileManager.default.fileExists(atPath: self.config) {
+                arguments = ["up", "--log-level", level]
+            }
+        }
+        let logFile = "\(config.stateDirectory)/controller.log"
+        let pid: Int32
+        do {
+            pid = try DetachedLaunch.spawn(executable: ProcessProbe.currentExecutable, arguments: arguments, logFile: logFile)
+        } catch {
+            throw failure(error.description)
+        }
+        say("fleet \(FleetController.version): controller started in the background (pid \(pid)), log: \(logFile)")
+
+        let client = ControlClient(baseURL: config.listen.url)
+        let total = config.models.reduce(0) { $0 + $1.replicas }
+        var progress = UpProgress(total: total, url: config.listen.url)
+        var seen: [String: InstanceState] = [:]
+        let deadline = ContinuousClock.now + config.healthCheck.startupTimeout * Double(2) + .seconds(30)
+        while ContinuousClock.now < deadline {
+            if DetachedLaunch.hasExited(pid) {
+                let tail = (try? String(contentsOfFile: logFile, encoding: .utf8))?
+                    .split(separator: "\n").suffix(15).joined(separator: "\n") ?? ""
+                throw failure("the background controller exited during startup; the end of \(logFile):\n\(tail)")
+            }
+            if let status = try? await client.status(), status.controller.pid == pid {
+                for instance in status.instances where seen[instance.id] != instance.state {
+                    let event = InstanceEvent(
+                        id: InstanceID(model: instance.model, replica: instance.replica),
+                        previous: seen[instance.id] ?? .stopped, state: instance.state, port: instance.port,
+                        pid: instance.pid, detail: instance.state == .ready ? nil : instance.lastError, sinceSpawn: nil)
+                    seen[instance.id] = instance.state
+                    progress.handle(event).forEach(say)
+                }
+                let settled = status.instances.allSatisfy { $0.state == .ready || $0.state == .failed }
+                if settled && status.instances.count == total {
+                    if status.instances.contains(where: { $0.state == .failed }) {
+                        throw failure("some instances failed (the controller keeps running; `fleet status` shows why, `fleet down` stops it)")
+                    }
+                    return
+                }
+            }
+            try await Task.sleep(for: .milliseconds(200))
+        }
+        throw failure("the fleet is not ready yet; `fleet status` shows progress, `fleet down` stops it")
+    }
+}
