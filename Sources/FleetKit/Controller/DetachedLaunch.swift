@@ -18,9 +18,16 @@ public enum DetachedLaunch {
         var attributes = posix_spawnattr_t()
         posix_spawnattr_init(&attributes)
         defer { posix_spawnattr_destroy(&attributes) }
-        // POSIX_SPAWN_SETSID (glibc >= 2.26): the child leads a new session, so the terminal's SIGINT and
-        // SIGHUP do not reach it.
-        posix_spawnattr_setflags(&attributes, Int16(0x80))
+        // POSIX_SPAWN_SETSID (glibc >= 2.26, 0x80): the child leads a new session, so the terminal's SIGINT and
+        // SIGHUP do not reach it. Signal mask and dispositions start clean: the CLI's own handling (ignored
+        // SIGTERM for its signal source) must not be inherited, or the controller could not be stopped.
+        var allSignals = sigset_t()
+        sigfillset(&allSignals)
+        var noSignals = sigset_t()
+        sigemptyset(&noSignals)
+        posix_spawnattr_setsigdefault(&attributes, &allSignals)
+        posix_spawnattr_setsigmask(&attributes, &noSignals)
+        posix_spawnattr_setflags(&attributes, Int16(0x80 | POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK))
         var actions = posix_spawn_file_actions_t()
         posix_spawn_file_actions_init(&actions)
         defer { posix_spawn_file_actions_destroy(&actions) }

@@ -1,0 +1,127 @@
+import Foundation
+import Hummingbird
+import NIOCore
+import Synchronization
+
+/// Counters the fake keeps, shown at `GET /fake/stats` so tests can see what reached it.
+final class FakeStats: Sendable {
+    struct Counts: Codable {
+        var requests = 0
+        var active = 0
+        var completed = 0
+        /// Streams whose client went away before the last token.
+        var disconnected = 0
+    }
+
+    private let counts = Mutex(Counts())
+
+    func update<T: Sendable>(_ body: (inout sending Counts) -> sending T) -> T { counts.withLock(body) }
+    var snapshot: Counts { counts.withLock { $0 } }
+}
+
+/// Speaks the part of llama-server's HTTP API that fleet uses.
+struct FakeServer {
+    let options: FakeOptions
+    let started = ContinuousClock.now
+    let stats = FakeStats()
+
+    func routes() -> Router<BasicRequestContext> {
+        let router = Router()
+        router.get("/health") { _, _ -> Response in
+            let age = ContinuousClock.now - started
+            if age < options.loadingDelay {
+                return jsonResponse(#"{"error":{"code":503,"message":"Loading model","type":"unavailable_error"}}"#,
+                                    status: .serviceUnavailable)
+            }
+            if let limit = options.unhealthyAfter, age >= limit {
+                return jsonResponse(#"{"error":{"code":500,"message":"fake: unhealthy on cue","type":"server_error"}}"#,
+                                    status: .internalServerError)
+            }
+            return jsonResponse(#"{"status":"ok"}"#)
+        }
+        router.get("/v1/models") { _, _ in
+            jsonResponse(#"{"object":"list","data":[{"id":"\#(options.alias)","object":"model","owned_by":"llamacpp","created":0}]}"#)
+        }
+        router.get("/props") { _, _ in
+            jsonResponse(#"{"total_slots":\#(options.slots),"model_path":"fake.gguf","default_generation_settings":{"n_ctx":4096}}"#)
+        }
+        router.get("/slots") { _, _ in
+            let active = stats.snapshot.active
+            let slots = (0..<options.slots).map { #"{"id":\#($0),"is_processing":\#($0 < active)}"# }
+            return jsonResponse("[" + slots.joined(separator: ",") + "]")
+        }
+        router.get("/fake/stats") { _, _ in
+            let data = (try? JSONEncoder().encode(stats.snapshot)) ?? Data()
+            return jsonResponse(String(decoding: data, as: UTF8.self))
+        }
+        router.post("/v1/chat/completions") { request, context in
+            try await complete(request, context: context, chat: true)
+        }
+        router.post("/v1/completions") { request, context in
+            try await complete(request, context: context, chat: false)
+        }
+        return router
+    }
+
+    private func complete(_ request: Request, context: BasicRequestContext, chat: Bool) async throws -> Response {
+        let body = try await request.body.collect(upTo: 16 << 20)
+        let json = (try? JSONSerialization.jsonObject(with: Data(body.readableBytesView))) as? [String: Any] ?? [:]
+        let stream = json["stream"] as? Bool ?? false
+        let maxTokens = json["max_tokens"] as? Int ?? options.tokens
+        let tokens = min(options.tokens, maxTokens)
+        let number = stats.update { counts -> Int in
+            counts.requests += 1
+            counts.active += 1
+            return counts.requests
+        }
+        let id = "fake-\(number)"
+        let finish: @Sendable (Bool) -> Void = { clean in
+            stats.update { counts in
+                counts.active -= 1
+                if clean { counts.completed += 1 } else { counts.disconnected += 1 }
+            }
+            if let crashAfter = options.crashAfter, number >= crashAfter {
+                FileHandle.standardError.write(Data("fake: crashing on cue after \(number) requests\n".utf8))
+                Task {
+                    try? await Task.sleep(for: .milliseconds(20))
+                    exit(3)
+                }
+            }
+        }
+        if !stream {
+            try await Task.sleep(for: options.tokenDelay * tokens)
+            finish(true)
+            let text = (0..<tokens).map { "tok\($0)" }.joined(separator: " ")
+            let choice = chat
+                ? #"{"index":0,"finish_reason":"length","message":{"role":"assistant","content":"\#(text)"}}"#
+                : #"{"index":0,"finish_reason":"length","text":"\#(text)"}"#
+            return jsonResponse(#"{"id":"\#(id)","object":"\#(chat ? "chat.completion" : "text_completion")","created":0,"model":"\#(options.alias)","choices":[\#(choice)],"usage":{"prompt_tokens":4,"completion_tokens":\#(tokens),"total_tokens":\#(tokens + 4)}}"#)
+        }
+        let object = chat ? "chat.completion.chunk" : "text_completion"
+        let delay = options.tokenDelay
+        let alias = options.alias
+        return Response(
+            status: .ok,
+            headers: [.contentType: "text/event-stream", .cacheControl: "no-cache"],
+            body: ResponseBody { writer in
+                var clean = false
+                defer { finish(clean) }
+                for index in 0..<tokens {
+                    try await Task.sleep(for: delay)
+                    let piece = "tok\(index) "
+                    let delta = chat ? #"{"index":0,"finish_reason":null,"delta":{"content":"\#(piece)"}}"#
+                                     : #"{"index":0,"finish_reason":null,"text":"\#(piece)"}"#
+                    try await writer.write(ByteBuffer(string: #"data: {"id":"\#(id)","object":"\#(object)","created":0,"model":"\#(alias)","choices":[\#(delta)]}"# + "\n\n"))
+                }
+                let last = chat ? #"{"index":0,"finish_reason":"length","delta":{}}"# : #"{"index":0,"finish_reason":"length","text":""}"#
+                try await writer.write(ByteBuffer(string: #"data: {"id":"\#(id)","object":"\#(object)","created":0,"model":"\#(alias)","choices":[\#(last)],"timings":{"predicted_n":\#(tokens)}}"# + "\n\n"))
+                try await writer.write(ByteBuffer(string: "data: [DONE]\n\n"))
+                clean = true
+                try await writer.finish(nil)
+            })
+    }
+}
+
+func jsonResponse(_ text: String, status: HTTPResponse.Status = .ok) -> Response {
+    Response(status: status, headers: [.contentType: "application/json"], body: ResponseBody(byteBuffer: ByteBuffer(string: text)))
+}

@@ -1,0 +1,226 @@
+import Foundation
+import Testing
+@testable import FleetKit
+
+@Suite("fleet.json: decoding and validation")
+struct ConfigTests {
+    let directory = temporaryDirectory()
+
+    func decode(_ json: String, checkFiles: Bool = true) throws(ConfigError) -> FleetConfig {
+        try FleetConfig.decode(Data(json.utf8), source: "fleet.json", baseDirectory: directory, checkFiles: checkFiles)
+    }
+
+    func issues(_ json: String, checkFiles: Bool = false) -> [ConfigIssue] {
+        do {
+            _ = try decode(json, checkFiles: checkFiles)
+            return []
+        } catch {
+            return error.issues
+        }
+    }
+
+    @Test func minimalModelGetsEveryDefault() throws {
+        _ = fakeGGUF(in: directory, name: "m.gguf")
+        let config = try decode(#"{ "models": { "m": { "path": "m.gguf" } } }"#)
+        #expect(config.listen == ListenAddress(host: "127.0.0.1", port: 8090))
+        #expect(config.portRange == 8100...8199)
+        #expect(config.stateDirectory == URL(fileURLWithPath: directory).standardizedFileURL.path + "/.fleet")
+        #expect(config.healthCheck == HealthCheckSettings())
+        #expect(config.restart == RestartSettings())
+        #expect(config.stopTimeout == .seconds(10))
+        let model = try #require(config.models.first)
+        #expect(model.name == "m")
+        #expect(model.path == URL(fileURLWithPath: directory + "/m.gguf").standardizedFileURL.path)
+        #expect(model.replicas == 1)
+        #expect(model.contextSize == nil && model.gpuLayers == nil && model.threads == nil && model.parallel == nil)
+        #expect(model.args.isEmpty && model.env.isEmpty && model.aliases.isEmpty && model.defaults.isEmpty)
+    }
+
+    @Test func everyKeyIsRead() throws {
+        _ = fakeGGUF(in: directory, name: "a.gguf")
+        let config = try decode("""
+            {
+              "$schema": "docs/fleet.schema.json",
+              "listen": "0.0.0.0:9000",
+              "portRange": "9100-9150",
+              "stateDir": "state",
+              "stopTimeout": "3s",
+              "healthCheck": { "interval": "500ms", "timeout": 1, "startupTimeout": "2m", "unhealthyAfter": 2, "restartAfter": 4 },
+              "restart": { "initialDelay": "250ms", "maxDelay": "10s", "multiplier": 3, "maxCrashes": 7, "crashWindow": "1h" },
+              "models": {
+                "a": {
+                  "path": "a.gguf", "replicas": 3, "contextSize": 8192, "gpuLayers": -1, "threads": 4, "parallel": 2,
+                  "batchSize": 512, "flashAttention": "auto", "args": ["--seed", "42"], "env": { "X": "1", "N": 2 },
+                  "aliases": ["alpha", "a:latest"], "defaults": { "temperature": 0.5, "top_p": 0.9, "top_k": 20 }
+                }
+              }
+            }
+            """)
+        #expect(config.listen == ListenAddress(host: "0.0.0.0", port: 9000))
+        #expect(config.portRange == 9100...9150)
+        #expect(config.stateDirectory.hasSuffix("/state"))
+        #expect(config.stopTimeout == .seconds(3))
+        #expect(config.healthCheck.interval == .milliseconds(500))
+        #expect(config.healthCheck.timeout == .seconds(1))
+        #expect(config.healthCheck.startupTimeout == .seconds(120))
+        #expect(config.healthCheck.unhealthyAfter == 2 && config.healthCheck.restartAfter == 4)
+        #expect(config.restart.initialDelay == .milliseconds(250) && config.restart.maxDelay == .seconds(10))
+        #expect(config.restart.multiplier == 3 && config.restart.maxCrashes == 7 && config.restart.crashWindow == .seconds(3600))
+        let model = try #require(config.models.first)
+        #expect(model.replicas == 3 && model.contextSize == 8192 && model.gpuLayers == -1 && model.threads == 4)
+        #expect(model.parallel == 2 && model.batchSize == 512 && model.flashAttention == .auto)
+        #expect(model.args == ["--seed", "42"])
+        #expect(model.env == ["X": "1", "N": "2"])
+        #expect(model.aliases == ["alpha", "a:latest"])
+        #expect(model.defaults == SamplingDefaults(temperature: 0.5, topP: 0.9, topK: 20))
+        #expect(config.model(named: "alpha")?.name == "a")
+    }
+
+    @Test func repositoryFleetJSONIsValidWithoutTheModelFile() throws {
+        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        let data = try Data(contentsOf: root.appendingPathComponent("fleet.json"))
+        let config = try FleetConfig.decode(data, source: "fleet.json", baseDirectory: root.path, checkFiles: false)
+        #expect(config.models.map(\.name) == ["gemma"])
+        #expect(config.models[0].replicas == 2)
+        #expect(config.listen.isLoopback)
+    }
+
+    @Test(arguments: [
+        (#"{ "models": { "m": { "path": "m.gguf", "replica": 2 } } }"#, "models.m.replica", "did you mean \"replicas\""),
+        (#"{ "listn": "1.2.3.4:1", "models": { "m": { "path": "m.gguf" } } }"#, "listn", "did you mean \"listen\""),
+        (#"{ "models": { "m": { "path": "m.gguf", "replicas": "two" } } }"#, "models.m.replicas", "expected a whole number"),
+        (#"{ "models": { "m": { "path": "m.gguf", "replicas": 1.5 } } }"#, "models.m.replicas", "expected a whole number"),
+        (#"{ "models": { "m": { "path": "m.gguf", "replicas": 100 } } }"#, "models.m.replicas", "out of range"),
+        (#"{ "models": { "m": { "path": 7 } } }"#, "models.m.path", "expected a string"),
+        (#"{ "models": { "m": { } } }"#, "models.m.path", "is required"),
+        (#"{ "models": { "m": { "path": "m.gguf", "args": "--seed 42" } } }"#, "models.m.args", "never parsed by a shell"),
+        (#"{ "models": { "m": { "path": "m.gguf", "args": ["--port", "1"] } } }"#, "models.m.args", "fleet sets itself"),
+        (#"{ "models": { "m": { "path": "m.gguf", "flashAttention": "maybe" } } }"#, "models.m.flashAttention", "expected true"),
+        (#"{ "models": { "m": { "path": "m.gguf", "defaults": { "temp": 1 } } } }"#, "models.m.defaults.temp", "unknown key"),
+        (#"{ "models": { "m": { "path": "m.gguf", "env": { "A": [1] } } } }"#, "models.m.env.A", "expected a string"),
+        (#"{ "listen": "nowhere", "models": { "m": { "path": "m.gguf" } } }"#, "listen", "not host:port"),
+        (#"{ "portRange": "9000", "models": { "m": { "path": "m.gguf" } } }"#, "portRange", "not a port range"),
+        (#"{ "stopTimeout": "soon", "models": { "m": { "path": "m.gguf" } } }"#, "stopTimeout", "expected a duration"),
+        (#"{ "healthCheck": { "unhealthyAfter": 5, "restartAfter": 2 }, "models": { "m": { "path": "m.gguf" } } }"#, "healthCheck.restartAfter", "smaller than unhealthyAfter"),
+        (#"{ "models": {} }"#, "models", "no models"),
+        (#"{ "models": [] }"#, "models", "expected an object keyed by model name"),
+        (#"{ "models": { "a b": { "path": "m.gguf" } } }"#, "models.a b", "not a usable model name"),
+        (#"{ "models": { "a": { "path": "m.gguf", "aliases": ["b"] }, "b": { "path": "m.gguf" } } }"#, "models.a.aliases", "is the name of model \"b\""),
+        (#"{ "models": { "a": { "path": "m.gguf", "aliases": ["x"] }, "b": { "path": "m.gguf", "aliases": ["x"] } } }"#, "models.b.aliases", "already an alias of \"a\""),
+        (#"{ "portRange": "9100-9101", "models": { "m": { "path": "m.gguf", "replicas": 3 } } }"#, "portRange", "has 2 ports for 3 replicas"),
+        (#"{ "listen": "127.0.0.1:8100", "models": { "m": { "path": "m.gguf" } } }"#, "listen", "inside portRange"),
+    ])
+    func eachMistakeIsReportedWithItsKeyPath(json: String, path: String, message: String) {
+        let found = issues(json)
+        #expect(found.contains { $0.path == path && $0.description.contains(message) }, "\(found)")
+        #expect(found.allSatisfy { !$0.fix.isEmpty }, "every issue says how to fix it")
+    }
+
+    @Test func everyProblemIsReportedAtOnce() {
+        let found = issues(#"""
+            { "listen": "x", "portRange": "1-2", "extra": true,
+              "models": { "m": { "path": 1, "replicas": -1 }, "n": { "path": "n.gguf", "threads": 0 } } }
+            """#)
+        #expect(Set(found.map(\.path)) == ["listen", "portRange", "extra", "models.m.path", "models.n.threads"])
+    }
+
+    @Test func invalidJSONSaysSo() {
+        let found = issues(#"{ "models": { "m": { "path": "m.gguf", } } "#)
+        #expect(found.count == 1)
+        #expect(found.first?.message.contains("not valid JSON") == true)
+    }
+
+    @Test func missingModelFileIsNamed() {
+        let found = issues(#"{ "models": { "m": { "path": "nope.gguf" } } }"#, checkFiles: true)
+        #expect(found.map(\.path) == ["models.m.path"])
+        #expect(found.first?.message.contains("nope.gguf does not exist") == true)
+    }
+
+    @Test func fileThatIsNotGGUFIsRejected() {
+        _ = FileManager.default.createFile(atPath: directory + "/fake.gguf", contents: Data("not a model".utf8))
+        let found = issues(#"{ "models": { "m": { "path": "fake.gguf" } } }"#, checkFiles: true)
+        #expect(found.first?.message.contains("is not a GGUF file") == true)
+    }
+
+    @Test func missingConfigFileSaysHowToStart() {
+        #expect {
+            try FleetConfig.load(file: directory + "/absent.json")
+        } throws: { error in
+            "\(error)".contains("no such file") && "\(error)".contains("--model")
+        }
+    }
+
+    @Test func unreadableConfigFileSaysSo() throws {
+        guard getuid() != 0 else { return }  // root reads anything; the check below is for everybody else
+        let path = directory + "/locked.json"
+        _ = FileManager.default.createFile(atPath: path, contents: Data("{}".utf8), attributes: [.posixPermissions: 0])
+        #expect { try FleetConfig.load(file: path) } throws: { "\($0)".contains("cannot read") }
+    }
+
+    @Test func singleModelRunsOneReplicaNamedAfterTheFile() throws {
+        let path = fakeGGUF(in: directory, name: "tiny-model.gguf")
+        let config = try FleetConfig.singleModel(path: path)
+        #expect(config.models.map(\.name) == ["tiny-model"])
+        #expect(config.models[0].replicas == 1)
+        #expect(throws: ConfigError.self) { try FleetConfig.singleModel(path: directory + "/missing.gguf") }
+    }
+
+    @Test(arguments: [
+        ("500ms", Duration.milliseconds(500)), ("2s", .seconds(2)), ("1.5s", .milliseconds(1500)), ("5m", .seconds(300)),
+        ("1h", .seconds(3600)), (" 3s ", .seconds(3)),
+    ])
+    func durationsReadWithUnits(text: String, expected: Duration) {
+        #expect(ConfigDuration.parse(text) == expected)
+    }
+
+    @Test func durationsRejectNonsense() {
+        #expect(ConfigDuration.parse("soon") == nil)
+        #expect(ConfigDuration.parse("-1s") == nil)
+        #expect(ConfigDuration.parse(.number(-1)) == nil)
+        #expect(ConfigDuration.parse(.number(2)) == .seconds(2))
+    }
+
+    @Test func listenAddressesParse() {
+        #expect(ListenAddress(parsing: "127.0.0.1:8090") == ListenAddress(host: "127.0.0.1", port: 8090))
+        #expect(ListenAddress(parsing: ":9000") == ListenAddress(host: "127.0.0.1", port: 9000))
+        #expect(ListenAddress(parsing: "[::1]:9000") == ListenAddress(host: "::1", port: 9000))
+        #expect(ListenAddress(parsing: "host:99999") == nil)
+        #expect(ListenAddress(host: "0.0.0.0", port: 1).url == "http://127.0.0.1:1")
+    }
+}
+
+@Suite("llama-server command line and location")
+struct LlamaServerCommandTests {
+    @Test func commandCarriesTheModelSettingsAndBindsLoopback() {
+        var model = ModelConfig(name: "m", path: "/m.gguf")
+        model.contextSize = 2048
+        model.gpuLayers = -1
+        model.threads = 2
+        model.parallel = 4
+        model.batchSize = 256
+        model.flashAttention = .off
+        model.args = ["--seed", "1"]
+        model.env = ["A": "b"]
+        let command = LlamaServerCommand(executable: "/bin/llama-server", model: model, port: 8123)
+        #expect(command.arguments == ["--model", "/m.gguf", "--host", "127.0.0.1", "--port", "8123", "--alias", "m",
+                                      "--ctx-size", "2048", "--n-gpu-layers", "auto", "--threads", "2", "--parallel", "4",
+                                      "--batch-size", "256", "--flash-attn", "off", "--seed", "1"])
+        #expect(command.environment == ["A": "b"])
+    }
+
+    @Test func locatorPrefersConfigThenEnvironmentThenPath() {
+        let env = ["FLEET_LLAMA_SERVER": "/a/llama-server", "LLAMACPP_EXECUTABLE": "/b/llama-server", "PATH": "/c:/d",
+                   "HOME": "/nonexistent"]
+        #expect(LlamaServerLocator.candidates(configured: "/x", environment: env, workingDirectory: "/w") == ["/x"])
+        let list = LlamaServerLocator.candidates(configured: nil, environment: env, workingDirectory: "/w")
+        #expect(Array(list.prefix(4)) == ["/a/llama-server", "/b/llama-server", "/c/llama-server", "/d/llama-server"])
+        #expect(list.contains("/w/build/bin/llama-server"))
+    }
+
+    @Test func locatorSaysHowToInstallWhenNothingIsFound() {
+        #expect {
+            try LlamaServerLocator.locate(configured: nil, environment: ["PATH": "/nonexistent", "HOME": "/nonexistent"],
+                                          workingDirectory: "/nonexistent")
+        } throws: { "\($0)".contains("scripts/install-llama-server.sh") }
+    }
+}

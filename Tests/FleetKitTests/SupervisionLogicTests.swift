@@ -1,0 +1,156 @@
+import Foundation
+import Testing
+@testable import FleetKit
+
+@Suite("restart backoff")
+struct RestartBackoffTests {
+    func settings(initial: Duration = .seconds(1), max: Duration = .seconds(30), multiplier: Double = 2,
+                  maxCrashes: Int = 5, window: Duration = .seconds(60)) -> RestartSettings {
+        var s = RestartSettings()
+        s.initialDelay = initial
+        s.maxDelay = max
+        s.multiplier = multiplier
+        s.maxCrashes = maxCrashes
+        s.crashWindow = window
+        return s
+    }
+
+    @Test func delaysGrowExponentiallyUpToTheCap() {
+        var backoff = RestartBackoff(settings: settings(max: .seconds(5), maxCrashes: 100))
+        let start = ContinuousClock.now
+        let delays = (0..<5).map { backoff.recordCrash(at: start + .seconds($0)) }
+        #expect(delays == [.restart(after: .seconds(1)), .restart(after: .seconds(2)), .restart(after: .seconds(4)),
+                           .restart(after: .seconds(5)), .restart(after: .seconds(5))])
+    }
+
+    @Test func crashLoopGivesUpAtMaxCrashes() {
+        var backoff = RestartBackoff(settings: settings(maxCrashes: 3))
+        let start = ContinuousClock.now
+        #expect(backoff.recordCrash(at: start) == .restart(after: .seconds(1)))
+        #expect(backoff.recordCrash(at: start + .seconds(1)) == .restart(after: .seconds(2)))
+        #expect(backoff.recordCrash(at: start + .seconds(2)) == .giveUp(crashes: 3))
+    }
+
+    @Test func crashesOutsideTheWindowAreForgotten() {
+        var backoff = RestartBackoff(settings: settings(maxCrashes: 3, window: .seconds(10)))
+        let start = ContinuousClock.now
+        _ = backoff.recordCrash(at: start)
+        _ = backoff.recordCrash(at: start + .seconds(1))
+        // A long healthy run later: the old crashes no longer count, and the delay starts small again.
+        #expect(backoff.recordCrash(at: start + .seconds(60)) == .restart(after: .seconds(1)))
+        #expect(backoff.recentCrashes == 1)
+    }
+}
+
+@Suite("port allocation")
+struct PortAllocatorTests {
+    @Test func handsOutFreePortsOnceEach() throws {
+        var allocator = PortAllocator(range: 9000...9003)
+        let taken: Set<Int> = [9001]
+        let a = try allocator.allocate { !taken.contains($0) }
+        let b = try allocator.allocate { !taken.contains($0) }
+        let c = try allocator.allocate { !taken.contains($0) }
+        #expect([a, b, c] as [Int] == [9000, 9002, 9003])
+        #expect(throws: PortAllocator.Exhausted.self) { try allocator.allocate { !taken.contains($0) } }
+    }
+
+    @Test func releasedPortsComeBackAfterTheRestOfTheRange() throws {
+        var allocator = PortAllocator(range: 9000...9002)
+        let first = try allocator.allocate { _ in true }
+        allocator.release(first)
+        #expect(try allocator.allocate { _ in true } == 9001)
+        #expect(try allocator.allocate { _ in true } == 9002)
+        #expect(try allocator.allocate { _ in true } == 9000)
+    }
+
+    @Test func exhaustionSaysWhatToChange() {
+        var allocator = PortAllocator(range: 9000...9000)
+        #expect { try allocator.allocate { _ in false } } throws: { "\($0)".contains("widen portRange") }
+    }
+
+    @Test func aListeningPortIsNotFree() throws {
+        let port = TestPorts.block(1).lowerBound
+        #expect(PortAllocator.isFree(port))
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        defer { close(fd) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_port = in_port_t(UInt16(port).bigEndian)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        let bound = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        }
+        try #require(bound == 0)
+        listen(fd, 1)
+        #expect(!PortAllocator.isFree(port))
+    }
+}
+
+@Suite("instance states")
+struct InstanceStateTests {
+    @Test func theLifeOfAnInstanceIsAllowed() {
+        let path: [InstanceState] = [.stopped, .starting, .ready, .unhealthy, .ready, .unhealthy, .starting, .ready, .stopping, .stopped]
+        for (from, to) in zip(path, path.dropFirst()) {
+            #expect(from.canTransition(to: to), "\(from) → \(to)")
+        }
+    }
+
+    @Test(arguments: [
+        (InstanceState.stopped, InstanceState.ready), (.ready, .starting), (.stopped, .unhealthy), (.stopping, .ready),
+        (.failed, .ready), (.ready, .stopped), (.starting, .stopped),
+    ])
+    func shortcutsAreNot(from: InstanceState, to: InstanceState) {
+        #expect(!from.canTransition(to: to))
+    }
+
+    @Test func onlyFailedAndStoppedAreInactive() {
+        #expect(InstanceState.allCases.filter { !$0.isActive } == [.stopped, .failed])
+    }
+}
+
+@Suite("progress and status display")
+struct DisplayTests {
+    func event(_ replica: Int, _ state: InstanceState, detail: String? = nil) -> InstanceEvent {
+        InstanceEvent(id: InstanceID(model: "m", replica: replica), previous: .starting, state: state, port: 8100 + replica,
+                      pid: 10 + Int32(replica), detail: detail, sinceSpawn: .milliseconds(1500))
+    }
+
+    @Test func progressSummarizesOnceEveryInstanceSettled() {
+        var progress = UpProgress(total: 2, url: "http://127.0.0.1:8090")
+        #expect(progress.handle(event(0, .starting)).count == 1)
+        #expect(progress.handle(event(1, .starting)).count == 1)
+        let first = progress.handle(event(0, .ready))
+        #expect(first == ["m/0            ready     in 1.5s on port 8100 (pid 10)"])
+        let last = progress.handle(event(1, .ready))
+        #expect(last.count == 2)
+        #expect(last[1].contains("fleet is ready: 2/2 instances") && last[1].contains("http://127.0.0.1:8090"))
+        #expect(progress.handle(event(1, .unhealthy)).count == 1, "the summary is printed once")
+    }
+
+    @Test func progressReportsFailuresWithTheirReason() {
+        var progress = UpProgress(total: 1, url: "u")
+        let lines = progress.handle(event(0, .failed, detail: "crash loop"))
+        #expect(lines[0].contains("failed") && lines[0].contains("crash loop"))
+        #expect(lines[1].contains("1 failed instance"))
+    }
+
+    @Test func statusTableShowsEveryInstance() {
+        let now = Date()
+        let status = FleetStatus(
+            controller: ControllerInfo(version: "1", pid: 1, listen: "127.0.0.1:8090", url: "http://127.0.0.1:8090",
+                                       config: "fleet.json", startedAt: now.addingTimeInterval(-75), stateDirectory: "/s",
+                                       llamaServer: "/l"),
+            models: [],
+            instances: [
+                InstanceStatus(id: "m/0", model: "m", replica: 0, port: 8100, pid: 42, state: .ready, since: now,
+                               readySince: now.addingTimeInterval(-3700), restarts: 2, lastError: nil, logFile: "/x"),
+                InstanceStatus(id: "m/1", model: "m", replica: 1, port: nil, pid: nil, state: .failed, since: now,
+                               readySince: nil, restarts: 4, lastError: "crash loop", logFile: "/y"),
+            ])
+        let table = StatusTable.render(status, now: now)
+        #expect(table.contains("1/2 instances ready"))
+        #expect(table.contains("up 1m15s"))
+        #expect(table.contains("m/0       8100  42   ready   1h01m   2"))
+        #expect(table.contains("m/1       -     -    failed  -       4         crash loop"))
+    }
+}
