@@ -15,6 +15,11 @@ struct Fleet: AsyncParsableCommand {
         version: FleetController.version,
         subcommands: [Up.self, Status.self, Down.self, Validate.self, Version.self]
     )
+
+    static func main() async {
+        SignalMask.unblockAll()
+        await main(nil)
+    }
 }
 
 /// Where a subcommand finds the controller: `--url`, or the `listen` address of `--config`.

@@ -21,6 +21,9 @@ struct Up: AsyncParsableCommand {
     @Option(name: .shortAndLong, help: "Run this one GGUF model without a fleet.json.")
     var model: String?
 
+    @Option(help: "Listen on this host:port instead of fleet.json's \"listen\" (e.g. 127.0.0.1:9000).")
+    var listen: String?
+
     @Flag(help: "Start in the background; return once all instances are ready or failed.")
     var detach = false
 
@@ -28,11 +31,17 @@ struct Up: AsyncParsableCommand {
     var logLevel: String?
 
     func run() async throws {
-        let config: FleetConfig
+        var config: FleetConfig
         do {
             config = try loadConfig()
         } catch {
             throw failure(error.description, code: 2)
+        }
+        if let listen {
+            guard let address = ListenAddress(parsing: listen) else {
+                throw failure("--listen \"\(listen)\" is not host:port; write it like 127.0.0.1:9000", code: 2)
+            }
+            config.listen = address
         }
         let executable: String
         do {
@@ -44,7 +53,10 @@ struct Up: AsyncParsableCommand {
             try await runDetached(config)
             return
         }
+        try await runInForeground(config, executable: executable)
+    }
 
+    private func runInForeground(_ config: FleetConfig, executable: String) async throws {
         bootstrapLogging(level: try parseLogLevel(logLevel, default: .warning))
         let logger = Logger(label: "fleet")
         let (events, sink) = AsyncStream<InstanceEvent>.makeStream()
@@ -86,13 +98,14 @@ struct Up: AsyncParsableCommand {
     private func runDetached(_ config: FleetConfig) async throws {
         let level = try parseLogLevel(logLevel, default: .info).rawValue
         var arguments = ["up", "--log-level", level]
+        if let listen { arguments += ["--listen", listen] }
         if let model {
             arguments += ["--model", URL(fileURLWithPath: model).standardizedFileURL.path]
         } else {
             arguments += ["--config", URL(fileURLWithPath: self.config).standardizedFileURL.path]
             if ProcessInfo.processInfo.environment["LLAMACPP_MODEL_PATH"] != nil,
                !FileManager.default.fileExists(atPath: self.config) {
-                arguments = ["up", "--log-level", level]
+                arguments = ["up", "--log-level", level] + (listen.map { ["--listen", $0] } ?? [])
             }
         }
         let logFile = "\(config.stateDirectory)/controller.log"

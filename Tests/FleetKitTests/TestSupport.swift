@@ -103,7 +103,7 @@ func withFakeSupervisor(_ config: FleetConfig, body: (Supervisor, EventRecorder)
     let recorder = EventRecorder()
     try await UpstreamClient.with { client in
         let supervisor = Supervisor(config: config, executable: Products.fakeServer, client: client,
-                                    logger: .init(label: "test"), observe: recorder.record)
+                                    logger: testLogger, observe: recorder.record)
         let running = Task { try await supervisor.run() }
         do {
             try await body(supervisor, recorder)
@@ -120,5 +120,45 @@ func withFakeSupervisor(_ config: FleetConfig, body: (Supervisor, EventRecorder)
 extension Supervisor {
     func status(_ id: String) async -> InstanceStatus? {
         await statuses().first { $0.id == id }
+    }
+}
+
+/// Quiet unless something goes wrong: state changes are asserted through events, not read from logs.
+let testLogger: Logger = {
+    var logger = Logger(label: "fleet-test")
+    logger.logLevel = .warning
+    return logger
+}()
+
+/// Runs a command to completion and returns its exit code and output (stdout and stderr together).
+@discardableResult
+func runCommand(_ executable: String, _ arguments: [String], environment: [String: String] = [:],
+                directory: String? = nil) throws -> (code: Int32, output: String) {
+    let process = Process()
+    process.executableURL = URL(fileURLWithPath: executable)
+    process.arguments = arguments
+    process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
+    if let directory { process.currentDirectoryURL = URL(fileURLWithPath: directory) }
+    // A file, not a pipe: a detached controller the command starts must not hold our read end open.
+    let outputPath = NSTemporaryDirectory() + "fleet-tests/output-\(UUID().uuidString)"
+    _ = FileManager.default.createFile(atPath: outputPath, contents: nil)
+    defer { try? FileManager.default.removeItem(atPath: outputPath) }
+    let output = try FileHandle(forWritingTo: URL(fileURLWithPath: outputPath))
+    process.standardOutput = output
+    process.standardError = output
+    try process.run()
+    process.waitUntilExit()
+    try output.close()
+    let text = (try? String(contentsOfFile: outputPath, encoding: .utf8)) ?? ""
+    return (process.terminationStatus, text)
+}
+
+/// Every live process whose command line contains `needle`.
+func processes(matching needle: String) -> [Int32] {
+    let entries = (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []
+    return entries.compactMap(Int32.init).filter { pid in
+        guard ProcessProbe.isAlive(pid),
+              let raw = FileManager.default.contents(atPath: "/proc/\(pid)/cmdline") else { return false }
+        return String(decoding: raw.map { $0 == 0 ? 32 : $0 }, as: UTF8.self).contains(needle)
     }
 }

@@ -30,6 +30,16 @@ enum ConfigDuration {
 }
 
 extension Duration {
+    /// The duration the way fleet.json writes them: `500ms`, `2s`, `1.5s`, `5m`, `1h`.
+    public var formatted: String {
+        let ms = milliseconds
+        if ms < 1000 { return "\(ms)ms" }
+        if ms % 3_600_000 == 0 { return "\(ms / 3_600_000)h" }
+        if ms % 60_000 == 0 { return "\(ms / 60_000)m" }
+        if ms % 1000 == 0 { return "\(ms / 1000)s" }
+        return String(format: "%.1fs", Double(ms) / 1000)
+    }
+
     /// The duration in (fractional) seconds.
     public var seconds: Double {
         let (whole, fraction) = components

@@ -44,7 +44,11 @@ public struct ControlClient: Sendable {
 
     /// Asks the controller to stop all instances and exit; returns once it accepted.
     public func shutdown() async throws {
-        _ = try await send("POST", "/control/shutdown", body: [])
+        do {
+            _ = try await send("POST", "/control/shutdown", body: [])
+        } catch let error as UpstreamError where error.kind == .transferBroken {
+            // The controller closed the connection because it is already going down: that is what was asked.
+        }
     }
 
     /// The raw `/status` JSON, as the controller wrote it.

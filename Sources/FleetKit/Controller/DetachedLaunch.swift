@@ -34,6 +34,13 @@ public enum DetachedLaunch {
         posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
         posix_spawn_file_actions_addopen(&actions, 1, logFile, O_WRONLY | O_CREAT | O_APPEND, 0o644)
         posix_spawn_file_actions_adddup2(&actions, 1, 2)
+        // Nothing else the CLI holds may leak into a process that outlives it: an inherited pipe end would keep
+        // whoever reads the CLI's output (a script, a test) waiting for an EOF that never comes.
+        // (glibc ignores EBADF here, so a descriptor closed meanwhile does no harm.)
+        let open = (try? FileManager.default.contentsOfDirectory(atPath: "/proc/self/fd"))?.compactMap(Int32.init) ?? []
+        for fd in open where fd > 2 {
+            posix_spawn_file_actions_addclose(&actions, fd)
+        }
 
         let argv = ([executable] + arguments).map { strdup($0) } + [nil]
         defer { argv.forEach { free($0) } }

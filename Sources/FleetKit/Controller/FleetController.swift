@@ -69,6 +69,8 @@ public struct FleetController: Sendable {
             tasks.addTask {
                 for await _ in shutdownRequests {
                     logger.info("shutdown requested over the control API")
+                    // Let the 202 reach the caller before the server stops accepting and closes connections.
+                    try? await Task.sleep(for: .milliseconds(100))
                     await group.triggerGracefulShutdown()
                     break
                 }

@@ -157,7 +157,7 @@ public actor Instance {
                 let tail = await log.errorTail(5)
                 reason = "\(exit)" + (tail.isEmpty ? "" : "; last output: " + tail.joined(separator: " | "))
             case .startupTimeout(let last):
-                reason = "not ready after \(settings.healthCheck.startupTimeout) (last probe: \(last))"
+                reason = "not ready after \(settings.healthCheck.startupTimeout.formatted) (last probe: \(last))"
             case .unhealthy(let why):
                 reason = "failed \(settings.healthCheck.restartAfter) health checks in a row (\(why))"
             }
@@ -165,10 +165,10 @@ public actor Instance {
             switch backoff.recordCrash(at: .now) {
             case .giveUp(let crashes):
                 await releasePort()
-                fail("crash loop: \(crashes) failures within \(settings.restart.crashWindow); last: \(reason)")
+                fail("crash loop: \(crashes) \(crashes == 1 ? "failure" : "failures") within \(settings.restart.crashWindow.formatted); last: \(reason)")
                 return
             case .restart(let delay):
-                transition(to: .unhealthy, detail: "\(reason); restarting in \(delay)")
+                transition(to: .unhealthy, detail: "\(reason); restarting in \(delay.formatted)")
                 let wait = Task { () -> LifeOutcome in
                     try? await Task.sleep(for: delay)
                     return .stopped
@@ -216,7 +216,7 @@ public actor Instance {
     /// One process life: spawn, then probe until it exits, stops being healthy, or is cancelled.
     private nonisolated func live(port: Int) async -> LifeOutcome {
         let command = LlamaServerCommand(executable: settings.executable, model: settings.model, port: port)
-        await log.mark("spawning: \(command.display)")
+        await log.beginLife("spawning: \(command.display)")
         return await withTaskGroup(of: LifeOutcome?.self) { group in
             group.addTask {
                 do {

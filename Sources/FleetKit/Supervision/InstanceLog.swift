@@ -38,9 +38,14 @@ public actor InstanceLog {
         file?.write(Data((line + "\n").utf8))
     }
 
+    /// Starts a new process life: its marker line, and a fresh standard-error tail.
+    public func beginLife(_ text: String) {
+        errorLines.removeAll()
+        mark(text)
+    }
+
     /// A marker line in the log (spawns, exits) so a reader can tell one process life from the next.
     public func mark(_ text: String) {
-        errorLines.removeAll()
         append("--- fleet: \(text) ---")
     }
 

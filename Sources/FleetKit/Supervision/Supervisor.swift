@@ -9,8 +9,9 @@ public actor Supervisor: Service {
     private let client: UpstreamClient
     private let logger: Logger
     private let observe: @Sendable (InstanceEvent) -> Void
-    private var ports: PortAllocator
-    private var instances: [Instance] = []
+    /// Every instance of the fleet, sorted by model and replica; created with the supervisor so status shows
+    /// them from the start.
+    private let instances: [Instance]
 
     /// - Parameters:
     ///   - executable: the llama-server to run (see `LlamaServerLocator`).
@@ -22,11 +23,13 @@ public actor Supervisor: Service {
         self.client = client
         self.logger = logger
         self.observe = observe
-        self.ports = PortAllocator(range: config.portRange)
+        let ports = PortPool(range: config.portRange)
+        let lease = Instance.PortLease(take: { try await ports.take() }, give: { await ports.give($0) })
+        self.instances = Self.makeInstances(config: config, executable: executable, client: client, lease: lease,
+                                            logger: logger, observe: observe)
     }
 
     public func run() async throws {
-        instances = makeInstances()
         let running = instances
         logger.info("starting fleet", metadata: ["models": "\(config.models.count)", "instances": "\(running.count)",
                                                   "llamaServer": "\(executable)"])
@@ -54,15 +57,10 @@ public actor Supervisor: Service {
         return result
     }
 
-    private func makeInstances() -> [Instance] {
+    private static func makeInstances(config: FleetConfig, executable: String, client: UpstreamClient,
+                                      lease: Instance.PortLease, logger: Logger,
+                                      observe: @escaping @Sendable (InstanceEvent) -> Void) -> [Instance] {
         let logDirectory = "\(config.stateDirectory)/logs"
-        let lease = Instance.PortLease(
-            take: { [weak self] in
-                guard let self else { throw CancellationError() }
-                return try await self.takePort()
-            },
-            give: { [weak self] port in await self?.givePort(port) }
-        )
         return config.models.flatMap { model in
             (0..<model.replicas).map { replica in
                 Instance(id: InstanceID(model: model.name, replica: replica),
@@ -72,13 +70,5 @@ public actor Supervisor: Service {
                          client: client, ports: lease, logger: logger, observe: observe)
             }
         }
-    }
-
-    private func takePort() throws -> Int {
-        try ports.allocate()
-    }
-
-    private func givePort(_ port: Int) {
-        ports.release(port)
     }
 }

@@ -1,0 +1,165 @@
+import Foundation
+import Testing
+@testable import FleetKit
+
+/// The `fleet` executable as users run it, over fake servers: up (foreground and detached), status, down,
+/// validate, and no orphans whichever way the controller ends.
+@Suite("fleet command line", .timeLimit(.minutes(3)))
+struct CommandLineTests {
+    let directory = temporaryDirectory()
+    let listenPort = TestPorts.block(1).lowerBound
+
+    /// A fleet.json of two fake replicas; its unique folder also marks its processes (`--model <dir>/...`).
+    func writeConfig(args: [String] = [], replicas: Int = 2) throws -> String {
+        _ = fakeGGUF(in: directory)
+        let range = TestPorts.block()
+        let json = """
+            {
+              "listen": "127.0.0.1:\(listenPort)",
+              "portRange": "\(range.lowerBound)-\(range.upperBound)",
+              "llamaServer": "\(Products.fakeServer)",
+              "stopTimeout": "5s",
+              "healthCheck": { "interval": "200ms", "startupTimeout": "20s" },
+              "restart": { "initialDelay": "100ms" },
+              "models": { "fake": { "path": "model.gguf", "replicas": \(replicas),
+                                    "args": \(String(decoding: try JSONEncoder().encode(["--fake-loading-delay", "0.3"] + args), as: UTF8.self)) } }
+            }
+            """
+        let path = directory + "/fleet.json"
+        _ = FileManager.default.createFile(atPath: path, contents: Data(json.utf8))
+        return path
+    }
+
+    func fleet(_ arguments: String...) throws -> (code: Int32, output: String) {
+        try runCommand(Products.fleet, arguments)
+    }
+
+    var instancesOfThisTest: [Int32] { processes(matching: directory + "/model.gguf") }
+
+    @Test func upDetachedThenStatusThenDownLeavesNothingRunning() throws {
+        let config = try writeConfig()
+        let up = try fleet("up", "--detach", "--config", config)
+        #expect(up.code == 0, "\(up.output)")
+        #expect(up.output.contains("fleet is ready: 2/2 instances"), "\(up.output)")
+        #expect(instancesOfThisTest.count == 2)
+
+        let json = try fleet("status", "--json", "--config", config)
+        #expect(json.code == 0)
+        let status = try StatusCoding.decoder().decode(FleetStatus.self, from: Data(json.output.utf8))
+        #expect(status.instances.map(\.state) == [.ready, .ready])
+        #expect(status.controller.config == config)
+
+        let table = try fleet("status", "--config", config)
+        #expect(table.output.contains("2/2 instances ready"))
+        #expect(table.output.contains("fake/0") && table.output.contains("fake/1"))
+
+        let down = try fleet("down", "--config", config)
+        #expect(down.code == 0, "\(down.output)")
+        #expect(down.output.contains("fleet stopped"))
+        #expect(instancesOfThisTest.isEmpty)
+        #expect(!ProcessProbe.isAlive(status.controller.pid))
+
+        let after = try fleet("status", "--config", config)
+        #expect(after.code == 1)
+        #expect(after.output.contains("no fleet controller is running"))
+    }
+
+    @Test func controllerKilledWithSIGKILLTakesItsInstancesWithIt() async throws {
+        let config = try writeConfig()
+        #expect(try fleet("up", "--detach", "--config", config).code == 0)
+        let status = try await ControlClient(baseURL: "http://127.0.0.1:\(listenPort)").status()
+        #expect(instancesOfThisTest.count == 2)
+        kill(status.controller.pid, SIGKILL)
+        try await eventually(timeout: .seconds(10), "no orphans") { instancesOfThisTest.isEmpty }
+    }
+
+    @Test func controllerStopsEverythingGracefullyOnSIGTERM() async throws {
+        let config = try writeConfig()
+        #expect(try fleet("up", "--detach", "--config", config).code == 0)
+        let status = try await ControlClient(baseURL: "http://127.0.0.1:\(listenPort)").status()
+        kill(status.controller.pid, SIGTERM)
+        try await eventually(timeout: .seconds(20), "controller gone") { !ProcessProbe.isAlive(status.controller.pid) }
+        #expect(instancesOfThisTest.isEmpty)
+        let log = try String(contentsOfFile: directory + "/.fleet/controller.log", encoding: .utf8)
+        #expect(log.contains("every instance stopped"), "\(log.suffix(500))")
+        // Each instance got SIGTERM and exited by itself (its log says "stopped", not killed after a grace period).
+        for replica in 0..<2 {
+            let instanceLog = try String(contentsOfFile: directory + "/.fleet/logs/fake-\(replica).log", encoding: .utf8)
+            #expect(instanceLog.hasSuffix("--- fleet: stopped ---\n"))
+        }
+    }
+
+    @Test func foregroundUpShowsProgressAndStopsOnSIGINT() async throws {
+        let config = try writeConfig()
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: Products.fleet)
+        process.arguments = ["up", "--config", config]
+        let outputPath = directory + "/up.out"
+        _ = FileManager.default.createFile(atPath: outputPath, contents: nil)
+        let file = try FileHandle(forWritingTo: URL(fileURLWithPath: outputPath))
+        process.standardOutput = file
+        process.standardError = file
+        try process.run()
+        defer { if process.isRunning { kill(process.processIdentifier, SIGKILL) } }
+        try await eventually("ready") { (try? await ControlClient(baseURL: "http://127.0.0.1:\(listenPort)").health())?.ready == 2 }
+        // Foundation's Process starts children with signals blocked (corelibs-foundation #4772), so a SIGINT
+        // would never arrive; fleet unblocks them at start. This checks that too.
+        kill(process.processIdentifier, SIGINT)
+        try await eventually("exited") { !process.isRunning }
+        let output = try String(contentsOfFile: outputPath, encoding: .utf8)
+        #expect(process.terminationStatus == 0, "\(output)")
+        #expect(output.contains("fake/0         starting  port"))
+        #expect(output.contains("fake/1         ready     in"))
+        #expect(output.contains("fleet is ready: 2/2 instances — gateway and status at http://127.0.0.1:\(listenPort)"))
+        #expect(output.contains("fleet stopped: every instance is down"))
+        #expect(instancesOfThisTest.isEmpty)
+    }
+
+    @Test func detachedUpReportsAFailingFleetWithTheReason() async throws {
+        let config = try writeConfig(args: ["--fake-exit-at-start", "9"], replicas: 1)
+        let configText = try String(contentsOfFile: config, encoding: .utf8)
+            .replacingOccurrences(of: #""initialDelay": "100ms""#, with: #""initialDelay": "100ms", "maxCrashes": 2"#)
+        try configText.write(toFile: config, atomically: true, encoding: .utf8)
+        let up = try fleet("up", "--detach", "--config", config)
+        #expect(up.code == 1)
+        #expect(up.output.contains("failed"), "\(up.output)")
+        #expect(up.output.contains("exited with code 9"), "\(up.output)")
+        let down = try fleet("down", "--config", config)
+        #expect(down.code == 0, "the controller keeps running after a failed start, until `fleet down`: \(down.output)")
+    }
+
+    @Test func zeroConfigRunsOneModelFromItsPath() throws {
+        let model = fakeGGUF(in: directory, name: "solo.gguf")
+        let up = try runCommand(Products.fleet, ["up", "--detach", "--model", model, "--listen", "127.0.0.1:\(listenPort)"],
+                                environment: ["FLEET_LLAMA_SERVER": Products.fakeServer], directory: directory)
+        #expect(up.code == 0, "\(up.output)")
+        #expect(up.output.contains("solo/0"))
+        let down = try fleet("down", "--url", "http://127.0.0.1:\(listenPort)")
+        #expect(down.code == 0, "\(down.output)")
+    }
+
+    @Test func validatePrintsEveryProblemAndExitsTwo() throws {
+        let path = directory + "/bad.json"
+        _ = FileManager.default.createFile(atPath: path, contents: Data("""
+            { "listen": "nowhere", "models": { "m": { "path": "missing.gguf", "replica": 2 } } }
+            """.utf8))
+        let result = try fleet("validate", "--config", path)
+        #expect(result.code == 2)
+        #expect(result.output.contains("3 problems"), "\(result.output)")
+        #expect(result.output.contains("listen:"))
+        #expect(result.output.contains("models.m.replica: unknown key"))
+        #expect(result.output.contains("models.m.path:") && result.output.contains("missing.gguf does not exist"))
+
+        let good = try fleet("validate", "--config", try writeConfig())
+        #expect(good.code == 0)
+        #expect(good.output.contains("OK — 1 model(s), 2 instance(s)"))
+    }
+
+    @Test func upWithAnInvalidConfigStartsNothing() throws {
+        let path = directory + "/bad.json"
+        _ = FileManager.default.createFile(atPath: path, contents: Data(#"{ "models": { "m": { "path": "x.gguf" } } }"#.utf8))
+        let result = try fleet("up", "--config", path)
+        #expect(result.code == 2)
+        #expect(result.output.contains("x.gguf does not exist"))
+    }
+}

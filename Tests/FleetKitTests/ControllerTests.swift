@@ -1,0 +1,121 @@
+import Foundation
+import Testing
+@testable import FleetKit
+
+/// The controller in-process: status endpoint, health, control API, refusing a taken address.
+@Suite("controller and status endpoint", .timeLimit(.minutes(2)))
+struct ControllerTests {
+    let directory = temporaryDirectory()
+
+    func startController(_ config: FleetConfig) -> Task<Void, any Error> {
+        let controller = FleetController(config: config, executable: Products.fakeServer, logger: testLogger,
+                                         handleSignals: false)
+        return Task { try await controller.run() }
+    }
+
+    @Test func statusEndpointShowsTheControllerAndEveryInstance() async throws {
+        let config = fakeFleetConfig(directory: directory, replicas: 2) { $0.models[0].aliases = ["f"] }
+        let running = startController(config)
+        defer { running.cancel() }
+        let client = ControlClient(baseURL: config.listen.url)
+        try await eventually("both ready") { (try? await client.status())?.readyCount == 2 }
+
+        let status = try await client.status()
+        #expect(status.controller.pid == getpid())
+        #expect(status.controller.url == config.listen.url)
+        #expect(status.controller.version == FleetController.version)
+        #expect(status.controller.llamaServer == Products.fakeServer)
+        #expect(status.models.map(\.name) == ["fake"] && status.models[0].aliases == ["f"] && status.models[0].replicas == 2)
+        for instance in status.instances {
+            #expect(instance.model == "fake")
+            #expect(instance.state == .ready && instance.restarts == 0 && instance.lastError == nil)
+            #expect(instance.pid.map(ProcessProbe.isAlive) == true)
+            #expect(instance.port.map(config.portRange.contains) == true)
+            #expect(instance.logFile.hasPrefix(directory + "/logs/"))
+            #expect(instance.since <= Date())
+        }
+        let health = try await client.health()
+        #expect(health.status == "ok" && health.ready == 2 && health.instances == 2)
+
+        let raw = try await client.statusJSON()
+        #expect(raw.contains("\"state\" : \"ready\""), "dates and states are plain JSON for scripts: \(raw.prefix(200))")
+    }
+
+    @Test func shutdownOverTheControlAPIStopsEverything() async throws {
+        let config = fakeFleetConfig(directory: directory, replicas: 2)
+        let running = startController(config)
+        let client = ControlClient(baseURL: config.listen.url)
+        try await eventually("both ready") { (try? await client.status())?.readyCount == 2 }
+        let pids = try await client.status().instances.compactMap(\.pid)
+        #expect(pids.count == 2)
+
+        try await client.shutdown()
+        try await running.value
+        #expect(pids.allSatisfy { !ProcessProbe.isAlive($0) })
+        await #expect(throws: ControlClient.Unreachable.self) { try await client.status() }
+    }
+
+    @Test func aSecondControllerOnTheSameAddressIsRefusedBeforeStartingAnything() async throws {
+        let config = fakeFleetConfig(directory: directory)
+        let running = startController(config)
+        defer { running.cancel() }
+        let client = ControlClient(baseURL: config.listen.url)
+        try await eventually("ready") { (try? await client.status())?.readyCount == 1 }
+
+        var second = config
+        second.stateDirectory = directory + "/second"
+        let controller = FleetController(config: second, executable: Products.fakeServer, logger: testLogger, handleSignals: false)
+        await #expect {
+            try await controller.run()
+        } throws: { error in
+            let inUse = error as? FleetController.ListenAddressInUse
+            return inUse?.anotherFleet == true && "\(error)".contains("fleet down --url")
+        }
+        #expect(!FileManager.default.fileExists(atPath: directory + "/second/logs"), "no instance was started")
+    }
+
+    @Test func statusWithoutAControllerSaysHowToStartOne() async throws {
+        let client = ControlClient(baseURL: "http://127.0.0.1:\(TestPorts.block(1).lowerBound)")
+        await #expect { try await client.status() } throws: { "\($0)".contains("fleet up") }
+    }
+
+    @Test func controllerAddressComesFromURLThenConfigThenDefault() throws {
+        let path = directory + "/fleet.json"
+        _ = FileManager.default.createFile(atPath: path, contents: Data(#"{ "listen": "127.0.0.1:9911", "models": 3 }"#.utf8))
+        #expect(ControlClient.baseURL(url: "http://h:1", configPath: path) == "http://h:1")
+        #expect(ControlClient.baseURL(url: nil, configPath: path) == "http://127.0.0.1:9911", "read even when the rest is invalid")
+        #expect(ControlClient.baseURL(url: nil, configPath: directory + "/none.json") == "http://127.0.0.1:8090")
+    }
+}
+
+@Suite("upstream client (libcurl)", .timeLimit(.minutes(1)))
+struct UpstreamClientTests {
+    @Test func fetchesFromAServerAndReportsStatusAndHeaders() async throws {
+        let config = fakeFleetConfig(directory: temporaryDirectory())
+        try await withFakeSupervisor(config) { supervisor, _ in
+            try await eventually("ready") { await supervisor.status("fake/0")?.state == .ready }
+            let port = try #require(await supervisor.status("fake/0")?.port)
+            try await UpstreamClient.with { client in
+                let response = try await client.fetch(UpstreamRequest(method: "POST", url: "http://127.0.0.1:\(port)/v1/completions",
+                                                                      headers: [("Content-Type", "application/json")],
+                                                                      body: Array(#"{"max_tokens":3}"#.utf8)))
+                #expect(response.status == 200)
+                #expect(response.header("content-type") == "application/json")
+                #expect(response.bodyText.contains("tok0 tok1 tok2"))
+                var chunks = 0
+                for try await event in client.stream(UpstreamRequest(method: "POST", url: "http://127.0.0.1:\(port)/v1/completions",
+                                                                     body: Array(#"{"stream":true}"#.utf8))) {
+                    if case .body = event { chunks += 1 }
+                }
+                #expect(chunks >= 2, "a stream arrives in pieces, as they are written")
+            }
+        }
+    }
+
+    @Test func refusedConnectionIsAConnectFailure() async throws {
+        let port = TestPorts.block(1).lowerBound
+        await #expect {
+            try await UpstreamClient.with { try await $0.fetch(UpstreamRequest(url: "http://127.0.0.1:\(port)/")) }
+        } throws: { ($0 as? UpstreamError)?.kind == .connectFailed }
+    }
+}
