@@ -60,17 +60,25 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
+        // Helpers both test targets share: where the built executables are, free ports, polling, processes.
+        .target(
+            name: "FleetTestSupport",
+            dependencies: ["FleetKit", .product(name: "Logging", package: "swift-log")],
+            path: "Tests/FleetTestSupport",
+            swiftSettings: swiftSettings
+        ),
         .testTarget(
             name: "FleetKitTests",
             dependencies: [
                 "FleetKit",
+                "FleetTestSupport",
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
             ],
             swiftSettings: swiftSettings
         ),
         .testTarget(
             name: "EndToEndTests",
-            dependencies: ["FleetKit"],
+            dependencies: ["FleetKit", "FleetTestSupport"],
             swiftSettings: swiftSettings
         ),
     ]

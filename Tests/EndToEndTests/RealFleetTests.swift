@@ -1,0 +1,97 @@
+import FleetKit
+import FleetTestSupport
+import Foundation
+import Testing
+
+/// The real thing: `fleet` running the real llama-server on the real GGUF model. `scripts/test.sh` builds the
+/// server and fetches the model, then passes them in `FLEET_LLAMA_SERVER` and `FLEET_TEST_MODEL`.
+@Suite("end to end: real llama-server on a real model", .serialized, .timeLimit(.minutes(5)))
+struct RealFleetTests {
+    let directory = temporaryDirectory()
+    let listenPort = TestPorts.block(1).lowerBound
+    let portRange = TestPorts.block(20)
+
+    /// The real server and model; a missing one fails the test with what to run (it never skips silently).
+    func realSetup() throws -> (server: String, model: String) {
+        let environment = ProcessInfo.processInfo.environment
+        let server = try #require(environment["FLEET_LLAMA_SERVER"],
+                                  "FLEET_LLAMA_SERVER is not set: run the tests with scripts/test.sh, which builds llama-server")
+        let model = try #require(environment["FLEET_TEST_MODEL"],
+                                 "FLEET_TEST_MODEL is not set: run the tests with scripts/test.sh, which fetches the model")
+        try #require(FileManager.default.isExecutableFile(atPath: server), "\(server) is not executable")
+        try #require(FileManager.default.fileExists(atPath: model), "\(model) does not exist")
+        return (server, model)
+    }
+
+    func fleet(_ arguments: String...) throws -> (code: Int32, output: String) {
+        try runCommand(Products.fleet, arguments)
+    }
+
+    /// One short real completion on an instance's own port.
+    func complete(port: Int) async throws -> [String: Any] {
+        let body = #"{"messages":[{"role":"user","content":"Name a colour."}],"max_tokens":8,"temperature":0}"#
+        let response = try await UpstreamClient.with { client in
+            try await client.fetch(UpstreamRequest(method: "POST", url: "http://127.0.0.1:\(port)/v1/chat/completions",
+                                                   headers: [("Content-Type", "application/json")], body: Array(body.utf8),
+                                                   totalTimeout: .seconds(60)))
+        }
+        #expect(response.status == 200, "\(response.bodyText)")
+        return try #require(try JSONSerialization.jsonObject(with: Data(response.bodyText.utf8)) as? [String: Any])
+    }
+
+    @Test func twoReplicasServeRecoverFromKillAndStopCleanly() async throws {
+        let (server, model) = try realSetup()
+        let config = directory + "/fleet.json"
+        try """
+            {
+              "listen": "127.0.0.1:\(listenPort)",
+              "portRange": "\(portRange.lowerBound)-\(portRange.upperBound)",
+              "llamaServer": "\(server)",
+              "healthCheck": { "interval": "1s", "startupTimeout": "120s" },
+              "restart": { "initialDelay": "500ms" },
+              "models": {
+                "gemma": { "path": "\(model)", "replicas": 2, "contextSize": 1024, "gpuLayers": 0, "threads": 1, "parallel": 1 }
+              }
+            }
+            """.write(toFile: config, atomically: true, encoding: .utf8)
+
+        let up = try fleet("up", "--detach", "--config", config)
+        #expect(up.code == 0, "\(up.output)")
+        #expect(up.output.contains("fleet is ready: 2/2 instances"), "\(up.output)")
+
+        let json = try fleet("status", "--json", "--config", config)
+        let status = try StatusCoding.decoder().decode(FleetStatus.self, from: Data(json.output.utf8))
+        #expect(status.instances.map(\.state) == [.ready, .ready])
+        let ports = status.instances.compactMap(\.port)
+        var pids = status.instances.compactMap(\.pid)
+        try #require(ports.count == 2 && pids.count == 2)
+
+        for port in ports {
+            let answer = try await complete(port: port)
+            let choices = try #require(answer["choices"] as? [[String: Any]])
+            let message = try #require(choices.first?["message"] as? [String: Any])
+            #expect(!(message["content"] as? String ?? "").isEmpty, "a real model wrote something")
+            let usage = try #require(answer["usage"] as? [String: Any])
+            #expect((usage["completion_tokens"] as? Int ?? 0) > 0)
+        }
+
+        // kill -9 one instance: it is restarted, ready again, and answers again.
+        kill(pids[0], SIGKILL)
+        let client = ControlClient(baseURL: "http://127.0.0.1:\(listenPort)")
+        try await eventually(timeout: .seconds(120), "gemma/0 restarted and ready") {
+            let now = try await client.status().instances[0]
+            return now.state == .ready && now.restarts == 1 && now.pid != pids[0]
+        }
+        let restarted = try await client.status().instances[0]
+        _ = try await complete(port: try #require(restarted.port))
+        #expect(try await client.status().instances[1].restarts == 0, "the other replica was not touched")
+        pids.append(try #require(restarted.pid))
+
+        let down = try fleet("down", "--config", config)
+        #expect(down.code == 0, "\(down.output)")
+        #expect(pids.allSatisfy { !ProcessProbe.isAlive($0) })
+        #expect(!ProcessProbe.isAlive(status.controller.pid))
+        let leftovers = portRange.flatMap { processes(matching: "llama-server --model \(model) --host 127.0.0.1 --port \($0) ") }
+        #expect(leftovers.isEmpty, "no llama-server of this fleet is left: \(leftovers)")
+    }
+}

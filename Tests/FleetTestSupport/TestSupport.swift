@@ -1,0 +1,96 @@
+import Foundation
+public import Logging
+import Synchronization
+public import Testing
+import FleetKit
+
+public enum Products {
+    public static var directory: String {
+        var url = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath()
+        while url.pathComponents.count > 1 {
+            url.deleteLastPathComponent()
+            if FileManager.default.isExecutableFile(atPath: url.appendingPathComponent("fake-llama-server").path) {
+                return url.path
+            }
+        }
+        return FileManager.default.currentDirectoryPath + "/.build/debug"
+    }
+
+    public static var fakeServer: String { directory + "/fake-llama-server" }
+    public static var fleet: String { directory + "/fleet" }
+}
+
+public enum TestPorts {
+    private static let next = Mutex(20_000 + Int(getpid() % 500) * 40)
+
+    /// A block of `count` consecutive ports that are free right now.
+    public static func block(_ count: Int = 10) -> ClosedRange<Int> {
+        while true {
+            let start = next.withLock { value -> Int in
+                let start = value
+                value = value + count >= 60_000 ? 20_000 : value + count
+                return start
+            }
+            let range = start...(start + count - 1)
+            if range.allSatisfy(PortAllocator.isFree) { return range }
+        }
+    }
+}
+
+public func temporaryDirectory(_ name: String = #function) -> String {
+    let safe = name.filter { $0.isLetter || $0.isNumber }
+    let path = NSTemporaryDirectory() + "fleet-tests/\(safe)-\(UUID().uuidString.prefix(8))"
+    try? FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+    return path
+}
+
+public func eventually(timeout: Duration = .seconds(30), _ what: String = "",
+                _ condition: () async throws -> Bool, sourceLocation: SourceLocation = #_sourceLocation) async throws {
+    let deadline = ContinuousClock.now + timeout
+    while ContinuousClock.now < deadline {
+        if try await condition() { return }
+        try await Task.sleep(for: .milliseconds(50))
+    }
+    Issue.record("timed out after \(timeout) waiting for \(what)", sourceLocation: sourceLocation)
+    throw CancellationError()
+}
+
+/// Quiet unless something goes wrong: state changes are asserted through events, not read from logs.
+public let testLogger: Logger = {
+    var logger = Logger(label: "fleet-test")
+    logger.logLevel = .warning
+    return logger
+}()
+
+/// Runs a command to completion and returns its exit code and output (stdout and stderr together).
+@discardableResult
+public func runCommand(_ executable: String, _ arguments: [String], environment: [String: String] = [:],
+                directory: String? = nil) throws -> (code: Int32, output: String) {
+    let process = Process()
+    process.executableURL = URL(fileURLWithPath: executable)
+    process.arguments = arguments
+    process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
+    if let directory { process.currentDirectoryURL = URL(fileURLWithPath: directory) }
+    // A file, not a pipe: a detached controller the command starts must not hold our read end open.
+    let outputPath = NSTemporaryDirectory() + "fleet-tests/output-\(UUID().uuidString)"
+    _ = FileManager.default.createFile(atPath: outputPath, contents: nil)
+    defer { try? FileManager.default.removeItem(atPath: outputPath) }
+    let output = try FileHandle(forWritingTo: URL(fileURLWithPath: outputPath))
+    process.standardOutput = output
+    process.standardError = output
+    try process.run()
+    process.waitUntilExit()
+    try output.close()
+    let text = (try? String(contentsOfFile: outputPath, encoding: .utf8)) ?? ""
+    return (process.terminationStatus, text)
+}
+
+/// Every live process whose command line contains `needle`.
+public func processes(matching needle: String) -> [Int32] {
+    let entries = (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []
+    return entries.compactMap(Int32.init).filter { pid in
+        guard ProcessProbe.isAlive(pid),
+              let raw = FileManager.default.contents(atPath: "/proc/\(pid)/cmdline") else { return false }
+        return String(decoding: raw.map { $0 == 0 ? 32 : $0 }, as: UTF8.self).contains(needle)
+    }
+}
