@@ -72,7 +72,6 @@ let package = Package(
             dependencies: [
                 "FleetKit",
                 "FleetTestSupport",
-                .product(name: "HummingbirdTesting", package: "hummingbird"),
             ],
             swiftSettings: swiftSettings
         ),

@@ -285,8 +285,8 @@ public actor Instance {
     }
 
     private func becameReady() {
+        // lastError stays: after a restart, status still says why the instance restarted.
         readySince = Date()
-        lastError = nil
         transition(to: .ready)
     }
 
