@@ -75,6 +75,19 @@ struct ControllerTests {
         #expect(!FileManager.default.fileExists(atPath: directory + "/second/logs"), "no instance was started")
     }
 
+    @Test func aListenAddressTakenByAnotherProgramIsRefusedWithTheFix() async throws {
+        let config = fakeFleetConfig(directory: directory)
+        let fd = occupyPort(config.listen.port)
+        defer { close(fd) }
+        let controller = FleetController(config: config, executable: Products.fakeServer, logger: testLogger, handleSignals: false)
+        await #expect {
+            try await controller.run()
+        } throws: { error in
+            (error as? FleetController.ListenAddressInUse)?.anotherFleet == false && "\(error)".contains("set another \"listen\"")
+        }
+        #expect(!FileManager.default.fileExists(atPath: directory + "/logs"), "no instance was started")
+    }
+
     @Test func statusWithoutAControllerSaysHowToStartOne() async throws {
         let client = ControlClient(baseURL: "http://127.0.0.1:\(TestPorts.block(1).lowerBound)")
         await #expect { try await client.status() } throws: { "\($0)".contains("fleet up") }

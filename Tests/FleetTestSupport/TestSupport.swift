@@ -94,3 +94,18 @@ public func processes(matching needle: String) -> [Int32] {
         return String(decoding: raw.map { $0 == 0 ? 32 : $0 }, as: UTF8.self).contains(needle)
     }
 }
+
+/// Listens on 127.0.0.1:`port` without ever accepting, like a foreign program holding the port. Close the
+/// returned descriptor to let go.
+public func occupyPort(_ port: Int) -> Int32 {
+    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    var address = sockaddr_in()
+    address.sin_family = sa_family_t(AF_INET)
+    address.sin_port = in_port_t(UInt16(port).bigEndian)
+    address.sin_addr.s_addr = inet_addr("127.0.0.1")
+    let bound = withUnsafePointer(to: &address) {
+        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+    }
+    precondition(bound == 0 && listen(fd, 1) == 0, "port \(port) could not be occupied")
+    return fd
+}

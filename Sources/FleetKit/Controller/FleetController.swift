@@ -83,13 +83,12 @@ public struct FleetController: Sendable {
     /// Refuses to start when the listen port is taken, before any instance is spawned; says whether the
     /// taker is another fleet.
     private func checkListenAddress() async throws {
-        guard !config.listen.isLoopback || !PortAllocator.isFree(config.listen.port) else { return }
+        guard !PortAllocator.isFree(config.listen.port) else { return }
         let response = try? await UpstreamClient.with { client in
             try await client.fetch(UpstreamRequest(url: config.listen.url + "/status", connectTimeout: .seconds(1),
                                                    totalTimeout: .seconds(2)))
         }
-        if let response {
-            throw ListenAddressInUse(address: config.listen, anotherFleet: response.status == 200 && response.bodyText.contains("\"controller\""))
-        }
+        let isFleet = response.map { $0.status == 200 && $0.bodyText.contains("\"controller\"") } ?? false
+        throw ListenAddressInUse(address: config.listen, anotherFleet: isFleet)
     }
 }
