@@ -117,10 +117,10 @@ struct UpstreamClientTests {
                 #expect(response.header("content-type") == "application/json")
                 #expect(response.bodyText.contains("tok0 tok1 tok2"))
                 var chunks = 0
-                for try await event in client.stream(UpstreamRequest(method: "POST", url: "http://127.0.0.1:\(port)/v1/completions",
-                                                                     body: Array(#"{"stream":true}"#.utf8))) {
-                    if case .body = event { chunks += 1 }
-                }
+                let stream = try await client.execute(UpstreamRequest(method: "POST", url: "http://127.0.0.1:\(port)/v1/completions",
+                                                                      body: Array(#"{"stream":true}"#.utf8)))
+                #expect(stream.status == 200 && stream.header("content-type") == "text/event-stream")
+                for try await _ in stream.body { chunks += 1 }
                 #expect(chunks >= 2, "a stream arrives in pieces, as they are written")
             }
         }

@@ -11,7 +11,7 @@ import Synchronization
 /// callback.
 final class CurlEventLoop: Sendable {
     private enum Command {
-        case add(id: UInt64, request: UpstreamRequest, continuation: AsyncThrowingStream<UpstreamEvent, any Error>.Continuation)
+        case add(id: UInt64, request: UpstreamRequest, sink: TransferSink)
         case cancel(id: UInt64)
     }
 
@@ -41,25 +41,44 @@ final class CurlEventLoop: Sendable {
         _ = fleet_multi_setopt_long(multi.pointer, CURLMOPT_MAXCONNECTS, 1024)
     }
 
-    /// Queues a transfer and returns its events. Cancelling the consumer (dropping the stream) removes the easy
-    /// handle at once, which closes the connection so the upstream sees the client go.
-    func submit(_ request: UpstreamRequest) -> AsyncThrowingStream<UpstreamEvent, any Error> {
-        let (stream, continuation) = AsyncThrowingStream<UpstreamEvent, any Error>.makeStream()
+    /// Starts a transfer and returns once its head (status and headers) arrived; the body streams on. Cancelling
+    /// the waiting task, or dropping the body stream, removes the easy handle at once, which closes the
+    /// connection so the upstream sees the client go.
+    /// - Throws: `UpstreamError` when the transfer fails before the head, `CancellationError` when cancelled.
+    func execute(_ request: UpstreamRequest) async throws -> UpstreamStream {
+        let (body, continuation) = AsyncThrowingStream<ByteBuffer, any Error>.makeStream()
         let id: UInt64? = inbox.withLock { inbox in
             guard !inbox.stopping else { return nil }
             inbox.nextID += 1
-            inbox.commands.append(.add(id: inbox.nextID, request: request, continuation: continuation))
             return inbox.nextID
         }
         guard let id else {
-            continuation.finish(throwing: UpstreamError(kind: .invalidRequest, url: request.url, detail: "the client is shut down"))
-            return stream
+            throw UpstreamError(kind: .invalidRequest, url: request.url, detail: "the client is shut down")
         }
         continuation.onTermination = { [weak self] termination in
             if case .cancelled = termination { self?.post(.cancel(id: id)) }
         }
-        wake()
-        return stream
+        return try await withTaskCancellationHandler {
+            try await withCheckedThrowingContinuation { (head: CheckedContinuation<UpstreamStream, any Error>) in
+                let sink = TransferSink(head: { head.resume(with: $0) }, body: body, continuation: continuation)
+                post(.add(id: id, request: request, sink: sink), orFail: sink)
+            }
+        } onCancel: {
+            post(.cancel(id: id))
+        }
+    }
+
+    private func post(_ command: Command, orFail sink: TransferSink) {
+        let accepted = inbox.withLock { inbox in
+            guard !inbox.stopping else { return false }
+            inbox.commands.append(command)
+            return true
+        }
+        if accepted {
+            wake()
+        } else {
+            sink.head(.failure(UpstreamError(kind: .invalidRequest, url: "", detail: "the client is shut down")))
+        }
     }
 
     private func post(_ command: Command) {
@@ -102,6 +121,8 @@ final class CurlEventLoop: Sendable {
         var transfers: [UInt64: CurlTransfer] = [:]
         var byHandle: [UnsafeMutableRawPointer: UInt64] = [:]
         var stillRunning: Int32 = 0
+        var cancelledEarly: Set<UInt64> = []
+        var lastAdded: UInt64 = 0
 
         func remove(_ id: UInt64) -> CurlTransfer? {
             guard let transfer = transfers.removeValue(forKey: id) else { return nil }
@@ -118,17 +139,29 @@ final class CurlEventLoop: Sendable {
             if stopping { break }
             for command in commands {
                 switch command {
-                case .add(let id, let request, let continuation):
+                case .add(let id, let request, let sink):
+                    if cancelledEarly.remove(id) != nil {
+                        sink.head(.failure(CancellationError()))
+                        sink.continuation.finish(throwing: CancellationError())
+                        continue
+                    }
+                    lastAdded = max(lastAdded, id)
                     do {
-                        let transfer = try CurlTransfer(request: request, continuation: continuation)
+                        let transfer = try CurlTransfer(request: request, sink: sink)
                         transfers[id] = transfer
                         byHandle[transfer.easy] = id
                         curl_multi_add_handle(multi.pointer, transfer.easy)
                     } catch {
-                        continuation.finish(throwing: error)
+                        sink.head(.failure(error))
+                        sink.continuation.finish(throwing: error)
                     }
                 case .cancel(let id):
-                    remove(id)?.finish(throwing: CancellationError())
+                    if let transfer = remove(id) {
+                        transfer.finish(throwing: CancellationError())
+                    } else if id > lastAdded {
+                        // Cancelled before its add was processed (the two race through the inbox).
+                        cancelledEarly.insert(id)
+                    }
                 }
             }
 
@@ -149,7 +182,10 @@ final class CurlEventLoop: Sendable {
             remove(id)?.finish(throwing: CancellationError())
         }
         for command in inbox.withLock({ $0.commands }) {
-            if case .add(_, _, let continuation) = command { continuation.finish(throwing: CancellationError()) }
+            if case .add(_, _, let sink) = command {
+                sink.head(.failure(CancellationError()))
+                sink.continuation.finish(throwing: CancellationError())
+            }
         }
         curl_multi_cleanup(multi.pointer)
         finished.withLock { continuation in

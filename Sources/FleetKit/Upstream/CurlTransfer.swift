@@ -2,24 +2,30 @@ internal import CCurl
 import Foundation
 import NIOCore
 
-/// One easy handle and the stream its events go to. Confined to the curl thread: created, driven by curl's
+/// Where a transfer delivers: the head once (status and headers), then body chunks into a stream.
+struct TransferSink: Sendable {
+    let head: @Sendable (Result<UpstreamStream, any Error>) -> Void
+    let body: AsyncThrowingStream<ByteBuffer, any Error>
+    let continuation: AsyncThrowingStream<ByteBuffer, any Error>.Continuation
+}
+
+/// One easy handle and where its response goes. Confined to the curl thread: created, driven by curl's
 /// callbacks and destroyed there.
 final class CurlTransfer {
     let easy: UnsafeMutableRawPointer
     private let url: String
-    private let continuation: AsyncThrowingStream<UpstreamEvent, any Error>.Continuation
+    private let sink: TransferSink
     private var headerList: UnsafeMutablePointer<curl_slist>?
     private var responseHeaders: [(name: String, value: String)] = []
     private var headSent = false
 
-    init(request: UpstreamRequest,
-         continuation: AsyncThrowingStream<UpstreamEvent, any Error>.Continuation) throws(UpstreamError) {
+    init(request: UpstreamRequest, sink: TransferSink) throws(UpstreamError) {
         guard let easy = curl_easy_init() else {
             throw UpstreamError(kind: .invalidRequest, url: request.url, detail: "curl_easy_init failed")
         }
         self.easy = easy
         self.url = request.url
-        self.continuation = continuation
+        self.sink = sink
         let context = Unmanaged.passUnretained(self).toOpaque()
 
         var ok = fleet_easy_setopt_string(easy, CURLOPT_URL, request.url) == CURLE_OK
@@ -98,13 +104,13 @@ final class CurlTransfer {
             _ = fleet_easy_getinfo_long(easy, CURLINFO_RESPONSE_CODE, &status)
             sendHead(status: status)
         }
-        continuation.yield(.body(ByteBuffer(bytes: bytes)))
+        sink.continuation.yield(ByteBuffer(bytes: bytes))
     }
 
     private func sendHead(status: Int) {
         guard !headSent else { return }
         headSent = true
-        continuation.yield(.head(status: status, headers: responseHeaders))
+        sink.head(.success(UpstreamStream(status: status, headers: responseHeaders, body: sink.body)))
     }
 
     /// The transfer ended: deliver the outcome. Called by the loop after it removed the handle.
@@ -118,11 +124,16 @@ final class CurlTransfer {
             _ = fleet_easy_getinfo_long(easy, CURLINFO_RESPONSE_CODE, &status)
             sendHead(status: status)
         }
-        continuation.finish()
+        sink.continuation.finish()
     }
 
+    /// Fails the transfer: the caller still waiting for the head gets the error, else the body stream does.
     func finish(throwing error: any Error) {
-        continuation.finish(throwing: error)
+        if !headSent {
+            headSent = true
+            sink.head(.failure(error))
+        }
+        sink.continuation.finish(throwing: error)
     }
 
     static func error(for code: CURLcode, url: String, detail: String) -> UpstreamError {

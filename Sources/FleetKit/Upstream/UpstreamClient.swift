@@ -19,25 +19,22 @@ public final class UpstreamClient: Service, Sendable {
         }
     }
 
-    /// Starts a transfer; events stream back as they arrive. Stop iterating (or cancel the task) to abort it.
-    public func stream(_ request: UpstreamRequest) -> AsyncThrowingStream<UpstreamEvent, any Error> {
-        loop.submit(request)
+    /// Starts a transfer and returns once its head arrived; the body streams on as curl receives it. Stop
+    /// iterating the body (or cancel the task) to abort the transfer.
+    /// - Throws: `UpstreamError` when the transfer fails before its head, `CancellationError` when cancelled.
+    public func execute(_ request: UpstreamRequest) async throws -> UpstreamStream {
+        try await loop.execute(request)
     }
 
     /// Performs a request and buffers the whole response.
     /// - Throws: `UpstreamError` when the transfer fails, `CancellationError` when the task is cancelled.
     public func fetch(_ request: UpstreamRequest) async throws -> UpstreamResponse {
-        var response = UpstreamResponse(status: 0, headers: [], body: ByteBuffer())
-        for try await event in stream(request) {
-            switch event {
-            case .head(let status, let headers):
-                response.status = status
-                response.headers = headers
-            case .body(var chunk):
-                response.body.writeBuffer(&chunk)
-            }
+        let stream = try await execute(request)
+        var body = ByteBuffer()
+        for try await var chunk in stream.body {
+            body.writeBuffer(&chunk)
         }
-        return response
+        return UpstreamResponse(status: stream.status, headers: stream.headers, body: body)
     }
 
     /// Runs `body` with a client whose loop lives exactly as long as the call: for the CLI and tests, which

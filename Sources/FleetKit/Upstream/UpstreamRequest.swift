@@ -27,10 +27,16 @@ public struct UpstreamRequest: Sendable {
     }
 }
 
-/// What an upstream transfer yields, in order: one `head`, then `body` chunks as they arrive.
-public enum UpstreamEvent: Sendable {
-    case head(status: Int, headers: [(name: String, value: String)])
-    case body(ByteBuffer)
+/// A response whose head has arrived and whose body streams: chunks as curl receives them. Dropping the body
+/// (or cancelling its consumer) aborts the transfer and closes the connection.
+public struct UpstreamStream: Sendable {
+    public var status: Int
+    public var headers: [(name: String, value: String)]
+    public var body: AsyncThrowingStream<ByteBuffer, any Error>
+
+    public func header(_ name: String) -> String? {
+        headers.first { $0.name.lowercased() == name.lowercased() }?.value
+    }
 }
 
 /// A whole response, for callers that want it buffered.
