@@ -47,3 +47,20 @@ extension Duration {
     }
 }
 
+
+/// Parses sizes: `"512KiB"`, `"16MiB"`, `"2GiB"` (powers of 1024), `"1KB"`, `"1MB"`, `"1GB"` (powers of 1000),
+/// or a plain number of bytes.
+enum ConfigSize {
+    static func parse(_ text: String) -> Int? {
+        let units: [(String, Double)] = [("KiB", 1024), ("MiB", 1024 * 1024), ("GiB", 1024 * 1024 * 1024),
+                                         ("TiB", 1024 * 1024 * 1024 * 1024), ("KB", 1e3), ("MB", 1e6), ("GB", 1e9),
+                                         ("TB", 1e12), ("B", 1)]
+        let trimmed = text.trimmingCharacters(in: .whitespaces)
+        for (suffix, scale) in units where trimmed.hasSuffix(suffix) {
+            let number = trimmed.dropLast(suffix.count).trimmingCharacters(in: .whitespaces)
+            guard let amount = Double(number), amount > 0, amount.isFinite else { return nil }
+            return Int((amount * scale).rounded())
+        }
+        return Int(trimmed).flatMap { $0 > 0 ? $0 : nil }
+    }
+}

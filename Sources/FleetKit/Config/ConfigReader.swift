@@ -88,6 +88,22 @@ struct ConfigReader {
         return duration
     }
 
+    /// A byte count: a whole number of bytes, or a string with a unit (`"512KiB"`, `"16MiB"`, `"2GiB"`, `"1GB"`).
+    mutating func size(_ object: [String: JSONValue], _ key: String, at path: String) -> Int? {
+        guard let value = object[key], value != .null else { return nil }
+        let fix = "use a number of bytes or a string such as \"16MiB\" or \"2GiB\""
+        switch value {
+        case .number(let number) where number >= 1 && number.rounded() == number:
+            return Int(number)
+        case .string(let text):
+            if let bytes = ConfigSize.parse(text) { return bytes }
+        default:
+            break
+        }
+        report(join(path, key), "expected a size, found \(describe(value))", fix: fix)
+        return nil
+    }
+
     mutating func stringArray(_ object: [String: JSONValue], _ key: String, at path: String, hint: String) -> [String]? {
         guard let value = object[key], value != .null else { return nil }
         guard case .array(let items) = value else {

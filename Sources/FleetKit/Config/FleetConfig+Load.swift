@@ -3,11 +3,13 @@ public import Foundation
 extension FleetConfig {
     /// The keys fleet.json accepts at its top level.
     static let controllerKeys = ["$schema", "listen", "llamaServer", "portRange", "stateDir", "healthCheck",
-                                 "restart", "stopTimeout", "models"]
+                                 "restart", "stopTimeout", "gateway", "models"]
+    static let gatewayKeys = ["maxBodySize", "connectTimeout", "firstByteTimeout", "idleTimeout", "retries"]
+    static let queueKeys = ["maxSize", "timeout"]
     static let healthCheckKeys = ["interval", "timeout", "startupTimeout", "unhealthyAfter", "restartAfter"]
     static let restartKeys = ["initialDelay", "maxDelay", "multiplier", "maxCrashes", "crashWindow"]
     static let modelKeys = ["path", "replicas", "contextSize", "gpuLayers", "threads", "parallel", "batchSize",
-                            "flashAttention", "args", "env", "aliases", "defaults"]
+                            "flashAttention", "args", "env", "aliases", "defaults", "policy", "queue", "endpoints"]
     static let defaultsKeys = ["temperature", "top_p", "top_k"]
 
     /// Reads, decodes and validates a fleet.json.
@@ -95,6 +97,18 @@ extension FleetConfig {
             config.restart = restart
         }
         config.stopTimeout = reader.duration(top, "stopTimeout", at: "") ?? config.stopTimeout
+        if let value = top["gateway"], let object = reader.object(value, at: "gateway", allowed: gatewayKeys) {
+            let path = "gateway"
+            var gateway = GatewaySettings()
+            gateway.maxBodySize = reader.size(object, "maxBodySize", at: path) ?? gateway.maxBodySize
+            gateway.connectTimeout = reader.duration(object, "connectTimeout", at: path, minimum: .milliseconds(10))
+                ?? gateway.connectTimeout
+            gateway.firstByteTimeout = reader.duration(object, "firstByteTimeout", at: path, minimum: .milliseconds(10))
+                ?? gateway.firstByteTimeout
+            gateway.idleTimeout = reader.duration(object, "idleTimeout", at: path, minimum: .seconds(1)) ?? gateway.idleTimeout
+            gateway.retries = reader.int(object, "retries", at: path, range: 0...10) ?? gateway.retries
+            config.gateway = gateway
+        }
 
         switch top["models"] {
         case nil, .null?:
@@ -129,14 +143,19 @@ extension FleetConfig {
                           fix: "use letters, digits and . _ - : (no spaces or slashes)")
         }
         guard let object = reader.object(value, at: path, allowed: modelKeys) else { return nil }
-        guard let file = reader.string(object, "path", at: path) else {
-            if object["path"] == nil {
-                reader.report("\(path).path", "is required", fix: "give the GGUF file, relative to fleet.json or absolute")
-            }
-            return nil
+        // A model served only by unmanaged endpoints needs no GGUF of its own.
+        let remoteOnly = object["path"] == nil && object["endpoints"] != nil
+        let file = reader.string(object, "path", at: path)
+        if file == nil && object["path"] == nil && !remoteOnly {
+            reader.report("\(path).path", "is required",
+                          fix: "give the GGUF file, relative to fleet.json or absolute (or only \"endpoints\" for remote servers)")
         }
-        var model = ModelConfig(name: name, path: resolve(file, against: baseDirectory))
-        model.replicas = reader.int(object, "replicas", at: path, range: 0...64) ?? 1
+        guard file != nil || remoteOnly else { return nil }
+        var model = ModelConfig(name: name, path: file.map { resolve($0, against: baseDirectory) } ?? "")
+        model.replicas = reader.int(object, "replicas", at: path, range: 0...64) ?? (remoteOnly ? 0 : 1)
+        if remoteOnly && model.replicas > 0 {
+            reader.report("\(path).replicas", "needs a \"path\" to run", fix: "add the GGUF \"path\", or remove replicas")
+        }
         model.contextSize = reader.int(object, "contextSize", at: path, range: 0...10_000_000)
         model.gpuLayers = reader.int(object, "gpuLayers", at: path, range: -1...10_000)
         model.threads = reader.int(object, "threads", at: path, range: 1...1024)
@@ -173,6 +192,28 @@ extension FleetConfig {
             model.defaults.topP = reader.double(defaults, "top_p", at: dpath, range: 0...1)
             model.defaults.topK = reader.int(defaults, "top_k", at: dpath, range: 0...100_000)
         }
+        if let text = reader.string(object, "policy", at: path) {
+            if let policy = SchedulingPolicy(rawValue: text) {
+                model.policy = policy
+            } else {
+                reader.report("\(path).policy", "\"\(text)\" is not a policy",
+                              fix: "use one of: " + SchedulingPolicy.allCases.map { "\"\($0.rawValue)\"" }.joined(separator: ", "))
+            }
+        }
+        if let value = object["queue"], let queue = reader.object(value, at: "\(path).queue", allowed: queueKeys) {
+            model.queue.maxSize = reader.int(queue, "maxSize", at: "\(path).queue", range: 0...1_000_000) ?? model.queue.maxSize
+            model.queue.timeout = reader.duration(queue, "timeout", at: "\(path).queue") ?? model.queue.timeout
+        }
+        model.endpoints = reader.stringArray(object, "endpoints", at: path, hint: "write it as [\"http://host:port\"]") ?? []
+        for (index, endpoint) in model.endpoints.enumerated() {
+            guard let url = URL(string: endpoint), url.scheme == "http" || url.scheme == "https", url.host != nil,
+                  url.path.isEmpty || url.path == "/" else {
+                reader.report("\(path).endpoints[\(index)]", "\"\(endpoint)\" is not a server address",
+                              fix: "write it like \"http://10.0.0.5:8080\" (scheme, host and port; no path)")
+                continue
+            }
+            model.endpoints[index] = endpoint.hasSuffix("/") ? String(endpoint.dropLast()) : endpoint
+        }
         return model
     }
 
@@ -207,7 +248,7 @@ extension FleetConfig {
                           fix: "point it at llama-server, or remove the key to search PATH and the install cache")
         }
         guard checkFiles else { return }
-        for model in models {
+        for model in models where !model.path.isEmpty {
             if let problem = GGUFFile.problem(at: model.path) {
                 reader.report("models.\(model.name).path", problem.message, fix: problem.fix)
             }

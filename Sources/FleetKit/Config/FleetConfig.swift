@@ -18,6 +18,8 @@ public struct FleetConfig: Sendable, Equatable {
     public var restart: RestartSettings
     /// How long a stopping instance gets after SIGTERM before SIGKILL.
     public var stopTimeout: Duration
+    /// How the gateway talks to clients and instances.
+    public var gateway: GatewaySettings = .init()
     /// The models, sorted by name.
     public var models: [ModelConfig]
 
@@ -100,6 +102,40 @@ public struct HealthCheckSettings: Sendable, Equatable {
     public init() {}
 }
 
+/// Limits and timeouts of the OpenAI-compatible gateway.
+public struct GatewaySettings: Sendable, Equatable {
+    /// Largest request body accepted; beyond it the answer is 413.
+    public var maxBodySize: Int = 16 << 20
+    /// Longest wait to connect to an instance.
+    public var connectTimeout: Duration = .seconds(2)
+    /// Longest wait for an instance's response head (prompt processing happens before it).
+    public var firstByteTimeout: Duration = .seconds(300)
+    /// A response that sends nothing for this long is cut (a stream keeps it alive token by token).
+    public var idleTimeout: Duration = .seconds(120)
+    /// Further instances tried when one cannot be connected to or answers 5xx before any byte was sent.
+    public var retries: Int = 2
+
+    public init() {}
+}
+
+/// How a model's pool picks an instance for a request.
+public enum SchedulingPolicy: String, Sendable, Equatable, CaseIterable {
+    /// Rotate over the ready instances, skipping those whose slots are all busy.
+    case roundRobin
+    /// The instance with the fewest requests in flight; ties broken round-robin.
+    case leastBusy
+}
+
+/// The per-model wait line for requests that find every slot busy (or no instance ready).
+public struct QueueSettings: Sendable, Equatable {
+    /// Requests waiting beyond this many are refused with 429.
+    public var maxSize: Int = 100
+    /// A request waiting this long is refused with 503.
+    public var timeout: Duration = .seconds(60)
+
+    public init() {}
+}
+
 /// How crashed instances are restarted.
 public struct RestartSettings: Sendable, Equatable {
     /// The wait before the first restart after a crash.
@@ -139,6 +175,10 @@ public struct ModelConfig: Sendable, Equatable {
     public var aliases: [String] = []
     /// Sampling values injected into requests that omit them.
     public var defaults: SamplingDefaults = .init()
+    public var policy: SchedulingPolicy = .roundRobin
+    public var queue: QueueSettings = .init()
+    /// llama-servers fleet does not run (`http://host:port`) that join this model's pool.
+    public var endpoints: [String] = []
 
     public init(name: String, path: String) {
         self.name = name

@@ -5,9 +5,9 @@ import ServiceLifecycle
 import Glibc
 import UnixSignals
 
-/// The whole controller: upstream client, supervisor and HTTP server as services in one `ServiceGroup`, shut
-/// down gracefully (in reverse order: stop serving, stop instances, stop the client) on SIGINT, SIGTERM or
-/// `POST /control/shutdown`.
+/// The whole controller: upstream client, model router, supervisor and HTTP server (gateway, status, control)
+/// as services in one `ServiceGroup`, shut down gracefully in reverse order (stop serving, stop instances, stop
+/// routing, stop the client) on SIGINT, SIGTERM or `POST /control/shutdown`.
 public struct FleetController: Sendable {
     public let config: FleetConfig
     public let executable: String
@@ -46,22 +46,30 @@ public struct FleetController: Sendable {
         try FileManager.default.createDirectory(atPath: config.stateDirectory, withIntermediateDirectories: true)
 
         let client = UpstreamClient()
-        let supervisor = Supervisor(config: config, executable: executable, client: client, logger: logger, observe: observe)
+        let router = ModelRouter(config: config, client: client, logger: logger)
+        let observe = self.observe
+        let supervisor = Supervisor(config: config, executable: executable, client: client, logger: logger,
+                                    observe: { event in
+                                        router.instanceChanged(event)
+                                        observe(event)
+                                    })
         let (shutdownRequests, shutdownRequester) = AsyncStream<Void>.makeStream()
         let info = ControllerInfo(version: Self.version, pid: getpid(), listen: config.listen.description,
                                   url: config.listen.url, config: config.source, startedAt: Date(),
                                   stateDirectory: config.stateDirectory, llamaServer: executable)
-        let router = Router()
-        ControllerRoutes(supervisor: supervisor, controller: info, requestShutdown: { shutdownRequester.yield() })
-            .register(on: router)
+        let http = Router()
+        ControllerRoutes(supervisor: supervisor, router: router, controller: info,
+                         requestShutdown: { shutdownRequester.yield() })
+            .register(on: http)
+        OpenAIRoutes(router: router, client: client, config: config).register(on: http)
         let app = Application(
-            router: router,
+            router: http,
             configuration: .init(address: .hostname(config.listen.host, port: config.listen.port), serverName: "fleet"),
             onServerRunning: { _ in await onListening() },
             logger: logger)
 
         let group = ServiceGroup(configuration: .init(
-            services: [.init(service: client), .init(service: supervisor), .init(service: app)],
+            services: [.init(service: client), .init(service: router), .init(service: supervisor), .init(service: app)],
             gracefulShutdownSignals: signals,
             logger: logger))
         try await withThrowingTaskGroup(of: Void.self) { tasks in

@@ -6,11 +6,14 @@ import NIOCore
 /// gateway routes join them on the same router.
 public struct ControllerRoutes: Sendable {
     let supervisor: Supervisor
+    let router: ModelRouter
     let controller: ControllerInfo
     let requestShutdown: @Sendable () -> Void
 
-    public init(supervisor: Supervisor, controller: ControllerInfo, requestShutdown: @escaping @Sendable () -> Void) {
+    public init(supervisor: Supervisor, router: ModelRouter, controller: ControllerInfo,
+                requestShutdown: @escaping @Sendable () -> Void) {
         self.supervisor = supervisor
+        self.router = router
         self.controller = controller
         self.requestShutdown = requestShutdown
     }
@@ -30,12 +33,33 @@ public struct ControllerRoutes: Sendable {
         }
     }
 
+    /// The supervisor's view of every instance, joined with the pools' view of the traffic (and the unmanaged
+    /// endpoints, which only the pools know).
     public func status() async -> FleetStatus {
         let config = supervisor.config
-        return FleetStatus(
-            controller: controller,
-            models: config.models.map { ModelStatus(name: $0.name, aliases: $0.aliases, path: $0.path, replicas: $0.replicas) },
-            instances: await supervisor.statuses())
+        let pools = await router.snapshots()
+        var instances = await supervisor.statuses()
+        for index in instances.indices {
+            guard let pool = pools.first(where: { $0.model == instances[index].model }),
+                  let (member, stats) = pool.member(instances[index].id) else { continue }
+            instances[index].traffic = TrafficStatus(member: member, stats: stats)
+        }
+        for pool in pools {
+            for (url, endpoint) in pool.endpoints.sorted(by: { $0.key < $1.key }) {
+                var status = InstanceStatus(id: url, model: pool.model, replica: -1, port: URL(string: url)?.port, pid: nil,
+                                            state: endpoint.state, since: endpoint.since, readySince: nil, restarts: 0,
+                                            lastError: endpoint.detail, logFile: "")
+                status.managed = false
+                if let (member, stats) = pool.member(url) { status.traffic = TrafficStatus(member: member, stats: stats) }
+                instances.append(status)
+            }
+        }
+        let models = config.models.map { model in
+            let pool = pools.first { $0.model == model.name }
+            return ModelStatus(name: model.name, aliases: model.aliases, path: model.path, replicas: model.replicas,
+                               policy: model.policy.rawValue, queueDepth: pool?.queueDepth ?? 0, endpoints: model.endpoints)
+        }
+        return FleetStatus(controller: controller, models: models, instances: instances)
     }
 }
 

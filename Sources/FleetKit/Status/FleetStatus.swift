@@ -45,12 +45,50 @@ public struct ModelStatus: Codable, Sendable {
     public var aliases: [String]
     public var path: String
     public var replicas: Int
+    /// `roundRobin` or `leastBusy`.
+    public var policy: String
+    /// Requests waiting for a free slot right now.
+    public var queueDepth: Int
+    /// Unmanaged llama-servers in this model's pool.
+    public var endpoints: [String]
 
-    public init(name: String, aliases: [String], path: String, replicas: Int) {
+    public init(name: String, aliases: [String], path: String, replicas: Int, policy: String = "roundRobin",
+                queueDepth: Int = 0, endpoints: [String] = []) {
         self.name = name
         self.aliases = aliases
         self.path = path
         self.replicas = replicas
+        self.policy = policy
+        self.queueDepth = queueDepth
+        self.endpoints = endpoints
+    }
+}
+
+/// The traffic an instance (or endpoint) has seen through the gateway.
+public struct TrafficStatus: Codable, Sendable, Equatable {
+    /// Requests running on it now.
+    public var inFlight: Int
+    /// Its slots: requests it takes at once.
+    public var capacity: Int
+    /// Requests it answered in full.
+    public var served: Int
+    /// Requests that failed on it (connect errors, 5xx, broken streams).
+    public var errors: Int
+    /// Whether it takes new requests (ready, and not suspended by a failover).
+    public var inRotation: Bool
+    /// Duration of its last successful request, in milliseconds.
+    public var lastLatencyMs: Double?
+    /// Time to the first byte of its last successful request, in milliseconds.
+    public var lastFirstByteMs: Double?
+
+    public init(member: PoolMember, stats: ModelPool.MemberStats) {
+        inFlight = member.inFlight
+        capacity = member.capacity
+        served = stats.served
+        errors = stats.errors
+        inRotation = member.inRotation
+        lastLatencyMs = stats.lastLatency.map { ($0.seconds * 1000 * 10).rounded() / 10 }
+        lastFirstByteMs = stats.lastFirstByte.map { ($0.seconds * 1000 * 10).rounded() / 10 }
     }
 }
 
@@ -69,8 +107,12 @@ public struct InstanceStatus: Codable, Sendable, Equatable {
     public var readySince: Date?
     public var restarts: Int
     public var lastError: String?
-    /// Where its output is captured.
+    /// Where its output is captured ("" for an unmanaged endpoint).
     public var logFile: String
+    /// False for an unmanaged endpoint (a llama-server fleet balances to but does not run).
+    public var managed: Bool = true
+    /// Gateway traffic, once it is in a pool.
+    public var traffic: TrafficStatus?
 
     public init(id: String, model: String, replica: Int, port: Int?, pid: Int32?, state: InstanceState, since: Date,
                 readySince: Date?, restarts: Int, lastError: String?, logFile: String) {

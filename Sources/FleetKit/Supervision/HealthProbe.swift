@@ -15,8 +15,12 @@ public struct HealthProbe: Sendable {
     public let timeout: Duration
 
     public init(client: UpstreamClient, port: Int, host: String = "127.0.0.1", timeout: Duration) {
+        self.init(client: client, url: "http://\(host):\(port)/health", timeout: timeout)
+    }
+
+    public init(client: UpstreamClient, url: String, timeout: Duration) {
         self.client = client
-        self.url = "http://\(host):\(port)/health"
+        self.url = url
         self.timeout = timeout
     }
 

@@ -1,0 +1,230 @@
+public import Foundation
+import Synchronization
+
+/// Why the gateway could not get an instance for a request.
+public enum PoolError: Error, Sendable, Equatable {
+    /// The queue already holds `maxSize` waiting requests (HTTP 429).
+    case queueFull(maxSize: Int)
+    /// The request waited `timeout` without a free slot (HTTP 503).
+    case queueTimeout(Duration)
+}
+
+/// What the gateway holds while a request runs on a member: released exactly once, at the end of the response,
+/// on failure, or (as a last resort) when the lease is dropped without a release.
+public final class Lease: Sendable {
+    public let memberID: String
+    public let baseURL: String
+    let started: ContinuousClock.Instant
+    private let pool: ModelPool
+    private let released = Atomic<Bool>(false)
+
+    init(pool: ModelPool, memberID: String, baseURL: String) {
+        self.pool = pool
+        self.memberID = memberID
+        self.baseURL = baseURL
+        self.started = .now
+    }
+
+    /// How the request ended, for the member's counters.
+    public enum Outcome: Sendable {
+        case success(firstByte: Duration?)
+        case failure
+        /// The client went away; neither a success nor the member's fault.
+        case cancelled
+    }
+
+    public func release(_ outcome: Outcome) async {
+        guard !released.exchange(true, ordering: .acquiringAndReleasing) else { return }
+        await pool.release(memberID: memberID, outcome: outcome, latency: .now - started)
+    }
+
+    deinit {
+        // Never leak a slot: a response body that was never written still gives its slot back.
+        if !released.load(ordering: .acquiring) {
+            let pool = pool, id = memberID, latency = ContinuousClock.now - started
+            Task { await pool.release(memberID: id, outcome: .cancelled, latency: latency) }
+        }
+    }
+}
+
+/// One model's members, their in-flight counts, and the queue of requests waiting for a slot. The actor is
+/// the only owner of those counts: taken at dispatch, given back at the end of the stream or on cancellation.
+public actor ModelPool {
+    public nonisolated let model: String
+    public nonisolated let policy: SchedulingPolicy
+    public nonisolated let queue: QueueSettings
+
+    private var members: [PoolMember] = []
+    private var stats: [String: MemberStats] = [:]
+    private var cursor = 0
+    private var waiters: [Waiter] = []
+    private var nextWaiter: UInt64 = 0
+
+    private struct Waiter {
+        var id: UInt64
+        var excluding: Set<String>
+        var continuation: CheckedContinuation<Lease, any Error>
+        var timeout: Task<Void, Never>
+    }
+
+    /// Counters per member, shown in status.
+    public struct MemberStats: Sendable, Equatable {
+        public var served = 0
+        public var errors = 0
+        public var lastLatency: Duration?
+        public var lastFirstByte: Duration?
+    }
+
+    public init(model: String, policy: SchedulingPolicy, queue: QueueSettings) {
+        self.model = model
+        self.policy = policy
+        self.queue = queue
+    }
+
+    // MARK: - Dispatch
+
+    /// A member with a free slot, now or once one frees up (FIFO, woken by releases, not by polling).
+    /// - Throws: `PoolError.queueFull` when the queue is full, `PoolError.queueTimeout` after `queue.timeout`,
+    ///   `CancellationError` when the caller is cancelled while waiting.
+    public func acquire(excluding: Set<String> = []) async throws -> Lease {
+        if waiters.isEmpty, let lease = take(excluding: excluding) { return lease }
+        guard waiters.count < queue.maxSize else { throw PoolError.queueFull(maxSize: queue.maxSize) }
+        nextWaiter += 1
+        let id = nextWaiter
+        let timeout = queue.timeout
+        return try await withTaskCancellationHandler {
+            try await withCheckedThrowingContinuation { continuation in
+                let timer = Task { [weak self] in
+                    try? await Task.sleep(for: timeout)
+                    await self?.expire(id, with: PoolError.queueTimeout(timeout))
+                }
+                waiters.append(Waiter(id: id, excluding: excluding, continuation: continuation, timeout: timer))
+                // A release may have happened while this request was arriving.
+                dispatchWaiters()
+            }
+        } onCancel: {
+            Task { await self.expire(id, with: CancellationError()) }
+        }
+    }
+
+    private func take(excluding: Set<String>) -> Lease? {
+        guard let index = Scheduler.pick(members, policy: policy, cursor: &cursor, excluding: excluding) else { return nil }
+        members[index].inFlight += 1
+        return Lease(pool: self, memberID: members[index].id, baseURL: members[index].baseURL)
+    }
+
+    private func expire(_ id: UInt64, with error: any Error) {
+        guard let index = waiters.firstIndex(where: { $0.id == id }) else { return }
+        let waiter = waiters.remove(at: index)
+        waiter.timeout.cancel()
+        waiter.continuation.resume(throwing: error)
+    }
+
+    /// Hands freed slots to waiting requests, oldest first. A waiter that cannot use any free member (it
+    /// excludes them all) does not block the ones behind it.
+    private func dispatchWaiters() {
+        var index = 0
+        while index < waiters.count {
+            if let lease = take(excluding: waiters[index].excluding) {
+                let waiter = waiters.remove(at: index)
+                waiter.timeout.cancel()
+                waiter.continuation.resume(returning: lease)
+            } else if members.contains(where: \.hasFreeSlot) {
+                index += 1
+            } else {
+                return
+            }
+        }
+    }
+
+    func release(memberID: String, outcome: Lease.Outcome, latency: Duration) {
+        if let index = members.firstIndex(where: { $0.id == memberID }) {
+            members[index].inFlight = max(0, members[index].inFlight - 1)
+        }
+        var counters = stats[memberID] ?? MemberStats()
+        switch outcome {
+        case .success(let firstByte):
+            counters.served += 1
+            counters.lastLatency = latency
+            counters.lastFirstByte = firstByte
+        case .failure:
+            counters.errors += 1
+        case .cancelled:
+            break
+        }
+        stats[memberID] = counters
+        dispatchWaiters()
+    }
+
+    // MARK: - Membership
+
+    /// Adds or updates a member: in rotation when `ready`. A member leaving rotation keeps its in-flight
+    /// requests; they finish and release as usual.
+    public func setMember(id: String, baseURL: String, capacity: Int, ready: Bool) {
+        if let index = members.firstIndex(where: { $0.id == id }) {
+            if members[index].baseURL != baseURL { members[index].suspended = false }
+            members[index].baseURL = baseURL
+            members[index].capacity = max(1, capacity)
+            members[index].ready = ready
+            if ready { members[index].suspended = false }
+        } else {
+            members.append(PoolMember(id: id, baseURL: baseURL, capacity: max(1, capacity), ready: ready))
+            members.sort { $0.id < $1.id }
+        }
+        dispatchWaiters()
+    }
+
+    public func removeMember(id: String) {
+        members.removeAll { $0.id == id }
+        dispatchWaiters()
+    }
+
+    /// Takes a member out of rotation after it failed a request before sending anything; `readmit` puts it
+    /// back once a health check passes.
+    public func suspend(id: String) {
+        guard let index = members.firstIndex(where: { $0.id == id }) else { return }
+        members[index].suspended = true
+    }
+
+    public func readmit(id: String) {
+        guard let index = members.firstIndex(where: { $0.id == id }), members[index].suspended else { return }
+        members[index].suspended = false
+        dispatchWaiters()
+    }
+
+    /// What the health checks say of each unmanaged endpoint, for status.
+    private var endpoints: [String: EndpointState] = [:]
+
+    public struct EndpointState: Sendable, Equatable {
+        public var state: InstanceState
+        public var since: Date
+        public var detail: String?
+    }
+
+    func setEndpoint(_ url: String, state: InstanceState, detail: String?) {
+        if endpoints[url]?.state != state || endpoints[url]?.detail != detail {
+            let since = endpoints[url]?.state == state ? endpoints[url]!.since : Date()
+            endpoints[url] = EndpointState(state: state, since: since, detail: detail)
+        }
+    }
+
+    // MARK: - Status
+
+    public func snapshot() -> PoolSnapshot {
+        PoolSnapshot(model: model, policy: policy, queueDepth: waiters.count,
+                     members: members.map { ($0, stats[$0.id] ?? MemberStats()) }, endpoints: endpoints)
+    }
+}
+
+/// A pool as status shows it.
+public struct PoolSnapshot: Sendable {
+    public var model: String
+    public var policy: SchedulingPolicy
+    public var queueDepth: Int
+    public var members: [(member: PoolMember, stats: ModelPool.MemberStats)]
+    public var endpoints: [String: ModelPool.EndpointState]
+
+    public func member(_ id: String) -> (member: PoolMember, stats: ModelPool.MemberStats)? {
+        members.first { $0.member.id == id }
+    }
+}
