@@ -21,6 +21,8 @@ struct FakeOptions {
     var ignoreSigterm = false
     /// `/health` answers 500 once this long has passed since start (the process stays up).
     var unhealthyAfter: Duration?
+    /// Completions answer this HTTP status (with an error body) instead of completing; `/health` stays 200.
+    var completionStatus: Int?
 
     /// - Throws: a message naming the flag when a value is missing or malformed.
     init(arguments: [String]) throws {
@@ -49,6 +51,7 @@ struct FakeOptions {
             case "--fake-exit-at-start": exitAtStart = Int32(try number(flag))
             case "--fake-ignore-sigterm": ignoreSigterm = true
             case "--fake-unhealthy-after": unhealthyAfter = .milliseconds(Int64(try number(flag) * 1000))
+            case "--fake-completion-status": completionStatus = Int(try number(flag))
             case "--model", "-m", "--ctx-size", "-c", "--n-gpu-layers", "-ngl", "--threads", "-t", "--batch-size",
                  "-b", "--flash-attn", "-fa":
                 _ = try value(flag)  // llama-server flags fleet passes: accepted, no effect here

@@ -11,6 +11,8 @@ final class FakeStats: Sendable {
         var completed = 0
         /// Streams whose client went away before the last token.
         var disconnected = 0
+        /// The body of the last completion request, as received.
+        var lastRequest = ""
     }
 
     private let counts = Mutex(Counts())
@@ -65,6 +67,12 @@ struct FakeServer {
 
     private func complete(_ request: Request, context: BasicRequestContext, chat: Bool) async throws -> Response {
         let body = try await request.body.collect(upTo: 16 << 20)
+        stats.update { $0.lastRequest = String(buffer: body) }
+        if let status = options.completionStatus {
+            stats.update { $0.requests += 1 }
+            return jsonResponse(#"{"error":{"code":\#(status),"message":"fake: failing on cue","type":"server_error"}}"#,
+                                status: .init(code: status))
+        }
         let json = (try? JSONSerialization.jsonObject(with: Data(body.readableBytesView))) as? [String: Any] ?? [:]
         let stream = json["stream"] as? Bool ?? false
         let maxTokens = json["max_tokens"] as? Int ?? options.tokens

@@ -77,6 +77,24 @@ struct ConfigTests {
         #expect(config.model(named: "alpha")?.name == "a")
     }
 
+    @Test func dataPlaneKeysAreRead() throws {
+        _ = fakeGGUF(in: directory, name: "a.gguf")
+        let config = try decode("""
+            { "gateway": { "maxBodySize": "1MiB", "connectTimeout": "500ms", "firstByteTimeout": "1m", "idleTimeout": 30, "retries": 1 },
+              "models": {
+                "a": { "path": "a.gguf", "policy": "leastBusy", "queue": { "maxSize": 5, "timeout": "3s" } },
+                "remote": { "endpoints": ["http://10.0.0.5:8080/"] } } }
+            """)
+        #expect(config.gateway.maxBodySize == 1 << 20 && config.gateway.connectTimeout == .milliseconds(500))
+        #expect(config.gateway.firstByteTimeout == .seconds(60) && config.gateway.idleTimeout == .seconds(30))
+        #expect(config.gateway.retries == 1)
+        let a = try #require(config.model(named: "a"))
+        #expect(a.policy == .leastBusy && a.queue.maxSize == 5 && a.queue.timeout == .seconds(3))
+        let remote = try #require(config.model(named: "remote"))
+        #expect(remote.replicas == 0 && remote.path.isEmpty)
+        #expect(remote.endpoints == ["http://10.0.0.5:8080"])
+    }
+
     @Test func repositoryFleetJSONIsValidWithoutTheModelFile() throws {
         let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
         let data = try Data(contentsOf: root.appendingPathComponent("fleet.json"))
@@ -110,6 +128,11 @@ struct ConfigTests {
         (#"{ "models": { "a": { "path": "m.gguf", "aliases": ["x"] }, "b": { "path": "m.gguf", "aliases": ["x"] } } }"#, "models.b.aliases", "already an alias of \"a\""),
         (#"{ "portRange": "9100-9101", "models": { "m": { "path": "m.gguf", "replicas": 3 } } }"#, "portRange", "has 2 ports for 3 replicas"),
         (#"{ "listen": "127.0.0.1:8100", "models": { "m": { "path": "m.gguf" } } }"#, "listen", "inside portRange"),
+        (#"{ "models": { "m": { "path": "m.gguf", "policy": "random" } } }"#, "models.m.policy", "not a policy"),
+        (#"{ "models": { "m": { "path": "m.gguf", "queue": { "max_size": 1 } } } }"#, "models.m.queue.max_size", "did you mean \"maxSize\""),
+        (#"{ "models": { "m": { "path": "m.gguf", "endpoints": ["10.0.0.1:80"] } } }"#, "models.m.endpoints[0]", "not a server address"),
+        (#"{ "models": { "m": { "endpoints": ["http://h:1"], "replicas": 2 } } }"#, "models.m.replicas", "needs a \"path\""),
+        (#"{ "gateway": { "maxBodySize": "lots" }, "models": { "m": { "path": "m.gguf" } } }"#, "gateway.maxBodySize", "expected a size"),
     ])
     func eachMistakeIsReportedWithItsKeyPath(json: String, path: String, message: String) {
         let found = issues(json)
@@ -241,15 +264,18 @@ struct SchemaTests {
         #expect(properties(schema) == Set(FleetConfig.controllerKeys))
         #expect(properties(top?["healthCheck"] as? [String: Any]) == Set(FleetConfig.healthCheckKeys))
         #expect(properties(top?["restart"] as? [String: Any]) == Set(FleetConfig.restartKeys))
+        #expect(properties(top?["gateway"] as? [String: Any]) == Set(FleetConfig.gatewayKeys))
         let model = (top?["models"] as? [String: Any])?["additionalProperties"] as? [String: Any]
         #expect(properties(model) == Set(FleetConfig.modelKeys))
         #expect(properties((model?["properties"] as? [String: Any])?["defaults"] as? [String: Any]) == Set(FleetConfig.defaultsKeys))
+        #expect(properties((model?["properties"] as? [String: Any])?["queue"] as? [String: Any]) == Set(FleetConfig.queueKeys))
     }
 
     @Test func everyKeyIsDocumented() throws {
         let doc = try String(contentsOf: root.appendingPathComponent("docs/configuration.md"), encoding: .utf8)
         let keys = FleetConfig.controllerKeys + FleetConfig.healthCheckKeys.map { "healthCheck.\($0)" }
-            + FleetConfig.restartKeys.map { "restart.\($0)" } + FleetConfig.modelKeys
+            + FleetConfig.restartKeys.map { "restart.\($0)" } + FleetConfig.gatewayKeys.map { "gateway.\($0)" }
+            + FleetConfig.modelKeys + FleetConfig.queueKeys.map { "queue.\($0)" }
         for key in keys {
             #expect(doc.contains("| `\(key)` |"), "docs/configuration.md has a row for \(key)")
         }

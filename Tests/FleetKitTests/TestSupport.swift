@@ -71,3 +71,50 @@ extension Supervisor {
         await statuses().first { $0.id == id }
     }
 }
+
+/// Runs a whole controller (gateway included) over fake servers for the duration of `body`, then shuts it down
+/// through the control API and waits until every process is gone.
+func withController(_ config: FleetConfig, waitForReady ready: Int? = nil,
+                    body: (_ url: String, _ control: ControlClient) async throws -> Void) async throws {
+    let controller = FleetController(config: config, executable: Products.fakeServer, logger: testLogger, handleSignals: false)
+    let running = Task { try await controller.run() }
+    let control = ControlClient(baseURL: config.listen.url)
+    do {
+        let expected = ready ?? config.models.reduce(0) { $0 + $1.replicas }
+        try await eventually("\(expected) instances ready") { (try? await control.status())?.readyCount == expected }
+        try await body(config.listen.url, control)
+    } catch {
+        running.cancel()
+        _ = try? await running.value
+        throw error
+    }
+    try await control.shutdown()
+    try await running.value
+}
+
+/// A fake llama-server fleet does not manage (an unmanaged endpoint); killed when the returned process is.
+func startFakeEndpoint(_ args: [String]) async throws -> (process: Process, url: String) {
+    let port = TestPorts.block(1).lowerBound
+    let process = Process()
+    process.executableURL = URL(fileURLWithPath: Products.fakeServer)
+    process.arguments = ["--port", String(port), "--fake-loading-delay", "0"] + args
+    process.standardError = FileHandle.nullDevice
+    try process.run()
+    let url = "http://127.0.0.1:\(port)"
+    try await eventually("endpoint up") {
+        (try? await UpstreamClient.with { try await $0.fetch(UpstreamRequest(url: url + "/health")) })?.status == 200
+    }
+    return (process, url)
+}
+
+/// A POST with a JSON body through the upstream client.
+func post(_ url: String, _ json: String, client: UpstreamClient) async throws -> UpstreamResponse {
+    try await client.fetch(UpstreamRequest(method: "POST", url: url, headers: [("Content-Type", "application/json")],
+                                           body: Array(json.utf8), totalTimeout: .seconds(60)))
+}
+
+/// What a fake server has seen.
+func fakeStats(_ baseURL: String, client: UpstreamClient) async throws -> [String: Any] {
+    let response = try await client.fetch(UpstreamRequest(url: baseURL + "/fake/stats"))
+    return try JSONSerialization.jsonObject(with: Data(response.bodyText.utf8)) as? [String: Any] ?? [:]
+}

@@ -85,6 +85,7 @@ struct Forwarder: Sendable {
             headers[HTTPField.Name("X-Accel-Buffering")!] = "no"
         }
         let body = upstream.body
+        let cancelUpstream = upstream.cancel
         let started = lease.started
         return Response(status: .init(code: upstream.status), headers: headers, body: ResponseBody { writer in
             var firstByte: Duration?
@@ -117,6 +118,9 @@ struct Forwarder: Sendable {
             } catch {
                 if !clientGone { upstreamBroke = true }
             }
+            // The client went away (or the upstream broke): close the upstream connection now, so llama-server
+            // stops generating and frees the slot.
+            if clientGone || upstreamBroke { cancelUpstream() }
             await lease.release(clientGone ? .cancelled : upstreamBroke ? .failure : .success(firstByte: firstByte))
             if !clientGone { try await writer.finish(nil) }
         })

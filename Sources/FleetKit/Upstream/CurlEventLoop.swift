@@ -60,7 +60,8 @@ final class CurlEventLoop: Sendable {
         }
         return try await withTaskCancellationHandler {
             try await withCheckedThrowingContinuation { (head: CheckedContinuation<UpstreamStream, any Error>) in
-                let sink = TransferSink(head: { head.resume(with: $0) }, body: body, continuation: continuation)
+                let sink = TransferSink(head: { head.resume(with: $0) }, body: body, continuation: continuation,
+                                        cancel: { [weak self] in self?.post(.cancel(id: id)) })
                 post(.add(id: id, request: request, sink: sink), orFail: sink)
             }
         } onCancel: {

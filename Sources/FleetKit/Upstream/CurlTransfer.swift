@@ -7,6 +7,7 @@ struct TransferSink: Sendable {
     let head: @Sendable (Result<UpstreamStream, any Error>) -> Void
     let body: AsyncThrowingStream<ByteBuffer, any Error>
     let continuation: AsyncThrowingStream<ByteBuffer, any Error>.Continuation
+    let cancel: @Sendable () -> Void
 }
 
 /// One easy handle and where its response goes. Confined to the curl thread: created, driven by curl's
@@ -14,7 +15,12 @@ struct TransferSink: Sendable {
 final class CurlTransfer {
     let easy: UnsafeMutableRawPointer
     private let url: String
-    private let sink: TransferSink
+    private let deliverHead: @Sendable (Result<UpstreamStream, any Error>) -> Void
+    private let continuation: AsyncThrowingStream<ByteBuffer, any Error>.Continuation
+    private let cancel: @Sendable () -> Void
+    /// Held only until the head is delivered: afterwards the consumer alone keeps the body stream alive, so
+    /// dropping it terminates the stream and cancels the transfer.
+    private var body: AsyncThrowingStream<ByteBuffer, any Error>?
     private var headerList: UnsafeMutablePointer<curl_slist>?
     private var responseHeaders: [(name: String, value: String)] = []
     private var headSent = false
@@ -25,7 +31,10 @@ final class CurlTransfer {
         }
         self.easy = easy
         self.url = request.url
-        self.sink = sink
+        self.deliverHead = sink.head
+        self.continuation = sink.continuation
+        self.cancel = sink.cancel
+        self.body = sink.body
         let context = Unmanaged.passUnretained(self).toOpaque()
 
         var ok = fleet_easy_setopt_string(easy, CURLOPT_URL, request.url) == CURLE_OK
@@ -104,13 +113,15 @@ final class CurlTransfer {
             _ = fleet_easy_getinfo_long(easy, CURLINFO_RESPONSE_CODE, &status)
             sendHead(status: status)
         }
-        sink.continuation.yield(ByteBuffer(bytes: bytes))
+        continuation.yield(ByteBuffer(bytes: bytes))
     }
 
     private func sendHead(status: Int) {
         guard !headSent else { return }
         headSent = true
-        sink.head(.success(UpstreamStream(status: status, headers: responseHeaders, body: sink.body)))
+        guard let body else { return }
+        self.body = nil
+        deliverHead(.success(UpstreamStream(status: status, headers: responseHeaders, body: body, cancel: cancel)))
     }
 
     /// The transfer ended: deliver the outcome. Called by the loop after it removed the handle.
@@ -124,16 +135,17 @@ final class CurlTransfer {
             _ = fleet_easy_getinfo_long(easy, CURLINFO_RESPONSE_CODE, &status)
             sendHead(status: status)
         }
-        sink.continuation.finish()
+        continuation.finish()
     }
 
     /// Fails the transfer: the caller still waiting for the head gets the error, else the body stream does.
     func finish(throwing error: any Error) {
         if !headSent {
             headSent = true
-            sink.head(.failure(error))
+            body = nil
+            deliverHead(.failure(error))
         }
-        sink.continuation.finish(throwing: error)
+        continuation.finish(throwing: error)
     }
 
     static func error(for code: CURLcode, url: String, detail: String) -> UpstreamError {

@@ -33,6 +33,9 @@ public struct UpstreamStream: Sendable {
     public var status: Int
     public var headers: [(name: String, value: String)]
     public var body: AsyncThrowingStream<ByteBuffer, any Error>
+    /// Aborts the transfer now: the handle is removed and the connection closed, so the upstream sees its
+    /// client go. Harmless after the end.
+    public var cancel: @Sendable () -> Void = {}
 
     public func header(_ name: String) -> String? {
         headers.first { $0.name.lowercased() == name.lowercased() }?.value

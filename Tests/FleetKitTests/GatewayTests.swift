@@ -1,0 +1,252 @@
+import FleetTestSupport
+import Foundation
+import NIOCore
+import Testing
+@testable import FleetKit
+
+/// The OpenAI gateway end to end over fake servers: routing, spreading, streaming, limits, failover.
+@Suite("gateway over fake servers", .timeLimit(.minutes(3)))
+struct GatewayTests {
+    let directory = temporaryDirectory()
+
+    func config(replicas: Int = 2, args: [String] = [], _ configure: (inout FleetConfig) -> Void = { _ in }) -> FleetConfig {
+        fakeFleetConfig(directory: directory, args: args, replicas: replicas) {
+            $0.models[0].aliases = ["fake-alias"]
+            configure(&$0)
+        }
+    }
+
+    func served(_ status: FleetStatus) -> [Int] {
+        status.instances.map { $0.traffic?.served ?? 0 }
+    }
+
+    @Test func roundRobinSpreadsRequestsEvenlyOverReplicas() async throws {
+        try await withController(config()) { url, control in
+            try await UpstreamClient.with { client in
+                for _ in 0..<20 {
+                    let response = try await post(url + "/v1/completions", #"{"model":"fake","prompt":"hi"}"#, client: client)
+                    #expect(response.status == 200)
+                }
+            }
+            let status = try await control.status()
+            #expect(served(status) == [10, 10])
+            #expect(status.instances.allSatisfy { $0.traffic?.inFlight == 0 && $0.traffic?.lastLatencyMs != nil })
+            #expect(status.models[0].policy == "roundRobin" && status.models[0].queueDepth == 0)
+        }
+    }
+
+    @Test func modelsListsEveryNameAndUnknownModelsGet404WithTheList() async throws {
+        try await withController(config(replicas: 1)) { url, _ in
+            try await UpstreamClient.with { client in
+                let models = try await client.fetch(UpstreamRequest(url: url + "/v1/models"))
+                let json = try #require(try JSONSerialization.jsonObject(with: Data(models.bodyText.utf8)) as? [String: Any])
+                #expect(json["object"] as? String == "list")
+                #expect((json["data"] as? [[String: Any]])?.compactMap { $0["id"] as? String } == ["fake", "fake-alias"])
+
+                let unknown = try await post(url + "/v1/chat/completions", #"{"model":"gpt-9"}"#, client: client)
+                #expect(unknown.status == 404)
+                #expect(unknown.bodyText.contains(#""code":"model_not_found""#))
+                #expect(unknown.bodyText.contains("this fleet serves: fake, fake-alias"))
+
+                let malformed = try await post(url + "/v1/chat/completions", "{nope", client: client)
+                #expect(malformed.status == 400 && malformed.bodyText.contains("invalid_json"))
+                let noModel = try await post(url + "/v1/chat/completions", #"{"messages":[]}"#, client: client)
+                #expect(noModel.status == 400 && noModel.bodyText.contains("missing_model"))
+            }
+        }
+    }
+
+    @Test func bodiesBeyondTheLimitGet413() async throws {
+        try await withController(config(replicas: 1) { $0.gateway.maxBodySize = 1024 }) { url, _ in
+            try await UpstreamClient.with { client in
+                let big = #"{"model":"fake","prompt":""# + String(repeating: "x", count: 2000) + #""}"#
+                let response = try await post(url + "/v1/completions", big, client: client)
+                #expect(response.status == 413)
+                #expect(response.bodyText.contains("gateway.maxBodySize"))
+            }
+        }
+    }
+
+    @Test func streamsPassThroughEventByEventWithTheAskedModelName() async throws {
+        try await withController(config(replicas: 1, args: ["--fake-tokens", "6", "--fake-token-delay", "0.05"])) { url, _ in
+            try await UpstreamClient.with { client in
+                let stream = try await client.execute(UpstreamRequest(
+                    method: "POST", url: url + "/v1/chat/completions", headers: [("Content-Type", "application/json")],
+                    body: Array(#"{"model":"fake-alias","stream":true,"messages":[]}"#.utf8)))
+                #expect(stream.status == 200)
+                #expect(stream.header("content-type") == "text/event-stream")
+                #expect(stream.header("x-accel-buffering") == "no")
+                var chunks: [String] = []
+                for try await chunk in stream.body { chunks.append(String(buffer: chunk)) }
+                let text = chunks.joined()
+                #expect(chunks.count >= 6, "tokens arrive as they are made, not in one buffered block: \(chunks.count) chunks")
+                #expect(text.hasSuffix("data: [DONE]\n\n"))
+                #expect(text.contains(#""timings":"#), "the final timings chunk is preserved")
+                #expect(!text.contains(#""model":"fake""#) && text.contains(#""model":"fake-alias""#))
+            }
+        }
+    }
+
+    @Test func samplingDefaultsAreInjectedOnlyWhereMissing() async throws {
+        let config = config(replicas: 1) { $0.models[0].defaults = SamplingDefaults(temperature: 0.3, topP: nil, topK: 7) }
+        try await withController(config) { url, control in
+            let port = try #require(try await control.status().instances[0].port)
+            try await UpstreamClient.with { client in
+                _ = try await post(url + "/v1/chat/completions", #"{"model":"fake","messages":[],"temperature":1.5}"#, client: client)
+                let seen = try #require(try await fakeStats("http://127.0.0.1:\(port)", client: client)["lastRequest"] as? String)
+                let json = try #require(try JSONSerialization.jsonObject(with: Data(seen.utf8)) as? [String: Any])
+                #expect(json["temperature"] as? Double == 1.5, "the client's value wins")
+                #expect(json["top_k"] as? Int == 7)
+                #expect(json["top_p"] == nil)
+            }
+        }
+    }
+
+    @Test func fullInstancesQueueThenRefuseWith429And503() async throws {
+        let config = config(replicas: 1, args: ["--fake-tokens", "20", "--fake-token-delay", "0.05", "--parallel", "1"]) {
+            $0.models[0].parallel = 1
+            $0.models[0].queue.maxSize = 1
+            $0.models[0].queue.timeout = .milliseconds(300)
+        }
+        try await withController(config) { url, control in
+            try await UpstreamClient.with { client in
+                let body = #"{"model":"fake","prompt":"x"}"#
+                async let first = post(url + "/v1/completions", body, client: client)   // takes the only slot for 1 s
+                try await eventually("slot taken") { try await control.status().instances[0].traffic?.inFlight == 1 }
+                async let queued = post(url + "/v1/completions", body, client: client)  // waits, then times out
+                try await eventually("queued") { try await control.status().models[0].queueDepth == 1 }
+                let refused = try await post(url + "/v1/completions", body, client: client)
+                #expect(refused.status == 429)
+                #expect(refused.header("retry-after") == "1")
+                #expect(refused.bodyText.contains("queue_full"))
+                let timedOut = try await queued
+                #expect(timedOut.status == 503)
+                #expect(timedOut.header("retry-after") != nil)
+                #expect(timedOut.bodyText.contains("queue_timeout"))
+                #expect(try await first.status == 200)
+            }
+        }
+    }
+
+    @Test func clientDisconnectClosesTheUpstreamConnectionAndFreesTheSlot() async throws {
+        let config = config(replicas: 1, args: ["--fake-tokens", "200", "--fake-token-delay", "0.05"])
+        try await withController(config) { url, control in
+            let port = try #require(try await control.status().instances[0].port)
+            try await UpstreamClient.with { client in
+                let stream = try await client.execute(UpstreamRequest(
+                    method: "POST", url: url + "/v1/completions", body: Array(#"{"model":"fake","stream":true}"#.utf8)))
+                for try await _ in stream.body { break }  // one token, then the client goes away
+            }
+            try await UpstreamClient.with { client in
+                try await eventually(timeout: .seconds(5), "the fake saw its client go") {
+                    try await fakeStats("http://127.0.0.1:\(port)", client: client)["disconnected"] as? Int == 1
+                }
+            }
+            try await eventually("slot freed") { try await control.status().instances[0].traffic?.inFlight == 0 }
+            #expect(try await control.status().instances[0].traffic?.served == 0, "an abandoned stream is not counted as served")
+        }
+    }
+
+    @Test func aKilledReplicaFailsNoRequestThatHadNotStarted() async throws {
+        let config = config(args: ["--fake-tokens", "5", "--fake-token-delay", "0.02", "--parallel", "4"]) {
+            $0.models[0].parallel = 4
+            $0.restart.initialDelay = .seconds(1)
+        }
+        try await withController(config) { url, control in
+            let victim = try #require(try await control.status().instances[0].pid)
+            let statuses = try await UpstreamClient.with { client in
+                try await withThrowingTaskGroup(of: Int.self) { group in
+                    for index in 0..<80 {
+                        group.addTask {
+                            if index == 20 { kill(victim, SIGKILL) }
+                            return try await post(url + "/v1/completions", #"{"model":"fake","prompt":"x"}"#, client: client).status
+                        }
+                        if index % 8 == 7 { try await Task.sleep(for: .milliseconds(30)) }
+                    }
+                    return try await group.reduce(into: [Int]()) { $0.append($1) }
+                }
+            }
+            // Non-streamed: nothing reaches the client before the whole answer, so every request can fail over.
+            #expect(statuses.filter { $0 != 200 }.isEmpty, "\(statuses.filter { $0 != 200 })")
+            try await eventually("restarted") { try await control.status().instances[0].restarts == 1 }
+        }
+    }
+
+    @Test func leastBusySendsFewerRequestsToASlowEndpoint() async throws {
+        let (slow, slowURL) = try await startFakeEndpoint(["--fake-tokens", "5", "--fake-token-delay", "0.2", "--parallel", "4"])
+        defer { slow.terminate() }
+        let config = config(replicas: 1, args: ["--fake-tokens", "5", "--fake-token-delay", "0.005", "--parallel", "4"]) {
+            $0.models[0].policy = .leastBusy
+            $0.models[0].parallel = 4
+            $0.models[0].endpoints = [slowURL]
+        }
+        try await withController(config, waitForReady: 2) { url, control in
+            try await UpstreamClient.with { client in
+                try await withThrowingTaskGroup(of: Void.self) { group in
+                    for _ in 0..<4 {
+                        group.addTask {
+                            for _ in 0..<10 {
+                                let response = try await post(url + "/v1/completions", #"{"model":"fake","prompt":"x"}"#, client: client)
+                                #expect(response.status == 200)
+                            }
+                        }
+                    }
+                    try await group.waitForAll()
+                }
+            }
+            let status = try await control.status()
+            let fast = try #require(status.instances.first { $0.managed }?.traffic?.served)
+            let slowServed = try #require(status.instances.first { !$0.managed }?.traffic?.served)
+            #expect(fast + slowServed == 40)
+            #expect(fast > 3 * slowServed, "fast \(fast), slow \(slowServed)")
+            let endpoint = try #require(status.instances.first { !$0.managed })
+            #expect(endpoint.id == slowURL && endpoint.state == .ready && endpoint.pid == nil)
+            #expect(status.models[0].endpoints == [slowURL] && status.models[0].policy == "leastBusy")
+        }
+    }
+
+    @Test func anInstanceAnswering5xxIsFailedOverAndSuspended() async throws {
+        let (broken, brokenURL) = try await startFakeEndpoint(["--fake-completion-status", "500"])
+        defer { broken.terminate() }
+        let config = config(replicas: 1) { $0.models[0].endpoints = [brokenURL] }
+        try await withController(config, waitForReady: 2) { url, control in
+            try await UpstreamClient.with { client in
+                for _ in 0..<10 {
+                    let response = try await post(url + "/v1/completions", #"{"model":"fake","prompt":"x"}"#, client: client)
+                    #expect(response.status == 200)
+                }
+            }
+            let status = try await control.status()
+            #expect(status.instances.first { $0.managed }?.traffic?.served == 10)
+            #expect((status.instances.first { !$0.managed }?.traffic?.errors ?? 0) >= 1)
+        }
+    }
+
+    @Test func aThousandConcurrentStreamsCompleteWithoutError() async throws {
+        let config = config(args: ["--fake-tokens", "4", "--fake-token-delay", "0.01", "--parallel", "500"]) {
+            $0.models[0].parallel = 500
+            $0.models[0].queue.maxSize = 1000
+        }
+        try await withController(config) { url, control in
+            let done = try await UpstreamClient.with { client in
+                try await withThrowingTaskGroup(of: Bool.self) { group in
+                    for _ in 0..<1000 {
+                        group.addTask {
+                            let stream = try await client.execute(UpstreamRequest(
+                                method: "POST", url: url + "/v1/completions",
+                                body: Array(#"{"model":"fake","stream":true}"#.utf8), connectTimeout: .seconds(30)))
+                            var text = ""
+                            for try await chunk in stream.body { text += String(buffer: chunk) }
+                            return stream.status == 200 && text.hasSuffix("data: [DONE]\n\n")
+                        }
+                    }
+                    return try await group.reduce(0) { $0 + ($1 ? 1 : 0) }
+                }
+            }
+            #expect(done == 1000)
+            let status = try await control.status()
+            #expect(served(status).reduce(0, +) == 1000)
+            #expect(status.instances.allSatisfy { $0.traffic?.inFlight == 0 && $0.traffic?.errors == 0 })
+        }
+    }
+}

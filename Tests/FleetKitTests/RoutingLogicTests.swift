@@ -1,0 +1,185 @@
+import FleetTestSupport
+import Foundation
+import NIOCore
+import Testing
+@testable import FleetKit
+
+@Suite("SSE framing and model rewriting")
+struct SSEFramingTests {
+    static let stream = "data: {\"model\":\"a\",\"n\":1}\n\n: keep-alive\n\ndata: {\"model\":\"a\",\"n\":2}\r\n\r\ndata: [DONE]\n\n"
+
+    @Test(arguments: [1, 2, 3, 5, 7, 13, 64])
+    func eventsComeOutWholeWhateverTheChunkSize(size: Int) {
+        let bytes = Array(Self.stream.utf8)
+        var framer = SSEFramer()
+        var events: [String] = []
+        var offset = 0
+        while offset < bytes.count {
+            let end = min(offset + size, bytes.count)
+            events += framer.feed(ByteBuffer(bytes: bytes[offset..<end])).map { String(buffer: $0) }
+            offset = end
+        }
+        #expect(framer.flush() == nil)
+        #expect(events == ["data: {\"model\":\"a\",\"n\":1}\n\n", ": keep-alive\n\n", "data: {\"model\":\"a\",\"n\":2}\r\n\r\n",
+                           "data: [DONE]\n\n"])
+    }
+
+    @Test func anUnfinishedEventIsFlushedAtTheEnd() {
+        var framer = SSEFramer()
+        #expect(framer.feed(ByteBuffer(string: "data: {\"error\":1}\n")).isEmpty)
+        #expect(framer.flush().map { String(buffer: $0) } == "data: {\"error\":1}\n")
+    }
+
+    @Test func modelFieldsAreRewrittenAndNothingElse() {
+        let body = ByteBuffer(string: #"{"id":"x","model":"gemma","choices":[{"text":"the \"model\" word"}],"model":"again"}"#)
+        let rewritten = String(buffer: ModelFieldRewriter.rewrite(body, to: "my-alias"))
+        #expect(rewritten == #"{"id":"x","model":"my-alias","choices":[{"text":"the \"model\" word"}],"model":"my-alias"}"#)
+        let untouched = ByteBuffer(string: "data: [DONE]\n\n")
+        #expect(ModelFieldRewriter.rewrite(untouched, to: "x") == untouched)
+    }
+}
+
+@Suite("scheduling policies")
+struct SchedulerTests {
+    func members(_ specs: [(inFlight: Int, capacity: Int, ready: Bool)]) -> [PoolMember] {
+        specs.enumerated().map { index, spec in
+            var member = PoolMember(id: "m/\(index)", baseURL: "http://x:\(index)", capacity: spec.capacity, ready: spec.ready)
+            member.inFlight = spec.inFlight
+            return member
+        }
+    }
+
+    @Test func roundRobinRotatesOverReadyMembers() {
+        let pool = members([(0, 4, true), (0, 4, false), (0, 4, true)])
+        var cursor = 0
+        let picks = (0..<4).map { _ in Scheduler.pick(pool, policy: .roundRobin, cursor: &cursor) }
+        #expect(picks == [0, 2, 0, 2])
+    }
+
+    @Test func roundRobinSkipsFullMembers() {
+        let pool = members([(2, 2, true), (1, 2, true), (0, 2, true)])
+        var cursor = 0
+        #expect(Scheduler.pick(pool, policy: .roundRobin, cursor: &cursor) == 1)
+        #expect(Scheduler.pick(pool, policy: .roundRobin, cursor: &cursor) == 2)
+        #expect(Scheduler.pick(pool, policy: .roundRobin, cursor: &cursor) == 1)
+    }
+
+    @Test func leastBusyPicksFewestInFlightAndBreaksTiesRoundRobin() {
+        var pool = members([(3, 8, true), (1, 8, true), (1, 8, true)])
+        var cursor = 0
+        #expect(Scheduler.pick(pool, policy: .leastBusy, cursor: &cursor) == 1)
+        #expect(Scheduler.pick(pool, policy: .leastBusy, cursor: &cursor) == 2, "a tie goes to the next in rotation")
+        pool[2].inFlight = 5
+        #expect(Scheduler.pick(pool, policy: .leastBusy, cursor: &cursor) == 1)
+    }
+
+    @Test func nothingIsPickedWhenEveryMemberIsFullOutOfRotationOrExcluded() {
+        var cursor = 0
+        #expect(Scheduler.pick(members([(1, 1, true), (0, 1, false)]), policy: .roundRobin, cursor: &cursor) == nil)
+        #expect(Scheduler.pick([], policy: .leastBusy, cursor: &cursor) == nil)
+        var suspended = members([(0, 1, true)])
+        suspended[0].suspended = true
+        #expect(Scheduler.pick(suspended, policy: .roundRobin, cursor: &cursor) == nil)
+        #expect(Scheduler.pick(members([(0, 1, true)]), policy: .roundRobin, cursor: &cursor, excluding: ["m/0"]) == nil)
+    }
+}
+
+@Suite("model pool: slots, queue, leases", .timeLimit(.minutes(1)))
+struct ModelPoolTests {
+    func pool(maxSize: Int = 10, timeout: Duration = .seconds(10), capacity: Int = 1, members: Int = 1) async -> ModelPool {
+        var queue = QueueSettings()
+        queue.maxSize = maxSize
+        queue.timeout = timeout
+        let pool = ModelPool(model: "m", policy: .roundRobin, queue: queue)
+        for index in 0..<members {
+            await pool.setMember(id: "m/\(index)", baseURL: "http://x:\(index)", capacity: capacity, ready: true)
+        }
+        return pool
+    }
+
+    func inFlight(_ pool: ModelPool) async -> [Int] {
+        await pool.snapshot().members.map(\.member.inFlight)
+    }
+
+    @Test func aWaitingRequestIsWokenByARelease() async throws {
+        let pool = await pool()
+        let first = try await pool.acquire()
+        let waiting = Task { try await pool.acquire() }
+        try await eventually("queued") { await pool.snapshot().queueDepth == 1 }
+        await first.release(.success(firstByte: nil))
+        let second = try await waiting.value
+        #expect(second.memberID == "m/0")
+        #expect(await inFlight(pool) == [1])
+        await second.release(.success(firstByte: nil))
+        #expect(await inFlight(pool) == [0])
+        #expect(await pool.snapshot().members[0].stats.served == 2)
+    }
+
+    @Test func theQueueIsBoundedAndRefusesBeyondItsSize() async throws {
+        let pool = await pool(maxSize: 1)
+        let held = try await pool.acquire()
+        let waiting = Task { try await pool.acquire() }
+        try await eventually("queued") { await pool.snapshot().queueDepth == 1 }
+        await #expect(throws: PoolError.queueFull(maxSize: 1)) { try await pool.acquire() }
+        await held.release(.cancelled)
+        await (try waiting.value).release(.cancelled)
+    }
+
+    @Test func aRequestWaitingTooLongTimesOut() async throws {
+        let pool = await pool(timeout: .milliseconds(200))
+        let held = try await pool.acquire()
+        await #expect(throws: PoolError.queueTimeout(.milliseconds(200))) { try await pool.acquire() }
+        #expect(await pool.snapshot().queueDepth == 0)
+        await held.release(.cancelled)
+    }
+
+    @Test func noReadyMemberMeansWaitingUntilOneIsReady() async throws {
+        let pool = await pool(members: 0)
+        let waiting = Task { try await pool.acquire() }
+        try await eventually("queued") { await pool.snapshot().queueDepth == 1 }
+        await pool.setMember(id: "m/0", baseURL: "http://x", capacity: 1, ready: true)
+        let lease = try await waiting.value
+        #expect(lease.baseURL == "http://x")
+        await lease.release(.success(firstByte: nil))
+    }
+
+    @Test func countsNeverLeakOrGoNegativeUnderCancellation() async throws {
+        let pool = await pool(maxSize: 1000, capacity: 3, members: 2)
+        await withTaskGroup(of: Void.self) { group in
+            for index in 0..<300 {
+                group.addTask {
+                    let task = Task { () -> Lease? in try? await pool.acquire() }
+                    if index % 3 == 0 { task.cancel() }
+                    guard let lease = await task.value else { return }
+                    if index % 5 == 0 { return }  // dropped without release: the lease's deinit gives the slot back
+                    await lease.release(index % 2 == 0 ? .cancelled : .success(firstByte: nil))
+                    await lease.release(.failure)  // a second release is ignored
+                }
+            }
+        }
+        try await eventually("every slot back") { await inFlight(pool) == [0, 0] }
+        #expect(await pool.snapshot().queueDepth == 0)
+        #expect(await pool.snapshot().members.allSatisfy { $0.stats.errors == 0 }, "a double release counted nothing")
+    }
+
+    @Test func aSuspendedMemberGetsNoRequestsUntilReadmitted() async throws {
+        let pool = await pool(capacity: 5, members: 2)
+        await pool.suspend(id: "m/0")
+        for _ in 0..<3 {
+            let lease = try await pool.acquire()
+            #expect(lease.memberID == "m/1")
+            await lease.release(.cancelled)
+        }
+        await pool.readmit(id: "m/0")
+        let ids = try await [pool.acquire(), pool.acquire()].map(\.memberID)
+        #expect(Set(ids) == ["m/0", "m/1"])
+    }
+
+    @Test func excludedMembersAreSkippedForThatRequestOnly() async throws {
+        let pool = await pool(capacity: 5, members: 2)
+        let lease = try await pool.acquire(excluding: ["m/0"])
+        #expect(lease.memberID == "m/1")
+        let other = try await pool.acquire()
+        #expect(other.memberID == "m/0")
+    }
+}
