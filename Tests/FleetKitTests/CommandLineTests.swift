@@ -129,6 +129,28 @@ struct CommandLineTests {
         #expect(down.code == 0, "the controller keeps running after a failed start, until `fleet down`: \(down.output)")
     }
 
+    @Test func completeAndChatStreamAnswersThroughTheGateway() throws {
+        let config = try writeConfig(replicas: 1)
+        #expect(try fleet("up", "--detach", "--config", config).code == 0)
+        defer { _ = try? fleet("down", "--config", config) }
+
+        let complete = try fleet("complete", "--config", config, "-m", "fake", "--max-tokens", "3", "Say hi")
+        #expect(complete.code == 0, "\(complete.output)")
+        #expect(complete.output == "tok0 tok1 tok2 \n")
+
+        let json = try fleet("complete", "--config", config, "-m", "fake", "--json", "Say hi")
+        #expect(json.output.contains(#""object":"chat.completion""#))
+
+        let unknown = try fleet("complete", "--config", config, "-m", "nope", "hi")
+        #expect(unknown.code == 1)
+        #expect(unknown.output.contains("model \"nope\" does not exist; this fleet serves: fake"))
+
+        let chat = try runCommand(Products.fleet, ["chat", "--config", config, "-m", "fake", "--max-tokens", "2"],
+                                  input: "hello\nand again\n/exit\n")
+        #expect(chat.code == 0, "\(chat.output)")
+        #expect(chat.output.components(separatedBy: "tok0 tok1").count == 3, "two answers: \(chat.output)")
+    }
+
     @Test func zeroConfigRunsOneModelFromItsPath() throws {
         let model = fakeGGUF(in: directory, name: "solo.gguf")
         let up = try runCommand(Products.fleet, ["up", "--detach", "--model", model, "--listen", "127.0.0.1:\(listenPort)"],

@@ -65,7 +65,7 @@ public let testLogger: Logger = {
 /// Runs a command to completion and returns its exit code and output (stdout and stderr together).
 @discardableResult
 public func runCommand(_ executable: String, _ arguments: [String], environment: [String: String] = [:],
-                directory: String? = nil) throws -> (code: Int32, output: String) {
+                directory: String? = nil, input: String? = nil) throws -> (code: Int32, output: String) {
     let process = Process()
     process.executableURL = URL(fileURLWithPath: executable)
     process.arguments = arguments
@@ -78,6 +78,11 @@ public func runCommand(_ executable: String, _ arguments: [String], environment:
     let output = try FileHandle(forWritingTo: URL(fileURLWithPath: outputPath))
     process.standardOutput = output
     process.standardError = output
+    if let input {
+        let inputPath = outputPath + ".in"
+        _ = FileManager.default.createFile(atPath: inputPath, contents: Data(input.utf8))
+        process.standardInput = FileHandle(forReadingAtPath: inputPath)
+    }
     try process.run()
     process.waitUntilExit()
     try output.close()

@@ -7,18 +7,28 @@ public enum StatusTable {
         let c = status.controller
         lines.append("fleet \(c.version) at \(c.url) (pid \(c.pid), up \(duration(now.timeIntervalSince(c.startedAt)))) — \(status.readyCount)/\(status.instances.count) instances ready")
         lines.append("config: \(c.config)")
+        for model in status.models {
+            let aliases = model.aliases.isEmpty ? "" : " (\(model.aliases.joined(separator: ", ")))"
+            lines.append("model \(model.name)\(aliases): \(model.policy), \(model.queueDepth) queued")
+        }
         lines.append("")
-        let header = ["MODEL", "INSTANCE", "PORT", "PID", "STATE", "UPTIME", "RESTARTS", "LAST ERROR"]
+        let header = ["MODEL", "INSTANCE", "PORT", "PID", "STATE", "UPTIME", "RESTARTS", "LOAD", "SERVED", "ERRORS",
+                      "LAST", "LAST ERROR"]
         var rows = [header]
         for instance in status.instances {
+            let traffic = instance.traffic
             rows.append([
                 instance.model,
                 instance.id,
                 instance.port.map(String.init) ?? "-",
-                instance.pid.map(String.init) ?? "-",
-                instance.state.rawValue,
+                instance.pid.map(String.init) ?? (instance.managed ? "-" : "remote"),
+                instance.state.rawValue + (traffic.map { $0.inRotation || instance.state != .ready ? "" : " (out)" } ?? ""),
                 instance.readySince.map { duration(now.timeIntervalSince($0)) } ?? "-",
                 String(instance.restarts),
+                traffic.map { "\($0.inFlight)/\($0.capacity)" } ?? "-",
+                traffic.map { String($0.served) } ?? "-",
+                traffic.map { String($0.errors) } ?? "-",
+                traffic?.lastLatencyMs.map { "\(Int($0.rounded()))ms" } ?? "-",
                 instance.lastError.map { String($0.prefix(80)) } ?? "",
             ])
         }
