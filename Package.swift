@@ -80,6 +80,7 @@ let package = Package(
         .testTarget(
             name: "EndToEndTests",
             dependencies: ["FleetKit", "FleetTestSupport"],
+            exclude: ["openai_client_check.py"],
             swiftSettings: swiftSettings
         ),
     ]

@@ -1,16 +1,18 @@
 #!/usr/bin/env bash
 # README command 2: installs whatever is missing (system packages, the llama-server build, the model), builds
 # fleet and its tests, and runs every test: unit, process tests on the fake server, and end-to-end tests on the
-# real llama-server and model. Extra arguments go to `swift test` (e.g. --filter ConfigTests).
+# real llama-server and model (the official openai Python client included). Extra arguments go to `swift test` (e.g. --filter ConfigTests).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 scripts/install-deps.sh
 LLAMA_SERVER=$(scripts/install-llama-server.sh | tail -n 1)
 MODEL=$(scripts/fetch-model.sh | tail -n 1)
+OPENAI_PYTHON=$(scripts/install-openai-client.sh | tail -n 1)
 
 echo "[test] building fleet and its tests" >&2
 swift build --build-tests
 
 echo "[test] running every test (llama-server: $LLAMA_SERVER, model: $MODEL)" >&2
-FLEET_LLAMA_SERVER="$LLAMA_SERVER" FLEET_TEST_MODEL="$MODEL" swift test --skip-build "$@"
+FLEET_LLAMA_SERVER="$LLAMA_SERVER" FLEET_TEST_MODEL="$MODEL" FLEET_OPENAI_PYTHON="$OPENAI_PYTHON" \
+  swift test --skip-build "$@"

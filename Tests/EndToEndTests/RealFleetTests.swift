@@ -39,8 +39,8 @@ struct RealFleetTests {
         return try #require(try JSONSerialization.jsonObject(with: Data(response.bodyText.utf8)) as? [String: Any])
     }
 
-    @Test func twoReplicasServeRecoverFromKillAndStopCleanly() async throws {
-        let (server, model) = try realSetup()
+    /// A fleet.json for the real model: two replicas, one thread each, small context.
+    func writeConfig(server: String, model: String) throws -> String {
         let config = directory + "/fleet.json"
         try """
             {
@@ -50,10 +50,38 @@ struct RealFleetTests {
               "healthCheck": { "interval": "1s", "startupTimeout": "120s" },
               "restart": { "initialDelay": "500ms" },
               "models": {
-                "gemma": { "path": "\(model)", "replicas": 2, "contextSize": 1024, "gpuLayers": 0, "threads": 1, "parallel": 1 }
+                "gemma": { "path": "\(model)", "replicas": 2, "contextSize": 1024, "gpuLayers": 0, "threads": 1,
+                           "parallel": 1, "aliases": ["gemma-alias"] }
               }
             }
             """.write(toFile: config, atomically: true, encoding: .utf8)
+        return config
+    }
+
+    @Test func theOfficialOpenAIClientWorksThroughTheGatewayAndBothReplicasServe() async throws {
+        let (server, model) = try realSetup()
+        let python = try #require(ProcessInfo.processInfo.environment["FLEET_OPENAI_PYTHON"],
+                                  "FLEET_OPENAI_PYTHON is not set: run the tests with scripts/test.sh, which installs the openai client")
+        let config = try writeConfig(server: server, model: model)
+        let up = try fleet("up", "--detach", "--config", config)
+        #expect(up.code == 0, "\(up.output)")
+        defer { _ = try? fleet("down", "--config", config) }
+
+        let script = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("openai_client_check.py").path
+        let check = try runCommand(python, [script, "http://127.0.0.1:\(listenPort)", "gemma", "gemma-alias"])
+        #expect(check.code == 0, "\(check.output)")
+        let seen = try #require(try JSONSerialization.jsonObject(with: Data(check.output.utf8)) as? [String: Any], "\(check.output)")
+        #expect((seen["pieces"] as? Int ?? 0) >= 2)
+
+        let status = try await ControlClient(baseURL: "http://127.0.0.1:\(listenPort)").status()
+        let served = status.instances.map { $0.traffic?.served ?? 0 }
+        #expect(served == [1, 1], "round-robin gave each replica one of the two requests: \(served)")
+        #expect(status.instances.allSatisfy { $0.traffic?.inFlight == 0 })
+    }
+
+    @Test func twoReplicasServeRecoverFromKillAndStopCleanly() async throws {
+        let (server, model) = try realSetup()
+        let config = try writeConfig(server: server, model: model)
 
         let up = try fleet("up", "--detach", "--config", config)
         #expect(up.code == 0, "\(up.output)")
