@@ -1,0 +1,104 @@
+#!/usr/bin/env bash
+# Measures what the gateway adds: the same load (wrk) against one instance directly and through fleet's
+# gateway, in one run, on this machine. The instance is the fake llama-server, so the data path (not the
+# model) is what is measured. Prints a Markdown table with ratios to direct; docs/benchmarks.md keeps a run.
+#
+#   scripts/bench.sh                     # 10 s per measurement
+#   BENCH_DURATION=30 scripts/bench.sh
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+DURATION="${BENCH_DURATION:-10}"
+DIRECT_PORT="${BENCH_DIRECT_PORT:-18601}"
+LISTEN_PORT="${BENCH_LISTEN_PORT:-18690}"
+TOKENS=32
+
+scripts/install-deps.sh
+if ! command -v wrk >/dev/null 2>&1; then
+  echo "[bench] installing wrk with apt" >&2
+  if [ "$(id -u)" -ne 0 ]; then SUDO=sudo; else SUDO=; fi
+  $SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq wrk >&2
+fi
+echo "[bench] building fleet and the fake server (release)" >&2
+swift build -c release --product fleet >&2
+swift build -c release --product fake-llama-server >&2
+BIN=.build/release
+
+work=$(mktemp -d)
+direct_pid=
+cleanup() {
+  "$BIN/fleet" down --url "http://127.0.0.1:$LISTEN_PORT" >/dev/null 2>&1 || true
+  [ -n "$direct_pid" ] && kill "$direct_pid" 2>/dev/null || true
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+printf 'GGUF%028d' 0 > "$work/bench.gguf"
+for kind in plain stream; do
+  stream=false; [ "$kind" = stream ] && stream=true
+  cat > "$work/$kind.lua" <<LUA
+wrk.method = "POST"
+wrk.headers["Content-Type"] = "application/json"
+wrk.body = '{"model":"bench","prompt":"x","max_tokens":$TOKENS,"stream":$stream}'
+LUA
+done
+
+# One run: $1 = token delay in seconds. Starts a direct fake and a one-replica fleet of the same fake.
+start() {
+  local delay=$1
+  local args=(--fake-loading-delay 0 --fake-tokens "$TOKENS" --fake-token-delay "$delay" --parallel 256)
+  "$BIN/fake-llama-server" --port "$DIRECT_PORT" --alias bench "${args[@]}" 2>/dev/null &
+  direct_pid=$!
+  cat > "$work/fleet.json" <<JSON
+{ "listen": "127.0.0.1:$LISTEN_PORT", "portRange": "18700-18799", "llamaServer": "$PWD/$BIN/fake-llama-server",
+  "stateDir": "$work/state",
+  "models": { "bench": { "path": "bench.gguf", "replicas": 1, "parallel": 256, "queue": { "maxSize": 1000 },
+                          "args": $(printf '"%s",' "${args[@]}" | sed 's/,$//; s/^/[/; s/$/]/') } } }
+JSON
+  "$BIN/fleet" up --detach --config "$work/fleet.json" >/dev/null
+  for _ in $(seq 50); do curl -sf "http://127.0.0.1:$DIRECT_PORT/health" >/dev/null && break; sleep 0.1; done
+}
+
+stop() {
+  "$BIN/fleet" down --url "http://127.0.0.1:$LISTEN_PORT" >/dev/null
+  kill "$direct_pid" 2>/dev/null; wait "$direct_pid" 2>/dev/null || true
+  direct_pid=
+}
+
+# wrk → "p50_ms p99_ms requests_per_s"
+measure() {
+  local url=$1 connections=$2 script=$3
+  wrk -t "$(( connections < 2 ? 1 : 2 ))" -c "$connections" -d "${DURATION}s" --latency -s "$script" "$url" \
+    | awk '
+        function ms(v) { if (v ~ /us$/) return v / 1000; if (v ~ /ms$/) return v + 0; if (v ~ /s$/) return v * 1000; return v }
+        $1 == "50%" { p50 = ms($2) } $1 == "99%" { p99 = ms($2) } $1 == "Requests/sec:" { rps = $2 }
+        END { printf "%.3f %.3f %.1f\n", p50, p99, rps }'
+}
+
+row() {  # name direct gateway what
+  local name=$1 direct=($2) gateway=($3)
+  awk -v n="$name" -v d50="${direct[0]}" -v d99="${direct[1]}" -v drps="${direct[2]}" \
+      -v g50="${gateway[0]}" -v g99="${gateway[1]}" -v grps="${gateway[2]}" -v t="$TOKENS" 'BEGIN {
+    printf "| %s | %.3f / %.3f ms | %.3f / %.3f ms | +%.3f / +%.3f ms | %.0f | %.0f | %.3f× | %.0f | %.0f |\n",
+      n, d50, d99, g50, g99, g50 - d50, g99 - d99, drps, grps, grps / drps, drps * t, grps * t }'
+}
+
+echo "[bench] $DURATION s per measurement; $(nproc) cores; $TOKENS tokens per answer" >&2
+echo
+echo "| load | direct p50 / p99 | gateway p50 / p99 | added p50 / p99 | direct req/s | gateway req/s | gateway / direct | direct tokens/s | gateway tokens/s |"
+echo "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"
+
+start 0
+row "non-streamed, 1 connection, no token delay" \
+  "$(measure "http://127.0.0.1:$DIRECT_PORT/v1/completions" 1 "$work/plain.lua")" \
+  "$(measure "http://127.0.0.1:$LISTEN_PORT/v1/completions" 1 "$work/plain.lua")"
+row "streamed, 64 connections, no token delay (CPU-bound)" \
+  "$(measure "http://127.0.0.1:$DIRECT_PORT/v1/completions" 64 "$work/stream.lua")" \
+  "$(measure "http://127.0.0.1:$LISTEN_PORT/v1/completions" 64 "$work/stream.lua")"
+stop
+
+start 0.01
+row "streamed, 64 connections, 10 ms per token" \
+  "$(measure "http://127.0.0.1:$DIRECT_PORT/v1/completions" 64 "$work/stream.lua")" \
+  "$(measure "http://127.0.0.1:$LISTEN_PORT/v1/completions" 64 "$work/stream.lua")"
+stop
