@@ -222,6 +222,38 @@ struct GatewayTests {
         }
     }
 
+    @Test func anInstanceSilentPastTheFirstByteTimeoutIsGivenUpOnWith502() async throws {
+        let config = config(replicas: 1, args: ["--fake-tokens", "3", "--fake-token-delay", "2"]) {
+            $0.gateway.firstByteTimeout = .milliseconds(300)
+        }
+        try await withController(config) { url, control in
+            try await UpstreamClient.with { client in
+                let response = try await post(url + "/v1/completions", #"{"model":"fake","prompt":"x"}"#, client: client)
+                #expect(response.status == 502, "\(response.bodyText)")
+                #expect(response.bodyText.contains("gateway.firstByteTimeout"))
+            }
+            #expect(try await control.status().instances[0].traffic?.errors == 1)
+        }
+    }
+
+    @Test func aStreamSilentPastTheIdleTimeoutIsCut() async throws {
+        let config = config(replicas: 1, args: ["--fake-tokens", "3", "--fake-token-delay", "3"]) {
+            $0.gateway.idleTimeout = .seconds(1)
+            $0.gateway.firstByteTimeout = .seconds(30)
+        }
+        try await withController(config) { url, control in
+            try await UpstreamClient.with { client in
+                let stream = try await client.execute(UpstreamRequest(
+                    method: "POST", url: url + "/v1/completions", body: Array(#"{"model":"fake","stream":true}"#.utf8)))
+                #expect(stream.status == 200, "the head came at once: streams start before the first token")
+                var text = ""
+                for try await chunk in stream.body { text += String(buffer: chunk) }
+                #expect(!text.contains("[DONE]"), "the stream was cut, not completed: \(text)")
+            }
+            try await eventually("counted as an error") { try await control.status().instances[0].traffic?.errors == 1 }
+        }
+    }
+
     @Test func aThousandConcurrentStreamsCompleteWithoutError() async throws {
         let config = config(args: ["--fake-tokens", "4", "--fake-token-delay", "0.01", "--parallel", "500"]) {
             $0.models[0].parallel = 500

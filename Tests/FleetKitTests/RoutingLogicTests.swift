@@ -175,6 +175,11 @@ struct ModelPoolTests {
         #expect(Set(ids) == ["m/0", "m/1"])
     }
 
+    @Test func excludingEveryMemberFailsAtOnceInsteadOfWaiting() async throws {
+        let pool = await pool(capacity: 5, members: 2)
+        await #expect(throws: PoolError.exhausted) { try await pool.acquire(excluding: ["m/0", "m/1"]) }
+    }
+
     @Test func excludedMembersAreSkippedForThatRequestOnly() async throws {
         let pool = await pool(capacity: 5, members: 2)
         let lease = try await pool.acquire(excluding: ["m/0"])

@@ -23,6 +23,8 @@ struct Forwarder: Sendable {
                 throw OpenAIError(status: .tooManyRequests,
                                   message: "model \"\(request.model)\" is busy: \(maxSize) requests already wait (queue.maxSize); retry later",
                                   type: "rate_limit_error", code: "queue_full", retryAfter: 1)
+            } catch PoolError.exhausted {
+                break
             } catch PoolError.queueTimeout(let timeout) {
                 throw OpenAIError(status: .serviceUnavailable,
                                   message: "no instance of model \"\(request.model)\" could take the request within \(timeout.formatted) (queue.timeout); \(lastFailure)",

@@ -7,6 +7,8 @@ public enum PoolError: Error, Sendable, Equatable {
     case queueFull(maxSize: Int)
     /// The request waited `timeout` without a free slot (HTTP 503).
     case queueTimeout(Duration)
+    /// Every member was already tried for this request (failover has nowhere left to go).
+    case exhausted
 }
 
 /// What the gateway holds while a request runs on a member: released exactly once, at the end of the response,
@@ -85,9 +87,11 @@ public actor ModelPool {
 
     /// A member with a free slot, now or once one frees up (FIFO, woken by releases, not by polling).
     /// - Throws: `PoolError.queueFull` when the queue is full, `PoolError.queueTimeout` after `queue.timeout`,
-    ///   `CancellationError` when the caller is cancelled while waiting.
+    ///   `PoolError.exhausted` when `excluding` names every member, `CancellationError` when the caller is
+    ///   cancelled while waiting.
     public func acquire(excluding: Set<String> = []) async throws -> Lease {
         if waiters.isEmpty, let lease = take(excluding: excluding) { return lease }
+        if !excluding.isEmpty && members.allSatisfy({ excluding.contains($0.id) }) { throw PoolError.exhausted }
         guard waiters.count < queue.maxSize else { throw PoolError.queueFull(maxSize: queue.maxSize) }
         nextWaiter += 1
         let id = nextWaiter

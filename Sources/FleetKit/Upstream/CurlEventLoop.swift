@@ -124,9 +124,12 @@ final class CurlEventLoop: Sendable {
         var stillRunning: Int32 = 0
         var cancelledEarly: Set<UInt64> = []
         var lastAdded: UInt64 = 0
+        var lastIdleScan = ContinuousClock.now
+        var idleWatched = 0  // transfers with an idle timeout
 
         func remove(_ id: UInt64) -> CurlTransfer? {
             guard let transfer = transfers.removeValue(forKey: id) else { return nil }
+            if transfer.idleTimeout != nil { idleWatched -= 1 }
             byHandle[transfer.easy] = nil
             curl_multi_remove_handle(multi.pointer, transfer.easy)
             return transfer
@@ -150,6 +153,7 @@ final class CurlEventLoop: Sendable {
                     do {
                         let transfer = try CurlTransfer(request: request, sink: sink)
                         transfers[id] = transfer
+                        if transfer.idleTimeout != nil { idleWatched += 1 }
                         byHandle[transfer.easy] = id
                         curl_multi_add_handle(multi.pointer, transfer.easy)
                     } catch {
@@ -176,7 +180,21 @@ final class CurlEventLoop: Sendable {
                     transfer.complete(result)
                 }
             }
-            curl_multi_poll(multi.pointer, nil, 0, 10_000, nil)
+            // Idle timeouts are the loop's to enforce (curl's low-speed check averages over windows and does
+            // not see a stream that stalls between tokens). Checked a few times a second, only while some
+            // transfer has one.
+            var pollMilliseconds: Int32 = 10_000
+            if idleWatched > 0 {
+                pollMilliseconds = 250
+                let now = ContinuousClock.now
+                if now - lastIdleScan >= .milliseconds(200) {
+                    lastIdleScan = now
+                    for (id, transfer) in transfers where transfer.isIdle(at: now) {
+                        remove(id)?.failIdle()
+                    }
+                }
+            }
+            curl_multi_poll(multi.pointer, nil, 0, pollMilliseconds, nil)
         }
 
         for id in Array(transfers.keys) {

@@ -24,6 +24,10 @@ final class CurlTransfer {
     private var headerList: UnsafeMutablePointer<curl_slist>?
     private var responseHeaders: [(name: String, value: String)] = []
     private var headSent = false
+    /// After the head, the transfer fails when no byte arrives for this long (checked by the loop).
+    let idleTimeout: Duration?
+    /// When the last byte arrived.
+    private(set) var lastActivity = ContinuousClock.now
 
     init(request: UpstreamRequest, sink: TransferSink) throws(UpstreamError) {
         guard let easy = curl_easy_init() else {
@@ -31,6 +35,7 @@ final class CurlTransfer {
         }
         self.easy = easy
         self.url = request.url
+        self.idleTimeout = request.idleTimeout
         self.deliverHead = sink.head
         self.continuation = sink.continuation
         self.cancel = sink.cancel
@@ -45,10 +50,6 @@ final class CurlTransfer {
         ok = ok && fleet_easy_setopt_long(easy, CURLOPT_CONNECTTIMEOUT_MS, request.connectTimeout.milliseconds) == CURLE_OK
         if let total = request.totalTimeout {
             ok = ok && fleet_easy_setopt_long(easy, CURLOPT_TIMEOUT_MS, max(1, total.milliseconds)) == CURLE_OK
-        }
-        if let idle = request.idleTimeout {
-            ok = ok && fleet_easy_setopt_long(easy, CURLOPT_LOW_SPEED_LIMIT, 1) == CURLE_OK
-            ok = ok && fleet_easy_setopt_long(easy, CURLOPT_LOW_SPEED_TIME, max(1, Int(idle.seconds.rounded(.up)))) == CURLE_OK
         }
         ok = ok && fleet_easy_setopt_callback(easy, CURLOPT_WRITEFUNCTION, curlWriteCallback) == CURLE_OK
         ok = ok && fleet_easy_setopt_pointer(easy, CURLOPT_WRITEDATA, context) == CURLE_OK
@@ -107,7 +108,19 @@ final class CurlTransfer {
         }
     }
 
+    /// Whether the transfer has been silent longer than its idle timeout since its head arrived.
+    func isIdle(at now: ContinuousClock.Instant) -> Bool {
+        guard headSent, let idleTimeout else { return false }
+        return now - lastActivity > idleTimeout
+    }
+
+    func failIdle() {
+        finish(throwing: UpstreamError(kind: .timeout, url: url,
+                                       detail: "no data for \(idleTimeout?.formatted ?? "-") (gateway.idleTimeout)"))
+    }
+
     fileprivate func receivedBody(_ bytes: UnsafeRawBufferPointer) {
+        lastActivity = .now
         if !headSent {
             var status = 0
             _ = fleet_easy_getinfo_long(easy, CURLINFO_RESPONSE_CODE, &status)

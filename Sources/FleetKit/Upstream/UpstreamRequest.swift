@@ -10,8 +10,8 @@ public struct UpstreamRequest: Sendable {
     public var connectTimeout: Duration
     /// Longest wait for the whole transfer; `nil` means no limit (streams run as long as tokens flow).
     public var totalTimeout: Duration?
-    /// The transfer fails when no byte arrives for this long; `nil` means no limit. Whole seconds (curl's
-    /// low-speed check), at least one.
+    /// Once the head has arrived, the transfer fails when no byte arrives for this long; `nil` means no limit.
+    /// (Before the head, `connectTimeout` and `totalTimeout` apply; the gateway adds its first-byte timeout.)
     public var idleTimeout: Duration?
 
     public init(method: String = "GET", url: String, headers: [(name: String, value: String)] = [],
