@@ -43,20 +43,27 @@ wrk.body = '{"model":"bench","prompt":"x","max_tokens":$TOKENS,"stream":$stream}
 LUA
 done
 
-# One run: $1 = token delay in seconds. Starts a direct fake and a one-replica fleet of the same fake.
-start() {
-  local delay=$1
-  local args=(--fake-loading-delay 0 --fake-tokens "$TOKENS" --fake-token-delay "$delay" --parallel 256)
-  "$BIN/fake-llama-server" --port "$DIRECT_PORT" --alias bench "${args[@]}" 2>/dev/null &
+# Starts the same server twice, directly on DIRECT_PORT and as a one-replica fleet behind the gateway.
+# $1 = executable, $2 = model file, $3 = slots, rest = the server's extra arguments.
+start_pair() {
+  local server=$1 model=$2 slots=$3; shift 3
+  local args=("$@")
+  "$server" --model "$model" --host 127.0.0.1 --port "$DIRECT_PORT" --alias bench --parallel "$slots" "${args[@]}" >/dev/null 2>&1 &
   direct_pid=$!
   cat > "$work/fleet.json" <<JSON
-{ "listen": "127.0.0.1:$LISTEN_PORT", "portRange": "18700-18799", "llamaServer": "$PWD/$BIN/fake-llama-server",
+{ "listen": "127.0.0.1:$LISTEN_PORT", "portRange": "18700-18799", "llamaServer": "$server",
   "stateDir": "$work/state",
-  "models": { "bench": { "path": "bench.gguf", "replicas": 1, "parallel": 256, "queue": { "maxSize": 1000 },
+  "models": { "bench": { "path": "$model", "replicas": 1, "parallel": $slots, "queue": { "maxSize": 1000 },
                           "args": $(printf '"%s",' "${args[@]}" | sed 's/,$//; s/^/[/; s/$/]/') } } }
 JSON
   "$BIN/fleet" up --detach --config "$work/fleet.json" >/dev/null
-  for _ in $(seq 50); do curl -sf "http://127.0.0.1:$DIRECT_PORT/health" >/dev/null && break; sleep 0.1; done
+  for _ in $(seq 600); do curl -sf "http://127.0.0.1:$DIRECT_PORT/health" >/dev/null && break; sleep 0.1; done
+}
+
+# The fake server with $1 seconds per token.
+start() {
+  start_pair "$PWD/$BIN/fake-llama-server" "$work/bench.gguf" 256 \
+    --fake-loading-delay 0 --fake-tokens "$TOKENS" --fake-token-delay "$1"
 }
 
 stop() {
@@ -68,7 +75,7 @@ stop() {
 # wrk → "p50_ms p99_ms requests_per_s"
 measure() {
   local url=$1 connections=$2 script=$3
-  wrk -t "$(( connections < 2 ? 1 : 2 ))" -c "$connections" -d "${DURATION}s" --latency -s "$script" "$url" \
+  wrk -t "$(( connections < 2 ? 1 : 2 ))" -c "$connections" -d "${DURATION}s" --timeout 60s --latency -s "$script" "$url" \
     | awk '
         function ms(v) { if (v ~ /us$/) return v / 1000; if (v ~ /ms$/) return v + 0; if (v ~ /s$/) return v * 1000; return v }
         $1 == "50%" { p50 = ms($2) } $1 == "99%" { p99 = ms($2) } $1 == "Requests/sec:" { rps = $2 }
@@ -102,3 +109,14 @@ row "streamed, 64 connections, 10 ms per token" \
   "$(measure "http://127.0.0.1:$DIRECT_PORT/v1/completions" 64 "$work/stream.lua")" \
   "$(measure "http://127.0.0.1:$LISTEN_PORT/v1/completions" 64 "$work/stream.lua")"
 stop
+
+# The real llama-server and model, when the install scripts have them (BENCH_REAL=0 skips).
+if [ "${BENCH_REAL:-1}" = 1 ]; then
+  LLAMA_SERVER=$(scripts/install-llama-server.sh 2>/dev/null | tail -n 1)
+  MODEL=$(scripts/fetch-model.sh 2>/dev/null | tail -n 1)
+  start_pair "$LLAMA_SERVER" "$MODEL" 4 --ctx-size 2048 --threads 1 --n-gpu-layers 0
+  row "real llama-server (gemma 270M, 1 thread, 4 slots), streamed, 4 connections" \
+    "$(measure "http://127.0.0.1:$DIRECT_PORT/v1/completions" 4 "$work/stream.lua")" \
+    "$(measure "http://127.0.0.1:$LISTEN_PORT/v1/completions" 4 "$work/stream.lua")"
+  stop
+fi

@@ -178,6 +178,12 @@ public actor ModelPool {
         dispatchWaiters()
     }
 
+    /// Marks a member not ready; it keeps its in-flight requests and its place.
+    public func takeOutOfRotation(id: String) {
+        guard let index = members.firstIndex(where: { $0.id == id }) else { return }
+        members[index].ready = false
+    }
+
     public func removeMember(id: String) {
         members.removeAll { $0.id == id }
         dispatchWaiters()

@@ -78,7 +78,12 @@ public final class ModelRouter: Service, Sendable {
     private func applyInstanceEvents() async {
         for await event in events {
             guard let model = config.models.first(where: { $0.name == event.id.model }),
-                  let pool = pools[model.name], let port = event.port else { continue }
+                  let pool = pools[model.name] else { continue }
+            guard let port = event.port else {
+                // No process (failed, or its port released): certainly not in rotation.
+                await pool.takeOutOfRotation(id: event.id.description)
+                continue
+            }
             let baseURL = "http://127.0.0.1:\(port)"
             let ready = event.state == .ready
             var capacity = model.parallel ?? 1
