@@ -18,6 +18,8 @@ public struct FleetConfig: Sendable, Equatable {
     public var restart: RestartSettings
     /// How long a stopping instance gets after SIGTERM before SIGKILL.
     public var stopTimeout: Duration
+    /// How long a replaced instance may take to finish its in-flight requests before it is stopped anyway.
+    public var drainTimeout: Duration = .seconds(60)
     /// How the gateway talks to clients and instances.
     public var gateway: GatewaySettings = .init()
     /// The models, sorted by name.

@@ -51,24 +51,41 @@ public struct ControlClient: Sendable {
         }
     }
 
+    /// Hot-swaps every replica of `model`; returns once done (each replacement ready, each old instance drained
+    /// and stopped).
+    /// - Throws: `BadAnswer` with the controller's reason (unknown model, a restart already running, a
+    ///   replacement that did not start), `Unreachable`.
+    public func restart(model: String) async throws -> RestartResult {
+        let path = "/control/restart/" + (model.addingPercentEncoding(withAllowedCharacters: .urlPathAllowed) ?? model)
+        let response = try await send("POST", path, body: [], timeout: nil)
+        do {
+            return try StatusCoding.decoder().decode(RestartResult.self, from: Data(response.body.readableBytesView))
+        } catch {
+            throw BadAnswer(url: baseURL + path, detail: "unexpected body (\(error))")
+        }
+    }
+
     /// The raw `/status` JSON, as the controller wrote it.
     public func statusJSON() async throws -> String {
         try await send("GET", "/status").bodyText
     }
 
-    private func send(_ method: String, _ path: String, body: [UInt8]? = nil) async throws -> UpstreamResponse {
+    private func send(_ method: String, _ path: String, body: [UInt8]? = nil,
+                      timeout: Duration? = .seconds(10)) async throws -> UpstreamResponse {
         let url = baseURL + path
         let response: UpstreamResponse
         do {
             response = try await UpstreamClient.with { client in
                 try await client.fetch(UpstreamRequest(method: method, url: url, body: body,
-                                                       connectTimeout: .seconds(2), totalTimeout: .seconds(10)))
+                                                       connectTimeout: .seconds(2), totalTimeout: timeout))
             }
         } catch let error as UpstreamError where error.kind == .connectFailed {
             throw Unreachable(url: baseURL)
         }
         guard (200..<300).contains(response.status) else {
-            throw BadAnswer(url: url, detail: "HTTP \(response.status): \(response.bodyText.prefix(200))")
+            // The control API says what went wrong in {"error": "..."}; show that, not the JSON.
+            let message = (try? JSONDecoder().decode([String: String].self, from: Data(response.body.readableBytesView)))?["error"]
+            throw BadAnswer(url: url, detail: message ?? "HTTP \(response.status): \(response.bodyText.prefix(200))")
         }
         return response
     }

@@ -49,6 +49,7 @@ public struct FleetController: Sendable {
         let router = ModelRouter(config: config, client: client, logger: logger)
         let observe = self.observe
         let supervisor = Supervisor(config: config, executable: executable, client: client, logger: logger,
+                                    drain: { id in await router.drain(id) },
                                     observe: { event in
                                         router.instanceChanged(event)
                                         observe(event)

@@ -27,6 +27,20 @@ public struct ControllerRoutes: Sendable {
         router.get("/status") { _, _ in
             json(await status())
         }
+        router.post("/control/restart/:model") { _, context in
+            let name = context.parameters.get("model") ?? ""
+            do {
+                let replaced = try await supervisor.restart(model: name)
+                return json(RestartResult(model: name, replaced: replaced))
+            } catch let error as Supervisor.RestartError {
+                let status: HTTPResponse.Status = switch error {
+                case .unknownModel: .notFound
+                case .alreadyRestarting, .shuttingDown: .conflict
+                case .replacementFailed: .internalServerError
+                }
+                return json(["error": error.description], status: status)
+            }
+        }
         router.post("/control/shutdown") { _, _ in
             requestShutdown()
             return json(["status": "shutting down"], status: .accepted)
@@ -41,7 +55,7 @@ public struct ControllerRoutes: Sendable {
         var instances = await supervisor.statuses()
         for index in instances.indices {
             guard let pool = pools.first(where: { $0.model == instances[index].model }),
-                  let (member, stats) = pool.member(instances[index].id) else { continue }
+                  let (member, stats) = pool.member("\(instances[index].id)#\(instances[index].generation)") else { continue }
             instances[index].traffic = TrafficStatus(member: member, stats: stats)
         }
         for pool in pools {
@@ -61,6 +75,12 @@ public struct ControllerRoutes: Sendable {
         }
         return FleetStatus(controller: controller, models: models, instances: instances)
     }
+}
+
+/// What `POST /control/restart/{model}` answers once every replica was swapped.
+public struct RestartResult: Codable, Sendable {
+    public var model: String
+    public var replaced: [Supervisor.Replacement]
 }
 
 /// `GET /health` on the controller: 200 whenever the controller is up; the counts say how much of the fleet is.

@@ -144,6 +144,10 @@ public actor ModelPool {
     func release(memberID: String, outcome: Lease.Outcome, latency: Duration) {
         if let index = members.firstIndex(where: { $0.id == memberID }) {
             members[index].inFlight = max(0, members[index].inFlight - 1)
+            if members[index].inFlight == 0 {
+                wakeIdleWaiters(memberID)
+                if retiring.remove(memberID) != nil { members.remove(at: index) }
+            }
         }
         var counters = stats[memberID] ?? MemberStats()
         switch outcome {
@@ -176,6 +180,37 @@ public actor ModelPool {
             members.sort { $0.id < $1.id }
         }
         dispatchWaiters()
+    }
+
+    /// Members that are gone for good: removed as soon as their last request is released.
+    private var retiring: Set<String> = []
+    /// Drains waiting for a member to have nothing in flight.
+    private var idleWaiters: [String: [CheckedContinuation<Void, Never>]] = [:]
+
+    /// Takes a member out for good: out of rotation now, out of the pool once its in-flight requests finish.
+    public func retireMember(id: String) {
+        guard let index = members.firstIndex(where: { $0.id == id }) else { return }
+        if members[index].inFlight == 0 {
+            members.remove(at: index)
+        } else {
+            members[index].ready = false
+            retiring.insert(id)
+        }
+    }
+
+    /// Returns once `id` has no request in flight, or after `timeout` (a drain must end).
+    public func waitUntilIdle(id: String, timeout: Duration) async {
+        guard let member = members.first(where: { $0.id == id }), member.inFlight > 0 else { return }
+        let timer = Task { [weak self] in
+            try? await Task.sleep(for: timeout)
+            await self?.wakeIdleWaiters(id)
+        }
+        await withCheckedContinuation { idleWaiters[id, default: []].append($0) }
+        timer.cancel()
+    }
+
+    private func wakeIdleWaiters(_ id: String) {
+        idleWaiters.removeValue(forKey: id)?.forEach { $0.resume() }
     }
 
     /// Marks a member not ready; it keeps its in-flight requests and its place.

@@ -73,15 +73,26 @@ public final class ModelRouter: Service, Sendable {
         return result
     }
 
+    /// Returns once the instance has no request in flight through the gateway, or after `drainTimeout`.
+    public func drain(_ id: InstanceID) async {
+        guard let pool = pools[id.model] else { return }
+        await pool.waitUntilIdle(id: id.memberID, timeout: config.drainTimeout)
+    }
+
     // MARK: - Membership
 
     private func applyInstanceEvents() async {
         for await event in events {
             guard let model = config.models.first(where: { $0.name == event.id.model }),
                   let pool = pools[model.name] else { continue }
+            let id = event.id.memberID
+            if event.state == .stopped || event.state == .failed {
+                // Gone for good (replaced, or given up on): leaves the pool once its requests are done.
+                await pool.retireMember(id: id)
+                continue
+            }
             guard let port = event.port else {
-                // No process (failed, or its port released): certainly not in rotation.
-                await pool.takeOutOfRotation(id: event.id.description)
+                await pool.takeOutOfRotation(id: id)
                 continue
             }
             let baseURL = "http://127.0.0.1:\(port)"
@@ -90,7 +101,7 @@ public final class ModelRouter: Service, Sendable {
             if ready && model.parallel == nil {
                 capacity = await slots(at: baseURL) ?? 1
             }
-            await pool.setMember(id: event.id.description, baseURL: baseURL, capacity: capacity, ready: ready)
+            await pool.setMember(id: id, baseURL: baseURL, capacity: capacity, ready: ready)
         }
     }
 

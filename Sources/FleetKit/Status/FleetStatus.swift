@@ -111,6 +111,8 @@ public struct InstanceStatus: Codable, Sendable, Equatable {
     public var logFile: String
     /// False for an unmanaged endpoint (a llama-server fleet balances to but does not run).
     public var managed: Bool = true
+    /// Which process generation fills the replica: 0 at start, +1 with each hot-swap restart.
+    public var generation: Int = 0
     /// Gateway traffic, once it is in a pool.
     public var traffic: TrafficStatus?
 

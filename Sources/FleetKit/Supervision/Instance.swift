@@ -126,9 +126,51 @@ public actor Instance {
     }
 
     public func status() -> InstanceStatus {
-        InstanceStatus(id: id.description, model: id.model, replica: id.replica, port: port, pid: pid, state: state,
-                       since: since, readySince: readySince, restarts: restarts, lastError: lastError,
-                       logFile: log.filePath)
+        var status = InstanceStatus(id: id.description, model: id.model, replica: id.replica, port: port, pid: pid,
+                                    state: state, since: since, readySince: readySince, restarts: restarts,
+                                    lastError: lastError, logFile: log.filePath)
+        status.generation = id.generation
+        return status
+    }
+
+    /// Waits until the instance is `ready` (true), or has shown it will not get there on its own: a failed start
+    /// (`unhealthy` or `failed` before it was ever ready) or a stop (false).
+    public func waitUntilReady() async -> Bool {
+        while true {
+            switch state {
+            case .ready: return true
+            case .failed: return false
+            // `stopped` is also where an instance begins, before its run() starts: only a stop ends the wait.
+            case .stopped where !wantsRunning, .stopping where !wantsRunning: return false
+            case .unhealthy where readySince == nil && restarts == 0 && lastError != nil: return false
+            default: await nextTransition()
+            }
+        }
+    }
+
+    /// Waits until the process is gone (`stopped` or `failed`).
+    public func waitUntilStopped() async {
+        while state != .stopped && state != .failed {
+            await nextTransition()
+        }
+    }
+
+    private var transitionWaiters: [CheckedContinuation<Void, Never>] = []
+
+    private func nextTransition() async {
+        await withCheckedContinuation { transitionWaiters.append($0) }
+    }
+
+    /// Retires the instance without failing a request: out of rotation first (`stopping`), then `drain` (which
+    /// returns once its in-flight requests finished, or its drain timeout passed), then the process is stopped.
+    public func retire(drain: @Sendable () async -> Void) async {
+        guard wantsRunning else { return }
+        wantsRunning = false
+        if state == .starting || state == .ready || state == .unhealthy {
+            transition(to: .stopping, detail: "replaced; draining")
+        }
+        await drain()
+        current?.cancel()
     }
 
     // MARK: - Supervision loop
@@ -315,5 +357,8 @@ public actor Instance {
         logger.info("state changed", metadata: metadata)
         observe(InstanceEvent(id: id, previous: previous, state: next, port: port, pid: pid, detail: detail,
                               sinceSpawn: spawnedAt.map { .now - $0 }))
+        let waiters = transitionWaiters
+        transitionWaiters.removeAll()
+        waiters.forEach { $0.resume() }
     }
 }

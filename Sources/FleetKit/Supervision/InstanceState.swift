@@ -35,22 +35,30 @@ public enum InstanceState: String, Sendable, Codable, CaseIterable {
     public var isActive: Bool { self == .starting || self == .ready || self == .unhealthy || self == .stopping }
 }
 
-/// Names one replica of one model: `gemma/0`.
+/// Names one replica of one model, `gemma/0`, and which process generation fills that replica: a hot-swap
+/// restart starts generation n+1 beside generation n before retiring it.
 public struct InstanceID: Hashable, Sendable, Codable, CustomStringConvertible, Comparable {
     public var model: String
     public var replica: Int
+    public var generation: Int
 
-    public init(model: String, replica: Int) {
+    public init(model: String, replica: Int, generation: Int = 0) {
         self.model = model
         self.replica = replica
+        self.generation = generation
     }
 
+    /// The replica, as users name it: `gemma/0`.
     public var description: String { "\(model)/\(replica)" }
-    /// A name safe for files: `gemma-0`.
-    public var fileName: String { "\(model)-\(replica)".replacingOccurrences(of: ":", with: "_") }
+    /// Unique across generations (`gemma/0#1`): how pools tell an instance from its replacement.
+    public var memberID: String { "\(model)/\(replica)#\(generation)" }
+    /// A name safe for files: `gemma-0`, then `gemma-0-g1` for a replacement.
+    public var fileName: String {
+        "\(model)-\(replica)".replacingOccurrences(of: ":", with: "_") + (generation == 0 ? "" : "-g\(generation)")
+    }
 
     public static func < (lhs: InstanceID, rhs: InstanceID) -> Bool {
-        (lhs.model, lhs.replica) < (rhs.model, rhs.replica)
+        (lhs.model, lhs.replica, lhs.generation) < (rhs.model, rhs.replica, rhs.generation)
     }
 }
 

@@ -1,46 +1,72 @@
 public import Logging
 public import ServiceLifecycle
 
-/// Owns the set of instances: creates one per model replica, runs them, hands out their ports, and stops them
-/// all on graceful shutdown. A `Service`: its `run()` returns once every instance's process is gone.
+/// Owns the set of instances: creates one per model replica, runs them, hands out their ports, replaces them
+/// without downtime (`restart`), and stops them all on graceful shutdown. A `Service`: its `run()` returns once
+/// every instance's process is gone.
 public actor Supervisor: Service {
     public nonisolated let config: FleetConfig
     public nonisolated let executable: String
     private let client: UpstreamClient
     private let logger: Logger
     private let observe: @Sendable (InstanceEvent) -> Void
-    /// Every instance of the fleet, sorted by model and replica; created with the supervisor so status shows
-    /// them from the start.
-    private let instances: [Instance]
+    private let lease: Instance.PortLease
+    /// Waits until an instance has no request in flight (or the drain timeout passed): the gateway's side of a
+    /// retirement.
+    private let drain: @Sendable (InstanceID) async -> Void
+    /// Every instance, sorted by model, replica and generation; during a restart a replica has two.
+    private var instances: [Instance]
+    /// Instances started after `run()` began reach its task group through here.
+    private let launches: AsyncStream<Instance>
+    private let launcher: AsyncStream<Instance>.Continuation
+    private var shuttingDown = false
+    /// Models with a restart under way (one at a time per model).
+    private var restarting: Set<String> = []
 
     /// - Parameters:
     ///   - executable: the llama-server to run (see `LlamaServerLocator`).
+    ///   - drain: returns once the instance has no request in flight (bounded by the caller's timeout).
     ///   - observe: called on every instance state change, on the instance's actor; must not block.
     public init(config: FleetConfig, executable: String, client: UpstreamClient, logger: Logger,
+                drain: @escaping @Sendable (InstanceID) async -> Void = { _ in },
                 observe: @escaping @Sendable (InstanceEvent) -> Void = { _ in }) {
         self.config = config
         self.executable = executable
         self.client = client
         self.logger = logger
         self.observe = observe
+        self.drain = drain
         let ports = PortPool(range: config.portRange)
         let lease = Instance.PortLease(take: { try await ports.take() }, give: { await ports.give($0) })
-        self.instances = Self.makeInstances(config: config, executable: executable, client: client, lease: lease,
-                                            logger: logger, observe: observe)
+        self.lease = lease
+        self.instances = config.models.flatMap { model in
+            (0..<model.replicas).map { replica in
+                Self.makeInstance(InstanceID(model: model.name, replica: replica), model: model, config: config,
+                                  executable: executable, client: client, lease: lease, logger: logger, observe: observe)
+            }
+        }
+        (launches, launcher) = AsyncStream.makeStream()
     }
 
     public func run() async throws {
-        let running = instances
-        logger.info("starting fleet", metadata: ["models": "\(config.models.count)", "instances": "\(running.count)",
+        logger.info("starting fleet", metadata: ["models": "\(config.models.count)", "instances": "\(instances.count)",
                                                   "llamaServer": "\(executable)"])
+        let launcher = self.launcher
         await withTaskGroup(of: Void.self) { group in
-            for instance in running {
+            for instance in instances {
                 group.addTask { await instance.run() }
             }
-            // Returns on graceful shutdown, or throws when this task is cancelled: both mean stop everything.
-            try? await gracefulShutdown()
+            // Graceful shutdown (or cancellation) ends the launch loop below.
+            group.addTask {
+                try? await gracefulShutdown()
+                launcher.finish()
+            }
+            for await instance in launches {
+                group.addTask { await instance.run() }
+            }
+            shuttingDown = true
             logger.info("stopping every instance")
-            for instance in running {
+            for instance in instances {
                 await instance.stop()
             }
             await group.waitForAll()
@@ -48,7 +74,7 @@ public actor Supervisor: Service {
         logger.info("every instance stopped")
     }
 
-    /// Every instance's status, sorted by model and replica.
+    /// Every instance's status, sorted by model, replica and generation.
     public func statuses() async -> [InstanceStatus] {
         var result: [InstanceStatus] = []
         for instance in instances {
@@ -57,18 +83,90 @@ public actor Supervisor: Service {
         return result
     }
 
-    private static func makeInstances(config: FleetConfig, executable: String, client: UpstreamClient,
-                                      lease: Instance.PortLease, logger: Logger,
-                                      observe: @escaping @Sendable (InstanceEvent) -> Void) -> [Instance] {
-        let logDirectory = "\(config.stateDirectory)/logs"
-        return config.models.flatMap { model in
-            (0..<model.replicas).map { replica in
-                Instance(id: InstanceID(model: model.name, replica: replica),
-                         settings: InstanceSettings(model: model, executable: executable, healthCheck: config.healthCheck,
-                                                    restart: config.restart, stopTimeout: config.stopTimeout,
-                                                    logDirectory: logDirectory),
-                         client: client, ports: lease, logger: logger, observe: observe)
+    // MARK: - Hot-swap restart
+
+    /// Why a restart did not happen, or stopped part way.
+    public enum RestartError: Error, CustomStringConvertible, Equatable {
+        case unknownModel(String, known: [String])
+        case alreadyRestarting(String)
+        case shuttingDown
+        case replacementFailed(replica: String, reason: String)
+
+        public var description: String {
+            switch self {
+            case .unknownModel(let name, let known):
+                "model \"\(name)\" is not in this fleet; it has: \(known.joined(separator: ", "))"
+            case .alreadyRestarting(let name):
+                "model \"\(name)\" is already being restarted; wait for that to finish"
+            case .shuttingDown:
+                "the controller is shutting down"
+            case .replacementFailed(let replica, let reason):
+                "the replacement for \(replica) did not become ready (\(reason)); the old instance keeps serving"
             }
         }
+    }
+
+    /// One replica swapped by a restart.
+    public struct Replacement: Sendable, Codable, Equatable {
+        public var replica: String
+        public var oldPid: Int32?
+        public var newPid: Int32?
+        public var oldPort: Int?
+        public var newPort: Int?
+    }
+
+    /// Replaces every replica of `model`, one at a time, without failing a request: start a replacement on a new
+    /// port, wait until it is ready (it joins the pool then), take the old one out of rotation, let its
+    /// requests finish (`drain`), stop it. A replacement that fails to start is stopped and the old instance
+    /// keeps serving; the replicas already replaced stay replaced.
+    /// - Throws: `RestartError`.
+    public func restart(model name: String) async throws(RestartError) -> [Replacement] {
+        guard let model = config.models.first(where: { $0.name == name }) else {
+            throw .unknownModel(name, known: config.models.map(\.name))
+        }
+        guard !shuttingDown else { throw .shuttingDown }
+        guard restarting.insert(name).inserted else { throw .alreadyRestarting(name) }
+        defer { restarting.remove(name) }
+        logger.info("hot-swap restart", metadata: ["model": "\(name)", "replicas": "\(model.replicas)"])
+
+        var replaced: [Replacement] = []
+        for replica in 0..<model.replicas {
+            guard let old = instances.last(where: { $0.id.model == name && $0.id.replica == replica }) else { continue }
+            let oldStatus = await old.status()
+            var id = old.id
+            id.generation += 1
+            let replacement = Self.makeInstance(id, model: model, config: config, executable: executable, client: client,
+                                                lease: lease, logger: logger, observe: observe)
+            instances.append(replacement)
+            instances.sort { $0.id < $1.id }
+            launcher.yield(replacement)
+
+            guard await replacement.waitUntilReady() else {
+                let reason = await replacement.status().lastError ?? "it stopped"
+                await replacement.stop()
+                await replacement.waitUntilStopped()
+                instances.removeAll { $0 === replacement }
+                throw .replacementFailed(replica: id.description, reason: reason)
+            }
+            let drain = self.drain
+            await old.retire { await drain(old.id) }
+            await old.waitUntilStopped()
+            instances.removeAll { $0 === old }
+            let newStatus = await replacement.status()
+            replaced.append(Replacement(replica: id.description, oldPid: oldStatus.pid, newPid: newStatus.pid,
+                                        oldPort: oldStatus.port, newPort: newStatus.port))
+        }
+        logger.info("hot-swap restart done", metadata: ["model": "\(name)"])
+        return replaced
+    }
+
+    private static func makeInstance(_ id: InstanceID, model: ModelConfig, config: FleetConfig, executable: String,
+                                     client: UpstreamClient, lease: Instance.PortLease, logger: Logger,
+                                     observe: @escaping @Sendable (InstanceEvent) -> Void) -> Instance {
+        Instance(id: id,
+                 settings: InstanceSettings(model: model, executable: executable, healthCheck: config.healthCheck,
+                                            restart: config.restart, stopTimeout: config.stopTimeout,
+                                            logDirectory: "\(config.stateDirectory)/logs"),
+                 client: client, ports: lease, logger: logger, observe: observe)
     }
 }
