@@ -80,7 +80,7 @@ let package = Package(
         .testTarget(
             name: "EndToEndTests",
             dependencies: ["FleetKit", "FleetTestSupport"],
-            exclude: ["openai_client_check.py"],
+            exclude: ["openai_client_check.py", "openai_load.py"],
             swiftSettings: swiftSettings
         ),
     ]

@@ -79,6 +79,42 @@ struct RealFleetTests {
         #expect(status.instances.allSatisfy { $0.traffic?.inFlight == 0 })
     }
 
+    @Test func restartUnderLoadFromTheOpenAIClientFailsNoRequest() async throws {
+        let (server, model) = try realSetup()
+        let python = try #require(ProcessInfo.processInfo.environment["FLEET_OPENAI_PYTHON"],
+                                  "FLEET_OPENAI_PYTHON is not set: run the tests with scripts/test.sh, which installs the openai client")
+        let config = try writeConfig(server: server, model: model)
+        #expect(try fleet("up", "--detach", "--config", config).code == 0)
+        defer { _ = try? fleet("down", "--config", config) }
+        let before = try await ControlClient(baseURL: "http://127.0.0.1:\(listenPort)").status().instances.compactMap(\.pid)
+
+        let stopFile = directory + "/stop-load"
+        let outputPath = directory + "/load.json"
+        _ = FileManager.default.createFile(atPath: outputPath, contents: nil)
+        let load = Process()
+        load.executableURL = URL(fileURLWithPath: python)
+        let script = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("openai_load.py").path
+        load.arguments = [script, "http://127.0.0.1:\(listenPort)", "gemma", stopFile]
+        load.standardOutput = try FileHandle(forWritingTo: URL(fileURLWithPath: outputPath))
+        try load.run()
+        defer { if load.isRunning { load.terminate() } }
+
+        try await Task.sleep(for: .seconds(2))
+        let restart = try fleet("restart", "gemma", "--config", config)
+        try await Task.sleep(for: .seconds(2))
+        _ = FileManager.default.createFile(atPath: stopFile, contents: nil)
+        try await eventually(timeout: .seconds(120), "load finished") { !load.isRunning }
+
+        #expect(restart.code == 0, "\(restart.output)")
+        #expect(restart.output.contains("gemma/0: pid") && restart.output.contains("gemma/1: pid"))
+        let report = try #require(try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: outputPath))) as? [String: Any])
+        #expect((report["failures"] as? [String])?.isEmpty == true, "\(report)")
+        #expect((report["completed"] as? Int ?? 0) >= 8, "\(report)")
+        let after = try await ControlClient(baseURL: "http://127.0.0.1:\(listenPort)").status().instances
+        #expect(after.count == 2 && after.allSatisfy { $0.state == .ready && $0.generation == 1 })
+        #expect(Set(after.compactMap(\.pid)).isDisjoint(with: before))
+    }
+
     @Test func twoReplicasServeRecoverFromKillAndStopCleanly() async throws {
         let (server, model) = try realSetup()
         let config = try writeConfig(server: server, model: model)
