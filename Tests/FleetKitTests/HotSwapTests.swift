@@ -125,3 +125,64 @@ extension Result where Failure == any Error {
         do { self = .success(try await body()) } catch { self = .failure(error) }
     }
 }
+
+@Suite("model swap over fake servers", .timeLimit(.minutes(2)))
+struct SwapTests {
+    let directory = temporaryDirectory()
+
+    func writeFleetJSON(_ config: FleetConfig) throws -> FleetConfig {
+        var config = config
+        let file = directory + "/fleet.json"
+        try """
+            {
+              "models": {
+                "fake": { "path": "model.gguf", "replicas": 2 }
+              }
+            }
+            """.write(toFile: file, atomically: true, encoding: .utf8)
+        config.source = file
+        return config
+    }
+
+    @Test func swapMovesEveryReplicaToTheNewFileAndUpdatesFleetJSON() async throws {
+        let config = try writeFleetJSON(fakeFleetConfig(directory: directory, replicas: 2))
+        let newModel = fakeGGUF(in: directory, name: "model-v2.gguf")
+        try await withController(config) { url, control in
+            let before = Set(try await control.status().instances.compactMap(\.pid))
+            let result = try await control.swap(model: "fake", path: newModel)
+            #expect(result.replaced.count == 2)
+            #expect(result.configUpdate?.hasPrefix("updated") == true, "\(result.configUpdate ?? "")")
+            let after = try await control.status().instances
+            #expect(after.count == 2 && after.allSatisfy { $0.state == .ready && $0.generation == 1 })
+            #expect(Set(after.compactMap(\.pid)).isDisjoint(with: before))
+            for pid in after.compactMap(\.pid) {
+                let command = try String(contentsOfFile: "/proc/\(pid)/cmdline", encoding: .utf8)
+                #expect(command.contains("model-v2.gguf"), "the replacement runs the new file")
+            }
+            let file = try String(contentsOfFile: directory + "/fleet.json", encoding: .utf8)
+            #expect(file.contains(#""path": "model-v2.gguf""#) && file.contains(#""replicas": 2"#), "\(file)")
+            // A restart after the swap keeps the new file.
+            _ = try await control.restart(model: "fake")
+            let pid = try #require(try await control.status().instances.first?.pid)
+            #expect(try String(contentsOfFile: "/proc/\(pid)/cmdline", encoding: .utf8).contains("model-v2.gguf"))
+            _ = url
+        }
+    }
+
+    @Test func swapToAFileThatIsNotAModelChangesNothing() async throws {
+        let config = try writeFleetJSON(fakeFleetConfig(directory: directory, replicas: 2))
+        let bad = directory + "/notes.txt"
+        _ = FileManager.default.createFile(atPath: bad, contents: Data("hello".utf8))
+        try await withController(config) { url, control in
+            let before = try await control.status().instances.compactMap(\.pid)
+            await #expect {
+                try await control.swap(model: "fake", path: bad)
+            } throws: { "\($0)".contains("is not a GGUF file") && "\($0)".contains("nothing was changed") }
+            #expect(try await control.status().instances.compactMap(\.pid) == before, "the old instances still serve")
+            let file = try String(contentsOfFile: directory + "/fleet.json", encoding: .utf8)
+            #expect(file.contains(#""path": "model.gguf""#))
+            let response = try await UpstreamClient.with { try await post(url + "/v1/completions", #"{"model":"fake"}"#, client: $0) }
+            #expect(response.status == 200)
+        }
+    }
+}

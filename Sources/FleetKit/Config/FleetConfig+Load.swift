@@ -271,7 +271,7 @@ extension FleetConfig {
     }
 
     /// Expands `~` and resolves a relative path against a directory.
-    static func resolve(_ path: String, against base: String) -> String {
+    public static func resolve(_ path: String, against base: String) -> String {
         let expanded = (path as NSString).expandingTildeInPath
         if expanded.hasPrefix("/") { return URL(fileURLWithPath: expanded).standardizedFileURL.path }
         return URL(fileURLWithPath: base).appendingPathComponent(expanded).standardizedFileURL.path

@@ -65,6 +65,20 @@ public struct ControlClient: Sendable {
         }
     }
 
+    /// Swaps `model` onto another GGUF, replica by replica, without failing a request; fleet.json is updated
+    /// once every replica runs the new file.
+    /// - Throws: `BadAnswer` with the controller's reason, `Unreachable`.
+    public func swap(model: String, path: String) async throws -> RestartResult {
+        let route = "/control/swap/" + (model.addingPercentEncoding(withAllowedCharacters: .urlPathAllowed) ?? model)
+        let body = try JSONEncoder().encode(SwapRequest(path: path))
+        let response = try await send("POST", route, body: Array(body), timeout: nil)
+        do {
+            return try StatusCoding.decoder().decode(RestartResult.self, from: Data(response.body.readableBytesView))
+        } catch {
+            throw BadAnswer(url: baseURL + route, detail: "unexpected body (\(error))")
+        }
+    }
+
     /// The raw `/status` JSON, as the controller wrote it.
     public func statusJSON() async throws -> String {
         try await send("GET", "/status").bodyText

@@ -33,12 +33,24 @@ public struct ControllerRoutes: Sendable {
                 let replaced = try await supervisor.restart(model: name)
                 return json(RestartResult(model: name, replaced: replaced))
             } catch let error as Supervisor.RestartError {
-                let status: HTTPResponse.Status = switch error {
-                case .unknownModel: .notFound
-                case .alreadyRestarting, .shuttingDown: .conflict
-                case .replacementFailed: .internalServerError
-                }
-                return json(["error": error.description], status: status)
+                return json(["error": error.description], status: Self.status(for: error))
+            }
+        }
+        router.post("/control/swap/:model") { request, context in
+            let name = context.parameters.get("model") ?? ""
+            let body = try await request.body.collect(upTo: 64 << 10)
+            guard let swap = try? JSONDecoder().decode(SwapRequest.self, from: Data(body.readableBytesView)) else {
+                return json(["error": "send {\"path\": \"/path/to/model.gguf\"}"], status: .badRequest)
+            }
+            let path = FleetConfig.resolve(swap.path, against: FileManager.default.currentDirectoryPath)
+            do {
+                let replaced = try await supervisor.restart(model: name, path: path)
+                var result = RestartResult(model: name, replaced: replaced)
+                result.path = path
+                result.configUpdate = updateConfigFile(model: name, path: path)
+                return json(result)
+            } catch let error as Supervisor.RestartError {
+                return json(["error": error.description], status: Self.status(for: error))
             }
         }
         router.post("/control/shutdown") { _, _ in
@@ -49,6 +61,33 @@ public struct ControllerRoutes: Sendable {
 
     /// The supervisor's view of every instance, joined with the pools' view of the traffic (and the unmanaged
     /// endpoints, which only the pools know).
+    static func status(for error: Supervisor.RestartError) -> HTTPResponse.Status {
+        switch error {
+        case .unknownModel: .notFound
+        case .alreadyRestarting, .shuttingDown: .conflict
+        case .notAModel: .badRequest
+        case .replacementFailed: .internalServerError
+        }
+    }
+
+    /// After a successful swap, fleet.json says so: the model's `path` is rewritten in place (the rest of the
+    /// file untouched). Returns what happened, for the answer.
+    private func updateConfigFile(model: String, path: String) -> String {
+        let file = controller.config
+        guard FileManager.default.fileExists(atPath: file), let text = try? String(contentsOfFile: file, encoding: .utf8) else {
+            return "not updated: the fleet was not started from a fleet.json"
+        }
+        let folder = (file as NSString).deletingLastPathComponent
+        let written = path.hasPrefix(folder + "/") ? String(path.dropFirst(folder.count + 1)) : path
+        do {
+            let edited = try ConfigFileEditor.settingModelPath(in: text, model: model, to: written)
+            try edited.write(toFile: file, atomically: true, encoding: .utf8)
+            return "updated: \(file) now has \"path\": \"\(written)\" for \(model)"
+        } catch {
+            return "not updated (\(error)); edit \(file) by hand or the next start runs the old model"
+        }
+    }
+
     public func status() async -> FleetStatus {
         let config = supervisor.config
         let pools = await router.snapshots()
@@ -77,10 +116,24 @@ public struct ControllerRoutes: Sendable {
     }
 }
 
-/// What `POST /control/restart/{model}` answers once every replica was swapped.
+/// What `POST /control/restart/{model}` and `/control/swap/{model}` answer once every replica was swapped.
 public struct RestartResult: Codable, Sendable {
     public var model: String
     public var replaced: [Supervisor.Replacement]
+    /// For a swap: the GGUF the model runs now.
+    public var path: String?
+    /// For a swap: whether fleet.json was updated.
+    public var configUpdate: String?
+
+    public init(model: String, replaced: [Supervisor.Replacement]) {
+        self.model = model
+        self.replaced = replaced
+    }
+}
+
+/// The body of `POST /control/swap/{model}`.
+public struct SwapRequest: Codable, Sendable {
+    public var path: String
 }
 
 /// `GET /health` on the controller: 200 whenever the controller is up; the counts say how much of the fleet is.

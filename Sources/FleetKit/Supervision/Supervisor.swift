@@ -22,6 +22,8 @@ public actor Supervisor: Service {
     private var shuttingDown = false
     /// Models with a restart under way (one at a time per model).
     private var restarting: Set<String> = []
+    /// The models as they run now: a successful swap changes a model's path here.
+    private var models: [String: ModelConfig]
 
     /// - Parameters:
     ///   - executable: the llama-server to run (see `LlamaServerLocator`).
@@ -46,6 +48,7 @@ public actor Supervisor: Service {
             }
         }
         (launches, launcher) = AsyncStream.makeStream()
+        models = Dictionary(uniqueKeysWithValues: config.models.map { ($0.name, $0) })
     }
 
     public func run() async throws {
@@ -74,6 +77,9 @@ public actor Supervisor: Service {
         logger.info("every instance stopped")
     }
 
+    /// The GGUF a model runs now (after any swap).
+    public func modelPath(_ name: String) -> String? { models[name]?.path }
+
     /// Every instance's status, sorted by model, replica and generation.
     public func statuses() async -> [InstanceStatus] {
         var result: [InstanceStatus] = []
@@ -91,6 +97,7 @@ public actor Supervisor: Service {
         case alreadyRestarting(String)
         case shuttingDown
         case replacementFailed(replica: String, reason: String)
+        case notAModel(path: String, reason: String)
 
         public var description: String {
             switch self {
@@ -102,6 +109,8 @@ public actor Supervisor: Service {
                 "the controller is shutting down"
             case .replacementFailed(let replica, let reason):
                 "the replacement for \(replica) did not become ready (\(reason)); the old instance keeps serving"
+            case .notAModel(_, let reason):
+                "\(reason); nothing was changed"
             }
         }
     }
@@ -119,10 +128,19 @@ public actor Supervisor: Service {
     /// port, wait until it is ready (it joins the pool then), take the old one out of rotation, let its
     /// requests finish (`drain`), stop it. A replacement that fails to start is stopped and the old instance
     /// keeps serving; the replicas already replaced stay replaced.
+    ///
+    /// With `path`, the replacements run that GGUF instead (`fleet swap`); it is checked first, and the model
+    /// keeps it only when every replica was swapped.
     /// - Throws: `RestartError`.
-    public func restart(model name: String) async throws(RestartError) -> [Replacement] {
-        guard let model = config.models.first(where: { $0.name == name }) else {
+    public func restart(model name: String, path: String? = nil) async throws(RestartError) -> [Replacement] {
+        guard var model = models[name] else {
             throw .unknownModel(name, known: config.models.map(\.name))
+        }
+        if let path {
+            if let problem = GGUFFile.problem(at: path) {
+                throw .notAModel(path: path, reason: problem.message)
+            }
+            model.path = path
         }
         guard !shuttingDown else { throw .shuttingDown }
         guard restarting.insert(name).inserted else { throw .alreadyRestarting(name) }
@@ -156,7 +174,8 @@ public actor Supervisor: Service {
             replaced.append(Replacement(replica: id.description, oldPid: oldStatus.pid, newPid: newStatus.pid,
                                         oldPort: oldStatus.port, newPort: newStatus.port))
         }
-        logger.info("hot-swap restart done", metadata: ["model": "\(name)"])
+        models[name] = model
+        logger.info("hot-swap restart done", metadata: ["model": "\(name)", "path": "\(model.path)"])
         return replaced
     }
 
