@@ -93,8 +93,10 @@ public struct ControllerRoutes: Sendable {
         let pools = await router.snapshots()
         var instances = await supervisor.statuses()
         for index in instances.indices {
-            guard let pool = pools.first(where: { $0.model == instances[index].model }),
-                  let (member, stats) = pool.member("\(instances[index].id)#\(instances[index].generation)") else { continue }
+            let instance = instances[index]
+            let id = InstanceID(model: instance.model, replica: instance.replica, generation: instance.generation)
+            guard let pool = pools.first(where: { $0.model == instance.model }),
+                  let (member, stats) = pool.member(id.memberID) else { continue }
             instances[index].traffic = TrafficStatus(member: member, stats: stats)
         }
         for pool in pools {

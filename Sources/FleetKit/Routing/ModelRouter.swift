@@ -9,6 +9,8 @@ public import ServiceLifecycle
 public final class ModelRouter: Service, Sendable {
     /// Pools by model name and by alias.
     private let pools: [String: ModelPool]
+    /// Each pool once, in model order.
+    private let uniquePools: [ModelPool]
     /// The canonical name for every name and alias.
     private let canonical: [String: String]
     private let config: FleetConfig
@@ -28,6 +30,7 @@ public final class ModelRouter: Service, Sendable {
             }
         }
         self.pools = pools
+        self.uniquePools = config.models.compactMap { pools[$0.name] }
         self.canonical = canonical
         self.config = config
         self.client = client
@@ -67,8 +70,8 @@ public final class ModelRouter: Service, Sendable {
     /// One snapshot per model, sorted by model name.
     public func snapshots() async -> [PoolSnapshot] {
         var result: [PoolSnapshot] = []
-        for model in config.models {
-            if let pool = pools[model.name] { result.append(await pool.snapshot()) }
+        for pool in uniquePools {
+            result.append(await pool.snapshot())
         }
         return result
     }
@@ -136,7 +139,7 @@ public final class ModelRouter: Service, Sendable {
     private func readmitSuspended() async {
         while !Task.isCancelled {
             try? await Task.sleep(for: .milliseconds(500))
-            for pool in Set(pools.values.map(ObjectIdentifier.init)).compactMap({ id in pools.values.first { ObjectIdentifier($0) == id } }) {
+            for pool in uniquePools {
                 for (member, _) in await pool.snapshot().members where member.suspended {
                     let result = await HealthProbe(client: client, url: member.baseURL + "/health",
                                                    timeout: config.healthCheck.timeout).check()
