@@ -79,6 +79,26 @@ public struct ControlClient: Sendable {
         }
     }
 
+    /// Makes the controller read its fleet.json again and apply the difference. An invalid file changes
+    /// nothing: the result lists its problems.
+    /// - Throws: `BadAnswer` when the controller has no fleet.json, `Unreachable`.
+    public func reload() async throws -> Reloader.Result {
+        let url = baseURL + "/control/reload"
+        let response: UpstreamResponse
+        do {
+            response = try await UpstreamClient.with { client in
+                try await client.fetch(UpstreamRequest(method: "POST", url: url, body: [], connectTimeout: .seconds(2)))
+            }
+        } catch let error as UpstreamError where error.kind == .connectFailed {
+            throw Unreachable(url: baseURL)
+        }
+        guard let result = try? StatusCoding.decoder().decode(Reloader.Result.self, from: Data(response.body.readableBytesView)) else {
+            let message = (try? JSONDecoder().decode([String: String].self, from: Data(response.body.readableBytesView)))?["error"]
+            throw BadAnswer(url: url, detail: message ?? "HTTP \(response.status): \(response.bodyText.prefix(200))")
+        }
+        return result
+    }
+
     /// The raw `/status` JSON, as the controller wrote it.
     public func statusJSON() async throws -> String {
         try await send("GET", "/status").bodyText

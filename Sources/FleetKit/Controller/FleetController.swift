@@ -59,7 +59,9 @@ public struct FleetController: Sendable {
                                   url: config.listen.url, config: config.source, startedAt: Date(),
                                   stateDirectory: config.stateDirectory, llamaServer: executable)
         let http = Router()
-        ControllerRoutes(supervisor: supervisor, router: router, controller: info,
+        let reloader = FileManager.default.fileExists(atPath: config.source)
+            ? Reloader(source: config.source, running: config, supervisor: supervisor, router: router) : nil
+        ControllerRoutes(supervisor: supervisor, router: router, controller: info, reloader: reloader,
                          requestShutdown: { shutdownRequester.yield() })
             .register(on: http)
         OpenAIRoutes(router: router, client: client, config: config).register(on: http)
@@ -82,6 +84,19 @@ public struct FleetController: Sendable {
                     try? await Task.sleep(for: .milliseconds(100))
                     await group.triggerGracefulShutdown()
                     break
+                }
+            }
+            if let reloader, !signals.isEmpty {
+                // SIGHUP reloads fleet.json, as daemons do.
+                tasks.addTask {
+                    for await _ in await UnixSignalsSequence(trapping: .sighup) {
+                        let result = await reloader.reload()
+                        if result.errors.isEmpty {
+                            logger.notice("reloaded on SIGHUP", metadata: ["result": "\(result.applied.map { "\($0)" } ?? "")"])
+                        } else {
+                            logger.error("fleet.json is invalid; nothing changed", metadata: ["errors": "\(result.errors)"])
+                        }
+                    }
                 }
             }
             try await tasks.next()

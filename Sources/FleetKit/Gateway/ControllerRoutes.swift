@@ -9,11 +9,13 @@ public struct ControllerRoutes: Sendable {
     let router: ModelRouter
     let controller: ControllerInfo
     let requestShutdown: @Sendable () -> Void
+    let reloader: Reloader?
 
-    public init(supervisor: Supervisor, router: ModelRouter, controller: ControllerInfo,
+    public init(supervisor: Supervisor, router: ModelRouter, controller: ControllerInfo, reloader: Reloader? = nil,
                 requestShutdown: @escaping @Sendable () -> Void) {
         self.supervisor = supervisor
         self.router = router
+        self.reloader = reloader
         self.controller = controller
         self.requestShutdown = requestShutdown
     }
@@ -53,6 +55,13 @@ public struct ControllerRoutes: Sendable {
                 return json(["error": error.description], status: Self.status(for: error))
             }
         }
+        router.post("/control/reload") { _, _ in
+            guard let reloader else {
+                return json(["error": "this fleet was not started from a fleet.json; there is nothing to reload"], status: .conflict)
+            }
+            let result = await reloader.reload()
+            return json(result, status: result.errors.isEmpty ? .ok : .badRequest)
+        }
         router.post("/control/shutdown") { _, _ in
             requestShutdown()
             return json(["status": "shutting down"], status: .accepted)
@@ -89,7 +98,6 @@ public struct ControllerRoutes: Sendable {
     }
 
     public func status() async -> FleetStatus {
-        let config = supervisor.config
         let pools = await router.snapshots()
         var instances = await supervisor.statuses()
         for index in instances.indices {
@@ -109,7 +117,7 @@ public struct ControllerRoutes: Sendable {
                 instances.append(status)
             }
         }
-        let models = config.models.map { model in
+        let models = await supervisor.currentModels().map { model in
             let pool = pools.first { $0.model == model.name }
             return ModelStatus(name: model.name, aliases: model.aliases, path: model.path, replicas: model.replicas,
                                policy: model.policy.rawValue, queueDepth: pool?.queueDepth ?? 0, endpoints: model.endpoints)

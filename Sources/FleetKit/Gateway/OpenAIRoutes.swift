@@ -8,13 +8,11 @@ public struct OpenAIRoutes: Sendable {
     let router: ModelRouter
     let forwarder: Forwarder
     let settings: GatewaySettings
-    let models: [ModelConfig]
 
     public init(router: ModelRouter, client: UpstreamClient, config: FleetConfig) {
         self.router = router
         self.forwarder = Forwarder(client: client, settings: config.gateway)
         self.settings = config.gateway
-        self.models = config.models
     }
 
     public func register(on http: Router<some RequestContext>) {
@@ -25,7 +23,7 @@ public struct OpenAIRoutes: Sendable {
     }
 
     private func modelList() -> Response {
-        let data = models.flatMap { model in
+        let data = router.models.flatMap { model in
             ([model.name] + model.aliases).map { name -> [String: Any] in
                 ["id": name, "object": "model", "created": 0, "owned_by": "fleet", "root": model.name]
             }
@@ -45,15 +43,15 @@ public struct OpenAIRoutes: Sendable {
                                   code: "request_too_large")
             }
             var parsed = try CompletionRequest(body: body)
-            guard let pool = router.pool(for: parsed.model), let canonical = router.modelName(for: parsed.model) else {
+            guard let (pool, model) = router.route(parsed.model) else {
                 throw OpenAIError(status: .notFound,
                                   message: "model \"\(parsed.model)\" does not exist; this fleet serves: \(router.names.joined(separator: ", "))",
                                   code: "model_not_found")
             }
-            if sampling, let model = models.first(where: { $0.name == canonical }) {
+            if sampling {
                 parsed.inject(model.defaults)
             }
-            return try await forwarder.forward(parsed, path: path, pool: pool, canonicalName: canonical)
+            return try await forwarder.forward(parsed, path: path, pool: pool, canonicalName: model.name)
         } catch let error as OpenAIError {
             return error.response
         } catch {

@@ -53,8 +53,8 @@ public final class Lease: Sendable {
 /// the only owner of those counts: taken at dispatch, given back at the end of the stream or on cancellation.
 public actor ModelPool {
     public nonisolated let model: String
-    public nonisolated let policy: SchedulingPolicy
-    public nonisolated let queue: QueueSettings
+    public private(set) var policy: SchedulingPolicy
+    public private(set) var queue: QueueSettings
 
     private var members: [PoolMember] = []
     private var stats: [String: MemberStats] = [:]
@@ -79,6 +79,12 @@ public actor ModelPool {
 
     public init(model: String, policy: SchedulingPolicy, queue: QueueSettings) {
         self.model = model
+        self.policy = policy
+        self.queue = queue
+    }
+
+    /// A reload changed how this model schedules or queues; requests already waiting keep waiting.
+    public func reconfigure(policy: SchedulingPolicy, queue: QueueSettings) {
         self.policy = policy
         self.queue = queue
     }

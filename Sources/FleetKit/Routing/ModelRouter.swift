@@ -1,18 +1,26 @@
 import Foundation
+import Synchronization
 public import Logging
 public import ServiceLifecycle
 
 /// Maps the `model` a client names (a model name or an alias) to that model's pool, and keeps the pools'
 /// membership current: instance state changes from the supervisor, unmanaged endpoints' health, and members
-/// suspended by failover coming back once a health check passes. A `Service`; the hot path only reads the
-/// immutable name table and then talks to one pool.
+/// suspended by failover coming back once a health check passes. A `Service`. The hot path reads the name
+/// table under one short lock (a reload replaces it) and then talks to one pool.
 public final class ModelRouter: Service, Sendable {
-    /// Pools by model name and by alias.
-    private let pools: [String: ModelPool]
-    /// Each pool once, in model order.
-    private let uniquePools: [ModelPool]
-    /// The canonical name for every name and alias.
-    private let canonical: [String: String]
+    /// What a reload replaces as a whole.
+    private struct Table {
+        /// Pools by model name and by alias.
+        var pools: [String: ModelPool] = [:]
+        /// The models in order (their pools are `pools[model.name]`).
+        var models: [ModelConfig] = []
+        /// The canonical name for every name and alias.
+        var canonical: [String: String] = [:]
+    }
+
+    private let table = Mutex(Table())
+    /// Health watchers of unmanaged endpoints, by "model endpoint"; started and stopped as reloads change them.
+    private let watchers = Mutex<[String: Task<Void, Never>]>([:])
     private let config: FleetConfig
     private let client: UpstreamClient
     private let logger: Logger
@@ -20,32 +28,47 @@ public final class ModelRouter: Service, Sendable {
     private let eventSink: AsyncStream<InstanceEvent>.Continuation
 
     public init(config: FleetConfig, client: UpstreamClient, logger: Logger) {
-        var pools: [String: ModelPool] = [:]
-        var canonical: [String: String] = [:]
-        for model in config.models {
-            let pool = ModelPool(model: model.name, policy: model.policy, queue: model.queue)
-            for name in [model.name] + model.aliases {
-                pools[name] = pool
-                canonical[name] = model.name
-            }
-        }
-        self.pools = pools
-        self.uniquePools = config.models.compactMap { pools[$0.name] }
-        self.canonical = canonical
         self.config = config
         self.client = client
         self.logger = logger
         (events, eventSink) = AsyncStream.makeStream()
+        table.withLock { $0 = Self.makeTable(config.models, reusing: [:]) }
+    }
+
+    private static func makeTable(_ models: [ModelConfig], reusing old: [String: ModelPool]) -> Table {
+        var table = Table()
+        table.models = models
+        for model in models {
+            let pool = old[model.name] ?? ModelPool(model: model.name, policy: model.policy, queue: model.queue)
+            for name in [model.name] + model.aliases {
+                table.pools[name] = pool
+                table.canonical[name] = model.name
+            }
+        }
+        return table
+    }
+
+    /// The pool and the model serving `name` (a model name or alias), or nil.
+    public func route(_ name: String) -> (pool: ModelPool, model: ModelConfig)? {
+        table.withLock { table in
+            guard let canonical = table.canonical[name], let pool = table.pools[name],
+                  let model = table.models.first(where: { $0.name == canonical }) else { return nil }
+            return (pool, model)
+        }
     }
 
     /// The pool serving `name` (a model name or alias), or nil.
-    public func pool(for name: String) -> ModelPool? { pools[name] }
-
-    /// The model's own name for a name or alias.
-    public func modelName(for name: String) -> String? { canonical[name] }
+    public func pool(for name: String) -> ModelPool? { table.withLock { $0.pools[name] } }
 
     /// Every name clients may use, sorted.
-    public var names: [String] { canonical.keys.sorted() }
+    public var names: [String] { table.withLock { $0.canonical.keys.sorted() } }
+
+    /// The models as routed now.
+    public var models: [ModelConfig] { table.withLock { $0.models } }
+
+    private var uniquePools: [ModelPool] {
+        table.withLock { table in table.models.compactMap { table.pools[$0.name] } }
+    }
 
     /// Feeds instance state changes to the pools, in order. Safe to call from any thread; does not block.
     public func instanceChanged(_ event: InstanceEvent) {
@@ -55,15 +78,41 @@ public final class ModelRouter: Service, Sendable {
     public func run() async throws {
         await withTaskGroup(of: Void.self) { group in
             group.addTask { await self.applyInstanceEvents() }
-            for model in config.models {
-                for endpoint in model.endpoints {
-                    group.addTask { await self.watchEndpoint(endpoint, model: model) }
-                }
-            }
             group.addTask { await self.readmitSuspended() }
+            updateWatchers()
             try? await gracefulShutdown()
             eventSink.finish()
+            watchers.withLock { $0.values.forEach { $0.cancel() }; $0.removeAll() }
             group.cancelAll()
+        }
+    }
+
+    /// Routes `models` from now on: new models get pools, kept models keep theirs (reconfigured), removed models'
+    /// pools stop taking requests (those in flight finish), endpoints start or stop being watched.
+    public func apply(_ models: [ModelConfig]) async {
+        let kept = table.withLock { table -> [(ModelPool, ModelConfig)] in
+            let old = table.pools
+            table = Self.makeTable(models, reusing: old)
+            return models.compactMap { model in old[model.name].map { ($0, model) } }
+        }
+        for (pool, model) in kept {
+            await pool.reconfigure(policy: model.policy, queue: model.queue)
+        }
+        updateWatchers()
+    }
+
+    /// Starts a watcher for every endpoint of every model, and stops those no model names any more.
+    private func updateWatchers() {
+        let wanted = Dictionary(models.flatMap { model in model.endpoints.map { ("\(model.name) \($0)", (model, $0)) } },
+                                uniquingKeysWith: { first, _ in first })
+        watchers.withLock { watchers in
+            for (key, task) in watchers where wanted[key] == nil {
+                task.cancel()
+                watchers[key] = nil
+            }
+            for (key, (model, endpoint)) in wanted where watchers[key] == nil {
+                watchers[key] = Task { await self.watchEndpoint(endpoint, model: model) }
+            }
         }
     }
 
@@ -78,7 +127,7 @@ public final class ModelRouter: Service, Sendable {
 
     /// Returns once the instance has no request in flight through the gateway, or after `drainTimeout`.
     public func drain(_ id: InstanceID) async {
-        guard let pool = pools[id.model] else { return }
+        guard let pool = pool(for: id.model) else { return }
         await pool.waitUntilIdle(id: id.memberID, timeout: config.drainTimeout)
     }
 
@@ -86,8 +135,7 @@ public final class ModelRouter: Service, Sendable {
 
     private func applyInstanceEvents() async {
         for await event in events {
-            guard let model = config.models.first(where: { $0.name == event.id.model }),
-                  let pool = pools[model.name] else { continue }
+            guard let (pool, model) = route(event.id.model) else { continue }
             let id = event.id.memberID
             if event.state == .stopped || event.state == .failed {
                 // Gone for good (replaced, or given up on): leaves the pool once its requests are done.
@@ -110,7 +158,7 @@ public final class ModelRouter: Service, Sendable {
 
     /// An unmanaged llama-server: probed like an instance, balanced like one, never started or stopped.
     private func watchEndpoint(_ endpoint: String, model: ModelConfig) async {
-        guard let pool = pools[model.name] else { return }
+        guard let pool = pool(for: model.name) else { return }
         var wasReady = false
         var capacity = model.parallel ?? 1
         await pool.setEndpoint(endpoint, state: .starting, detail: nil)

@@ -24,7 +24,7 @@ public enum InstanceState: String, Sendable, Codable, CaseIterable {
             true
         case (.stopping, .stopped), (.stopping, .failed):
             true
-        case (.stopped, .starting), (.failed, .starting), (.failed, .stopping):
+        case (.stopped, .starting), (.stopped, .failed), (.failed, .starting), (.failed, .stopping):
             true
         default:
             false

@@ -134,7 +134,7 @@ public actor Supervisor: Service {
     /// - Throws: `RestartError`.
     public func restart(model name: String, path: String? = nil) async throws(RestartError) -> [Replacement] {
         guard var model = models[name] else {
-            throw .unknownModel(name, known: config.models.map(\.name))
+            throw .unknownModel(name, known: models.keys.sorted())
         }
         if let path {
             if let problem = GGUFFile.problem(at: path) {
@@ -142,6 +142,13 @@ public actor Supervisor: Service {
             }
             model.path = path
         }
+        return try await replaceReplicas(with: model)
+    }
+
+    /// The hot-swap dance for every replica of `model.name`, onto `model`'s settings; `model` becomes the
+    /// model's configuration once every replica runs it.
+    private func replaceReplicas(with model: ModelConfig) async throws(RestartError) -> [Replacement] {
+        let name = model.name
         guard !shuttingDown else { throw .shuttingDown }
         guard restarting.insert(name).inserted else { throw .alreadyRestarting(name) }
         defer { restarting.remove(name) }
@@ -153,12 +160,7 @@ public actor Supervisor: Service {
             let oldStatus = await old.status()
             var id = old.id
             id.generation += 1
-            let replacement = Self.makeInstance(id, model: model, config: config, executable: executable, client: client,
-                                                lease: lease, logger: logger, observe: observe)
-            instances.append(replacement)
-            instances.sort { $0.id < $1.id }
-            launcher.yield(replacement)
-
+            let replacement = launch(id, model: model)
             guard await replacement.waitUntilReady() else {
                 let reason = await replacement.status().lastError ?? "it stopped"
                 await replacement.stop()
@@ -166,10 +168,7 @@ public actor Supervisor: Service {
                 instances.removeAll { $0 === replacement }
                 throw .replacementFailed(replica: id.description, reason: reason)
             }
-            let drain = self.drain
-            await old.retire { await drain(old.id) }
-            await old.waitUntilStopped()
-            instances.removeAll { $0 === old }
+            await retire(old)
             let newStatus = await replacement.status()
             replaced.append(Replacement(replica: id.description, oldPid: oldStatus.pid, newPid: newStatus.pid,
                                         oldPort: oldStatus.port, newPort: newStatus.port))
@@ -177,6 +176,117 @@ public actor Supervisor: Service {
         models[name] = model
         logger.info("hot-swap restart done", metadata: ["model": "\(name)", "path": "\(model.path)"])
         return replaced
+    }
+
+    /// Creates an instance and hands it to the running task group.
+    private func launch(_ id: InstanceID, model: ModelConfig) -> Instance {
+        let instance = Self.makeInstance(id, model: model, config: config, executable: executable, client: client,
+                                         lease: lease, logger: logger, observe: observe)
+        instances.append(instance)
+        instances.sort { $0.id < $1.id }
+        launcher.yield(instance)
+        return instance
+    }
+
+    /// Out of rotation, drained, stopped, forgotten.
+    private func retire(_ instance: Instance) async {
+        let drain = self.drain
+        await instance.retire { await drain(instance.id) }
+        await instance.waitUntilStopped()
+        instances.removeAll { $0 === instance }
+    }
+
+    // MARK: - Reload
+
+    /// What a reload changed, model by model.
+    public struct ReloadReport: Sendable, Codable, Equatable {
+        public var added: [String] = []
+        public var removed: [String] = []
+        /// Their instances were hot-swapped onto new settings.
+        public var restarted: [String] = []
+        /// Replicas added or retired.
+        public var scaled: [String] = []
+        /// Only routing changed (aliases, defaults, policy, queue, endpoints): no process was touched.
+        public var reconfigured: [String] = []
+        public var unchanged: [String] = []
+        /// Changes that failed; the models named keep running as they were.
+        public var errors: [String] = []
+
+        public init() {}
+    }
+
+    /// Brings the running fleet to `newModels`, touching only what differs: new models start, removed ones
+    /// drain and stop, models whose llama-server command changed are hot-swapped, replica counts scale (down
+    /// drains). Unchanged models keep their processes.
+    public func apply(models newModels: [ModelConfig]) async -> ReloadReport {
+        var report = ReloadReport()
+        guard !shuttingDown else {
+            report.errors.append("the controller is shutting down")
+            return report
+        }
+        let wanted = Dictionary(uniqueKeysWithValues: newModels.map { ($0.name, $0) })
+        for name in models.keys.sorted() where wanted[name] == nil {
+            for instance in instances.filter({ $0.id.model == name }).reversed() {
+                await retire(instance)
+            }
+            models[name] = nil
+            report.removed.append(name)
+        }
+        for model in newModels {
+            guard let current = models[model.name] else {
+                models[model.name] = model
+                for replica in 0..<model.replicas {
+                    _ = launch(InstanceID(model: model.name, replica: replica), model: model)
+                }
+                report.added.append(model.name)
+                continue
+            }
+            var changed = false
+            // Scale down first: fewer replicas to swap.
+            if model.replicas < current.replicas {
+                for instance in instances.filter({ $0.id.model == model.name && $0.id.replica >= model.replicas }).reversed() {
+                    await retire(instance)
+                }
+                models[model.name]?.replicas = model.replicas
+                report.scaled.append(model.name)
+                changed = true
+            }
+            let launchesDiffer = LlamaServerCommand(executable: executable, model: current, port: 0)
+                != LlamaServerCommand(executable: executable, model: model, port: 0)
+            if launchesDiffer {
+                var target = model
+                target.replicas = min(model.replicas, current.replicas)
+                do {
+                    _ = try await replaceReplicas(with: target)
+                    report.restarted.append(model.name)
+                } catch {
+                    report.errors.append("\(model.name): \(error)")
+                    continue
+                }
+                changed = true
+            }
+            if model.replicas > current.replicas {
+                for replica in current.replicas..<model.replicas {
+                    _ = launch(InstanceID(model: model.name, replica: replica), model: model)
+                }
+                report.scaled.append(model.name)
+                changed = true
+            }
+            if !changed && model != current {
+                report.reconfigured.append(model.name)
+            } else if !changed {
+                report.unchanged.append(model.name)
+            }
+            models[model.name] = model
+        }
+        logger.info("reloaded", metadata: ["added": "\(report.added)", "removed": "\(report.removed)",
+                                           "restarted": "\(report.restarted)", "scaled": "\(report.scaled)"])
+        return report
+    }
+
+    /// The models as they run now, sorted by name.
+    public func currentModels() -> [ModelConfig] {
+        models.values.sorted { $0.name < $1.name }
     }
 
     private static func makeInstance(_ id: InstanceID, model: ModelConfig, config: FleetConfig, executable: String,

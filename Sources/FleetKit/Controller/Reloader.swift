@@ -1,0 +1,40 @@
+/// `fleet reload`, SIGHUP and `POST /control/reload`: read fleet.json again and apply only the difference.
+public struct Reloader: Sendable {
+    let source: String
+    let running: FleetConfig
+    let supervisor: Supervisor
+    let router: ModelRouter
+
+    /// What a reload did.
+    public struct Result: Sendable, Codable {
+        public var applied: Supervisor.ReloadReport?
+        /// Every problem of an invalid file (then nothing changed).
+        public var errors: [String]
+        /// Controller settings that changed in the file but take effect only after `fleet down && fleet up`.
+        public var needsControllerRestart: [String]
+    }
+
+    /// Validates the file first: an invalid file changes nothing and its problems are returned.
+    public func reload() async -> Result {
+        let fresh: FleetConfig
+        do {
+            fresh = try FleetConfig.load(file: source)
+        } catch {
+            return Result(applied: nil, errors: error.issues.map(\.description), needsControllerRestart: [])
+        }
+        var later: [String] = []
+        if fresh.listen != running.listen { later.append("listen") }
+        if fresh.llamaServer != running.llamaServer { later.append("llamaServer") }
+        if fresh.portRange != running.portRange { later.append("portRange") }
+        if fresh.stateDirectory != running.stateDirectory { later.append("stateDir") }
+        if fresh.healthCheck != running.healthCheck { later.append("healthCheck") }
+        if fresh.restart != running.restart { later.append("restart") }
+        if fresh.stopTimeout != running.stopTimeout { later.append("stopTimeout") }
+        if fresh.drainTimeout != running.drainTimeout { later.append("drainTimeout") }
+        if fresh.gateway != running.gateway { later.append("gateway") }
+        // New pools first, so new instances find theirs when they become ready.
+        await router.apply(fresh.models)
+        let report = await supervisor.apply(models: fresh.models)
+        return Result(applied: report, errors: [], needsControllerRestart: later)
+    }
+}

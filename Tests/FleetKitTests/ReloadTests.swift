@@ -1,0 +1,98 @@
+import FleetTestSupport
+import Foundation
+import Testing
+@testable import FleetKit
+
+/// `fleet reload`: only the difference between the running fleet and fleet.json moves.
+@Suite("reload by diff over fake servers", .timeLimit(.minutes(2)))
+struct ReloadTests {
+    let directory = temporaryDirectory()
+    let listen = TestPorts.block(1).lowerBound
+    let ports = TestPorts.block(20)
+
+    /// Writes fleet.json with these models (JSON object members) and returns its configuration.
+    @discardableResult
+    func write(_ models: String, extra: String = "") throws -> FleetConfig {
+        _ = fakeGGUF(in: directory)
+        let file = directory + "/fleet.json"
+        try """
+            {
+              "listen": "127.0.0.1:\(listen)", "portRange": "\(ports.lowerBound)-\(ports.upperBound)",
+              "llamaServer": "\(Products.fakeServer)", "stopTimeout": "2s", \(extra)
+              "healthCheck": { "interval": "200ms" },
+              "models": { \(models) }
+            }
+            """.write(toFile: file, atomically: true, encoding: .utf8)
+        return try FleetConfig.load(file: file)
+    }
+
+    func pids(_ status: FleetStatus) -> [String: Int32] {
+        Dictionary(uniqueKeysWithValues: status.instances.compactMap { instance in instance.pid.map { (instance.id, $0) } })
+    }
+
+    @Test func onlyTheDifferenceMoves() async throws {
+        let config = try write("""
+            "a": { "path": "model.gguf" },
+            "b": { "path": "model.gguf", "replicas": 2 },
+            "c": { "path": "model.gguf", "args": ["--fake-tokens", "5"] },
+            "d": { "path": "model.gguf" }
+            """)
+        try await withController(config) { url, control in
+            let before = pids(try await control.status())
+            try write("""
+                "a": { "path": "model.gguf", "aliases": ["alpha"] },
+                "b": { "path": "model.gguf", "replicas": 1 },
+                "c": { "path": "model.gguf", "args": ["--fake-tokens", "6"] },
+                "e": { "path": "model.gguf" }
+                """, extra: #""gateway": { "retries": 1 },"#)
+            let result = try await control.reload()
+            #expect(result.errors.isEmpty)
+            let report = try #require(result.applied)
+            #expect(report.added == ["e"] && report.removed == ["d"] && report.restarted == ["c"])
+            #expect(report.scaled == ["b"] && report.reconfigured == ["a"])
+            #expect(result.needsControllerRestart == ["gateway"])
+
+            try await eventually("e ready") { try await control.status().instances.contains { $0.id == "e/0" && $0.state == .ready } }
+            let after = pids(try await control.status())
+            #expect(after["a/0"] == before["a/0"], "a changed routing only: same process")
+            #expect(after["b/0"] == before["b/0"] && after["b/1"] == nil, "b scaled down by retiring b/1")
+            #expect(after["c/0"] != nil && after["c/0"] != before["c/0"], "c's command changed: hot-swapped")
+            #expect(after["d/0"] == nil && !ProcessProbe.isAlive(before["d/0"]!), "d removed and stopped")
+            #expect(!ProcessProbe.isAlive(before["b/1"]!))
+
+            let codes = try await UpstreamClient.with { client in
+                var codes: [Int] = []
+                for model in ["alpha", "e", "d"] {
+                    codes.append(try await post(url + "/v1/completions", #"{"model":"\#(model)"}"#, client: client).status)
+                }
+                return codes
+            }
+            #expect(codes == [200, 200, 404], "the new alias and model route; the removed model is gone")
+        }
+    }
+
+    @Test func scalingUpAddsReplicasAndKeepsTheRunningOne() async throws {
+        let config = try write(#""b": { "path": "model.gguf" }"#)
+        try await withController(config) { _, control in
+            let before = pids(try await control.status())
+            try write(#""b": { "path": "model.gguf", "replicas": 3 }"#)
+            let result = try await control.reload()
+            #expect(result.applied?.scaled == ["b"])
+            try await eventually("3 ready") { try await control.status().readyCount == 3 }
+            #expect(pids(try await control.status())["b/0"] == before["b/0"])
+        }
+    }
+
+    @Test func anInvalidFileChangesNothingAndSaysWhy() async throws {
+        let config = try write(#""a": { "path": "model.gguf" }"#)
+        try await withController(config) { _, control in
+            let before = pids(try await control.status())
+            _ = try? write(#""a": { "path": "model.gguf", "replica": 2 }, "z": { "path": "missing.gguf" }"#)  // written, then refused
+            let result = try await control.reload()
+            #expect(result.applied == nil)
+            #expect(result.errors.contains { $0.contains("models.a.replica: unknown key") })
+            #expect(result.errors.contains { $0.contains("missing.gguf does not exist") })
+            #expect(pids(try await control.status()) == before)
+        }
+    }
+}
