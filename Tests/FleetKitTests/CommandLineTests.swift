@@ -151,6 +151,35 @@ struct CommandLineTests {
         #expect(chat.output.components(separatedBy: "tok0 tok1").count == 3, "two answers: \(chat.output)")
     }
 
+    @Test func restartSwapAndReloadFromTheCommandLine() throws {
+        let config = try writeConfig(replicas: 1)
+        #expect(try fleet("up", "--detach", "--config", config).code == 0)
+        defer { _ = try? fleet("down", "--config", config) }
+
+        let restart = try fleet("restart", "fake", "--config", config)
+        #expect(restart.code == 0, "\(restart.output)")
+        #expect(restart.output.contains("fake/0: pid") && restart.output.contains("done: no request was dropped"))
+
+        let newModel = fakeGGUF(in: directory, name: "v2.gguf")
+        let swap = try fleet("swap", "fake", newModel, "--config", config)
+        #expect(swap.code == 0, "\(swap.output)")
+        #expect(try String(contentsOfFile: config, encoding: .utf8).contains(#""path": "v2.gguf""#))
+
+        let text = try String(contentsOfFile: config, encoding: .utf8)
+        try text.replacingOccurrences(of: #""replicas": 1"#, with: #""replicas": 2"#).write(toFile: config, atomically: true, encoding: .utf8)
+        let reload = try fleet("reload", "--config", config)
+        #expect(reload.code == 0, "\(reload.output)")
+        #expect(reload.output.contains("scaled: fake"))
+
+        try text.replacingOccurrences(of: #""replicas": 1"#, with: #""replicas": "many""#).write(toFile: config, atomically: true, encoding: .utf8)
+        let invalid = try fleet("reload", "--config", config)
+        #expect(invalid.code == 2)
+        #expect(invalid.output.contains("nothing changed") && invalid.output.contains("models.fake.replicas"))
+
+        let both = try fleet("restart", "--config", config)
+        #expect(both.code != 0 && both.output.contains("name one model, or pass --all"))
+    }
+
     @Test func zeroConfigRunsOneModelFromItsPath() throws {
         let model = fakeGGUF(in: directory, name: "solo.gguf")
         let up = try runCommand(Products.fleet, ["up", "--detach", "--model", model, "--listen", "127.0.0.1:\(listenPort)"],

@@ -96,3 +96,15 @@ struct ReloadTests {
         }
     }
 }
+
+extension ReloadTests {
+    @Test func watchReloadsWhenTheFileChanges() async throws {
+        let config = try write(#""w": { "path": "model.gguf" }"#, extra: #""watch": true,"#)
+        try await withController(config) { _, control in
+            let before = pids(try await control.status())
+            try write(#""w": { "path": "model.gguf", "replicas": 2 }"#, extra: #""watch": true,"#)
+            try await eventually("the second replica, started by the watcher") { try await control.status().readyCount == 2 }
+            #expect(pids(try await control.status())["w/0"] == before["w/0"])
+        }
+    }
+}

@@ -3,7 +3,7 @@ public import Foundation
 extension FleetConfig {
     /// The keys fleet.json accepts at its top level.
     static let controllerKeys = ["$schema", "listen", "llamaServer", "portRange", "stateDir", "healthCheck",
-                                 "restart", "stopTimeout", "drainTimeout", "gateway", "models"]
+                                 "restart", "stopTimeout", "drainTimeout", "watch", "gateway", "models"]
     static let gatewayKeys = ["maxBodySize", "connectTimeout", "firstByteTimeout", "idleTimeout", "retries"]
     static let queueKeys = ["maxSize", "timeout"]
     static let healthCheckKeys = ["interval", "timeout", "startupTimeout", "unhealthyAfter", "restartAfter"]
@@ -98,6 +98,7 @@ extension FleetConfig {
         }
         config.stopTimeout = reader.duration(top, "stopTimeout", at: "") ?? config.stopTimeout
         config.drainTimeout = reader.duration(top, "drainTimeout", at: "") ?? config.drainTimeout
+        config.watch = reader.bool(top, "watch", at: "") ?? config.watch
         if let value = top["gateway"], let object = reader.object(value, at: "gateway", allowed: gatewayKeys) {
             let path = "gateway"
             var gateway = GatewaySettings()

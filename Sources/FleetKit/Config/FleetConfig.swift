@@ -20,6 +20,8 @@ public struct FleetConfig: Sendable, Equatable {
     public var stopTimeout: Duration
     /// How long a replaced instance may take to finish its in-flight requests before it is stopped anyway.
     public var drainTimeout: Duration = .seconds(60)
+    /// Reload by itself when fleet.json changes on disk.
+    public var watch = false
     /// How the gateway talks to clients and instances.
     public var gateway: GatewaySettings = .init()
     /// The models, sorted by name.

@@ -86,6 +86,17 @@ public struct FleetController: Sendable {
                     break
                 }
             }
+            if let reloader, config.watch {
+                tasks.addTask {
+                    await reloader.watch { result in
+                        if result.errors.isEmpty {
+                            logger.notice("fleet.json changed; reloaded", metadata: ["result": "\(result.applied.map { "\($0)" } ?? "")"])
+                        } else {
+                            logger.error("fleet.json changed but is invalid; nothing changed", metadata: ["errors": "\(result.errors)"])
+                        }
+                    }
+                }
+            }
             if let reloader, !signals.isEmpty {
                 // SIGHUP reloads fleet.json, as daemons do.
                 tasks.addTask {

@@ -1,3 +1,5 @@
+import Foundation
+
 /// `fleet reload`, SIGHUP and `POST /control/reload`: read fleet.json again and apply only the difference.
 public struct Reloader: Sendable {
     let source: String
@@ -12,6 +14,19 @@ public struct Reloader: Sendable {
         public var errors: [String]
         /// Controller settings that changed in the file but take effect only after `fleet down && fleet up`.
         public var needsControllerRestart: [String]
+    }
+
+    /// `watch: true`: reloads whenever fleet.json's content changes on disk (checked every `interval`), until
+    /// cancelled. An invalid intermediate save (an editor mid-write) changes nothing and is logged.
+    public func watch(every interval: Duration = .seconds(1), onResult: @Sendable (Result) -> Void) async {
+        var last = FileManager.default.contents(atPath: source)
+        while !Task.isCancelled {
+            try? await Task.sleep(for: interval)
+            let now = FileManager.default.contents(atPath: source)
+            guard let now, now != last else { continue }
+            last = now
+            onResult(await reload())
+        }
     }
 
     /// Validates the file first: an invalid file changes nothing and its problems are returned.
