@@ -13,6 +13,8 @@ final class FakeStats: Sendable {
         var disconnected = 0
         /// The body of the last completion request, as received.
         var lastRequest = ""
+        /// Set by `POST /fake/unhealthy`: `/health` answers 500 from then on.
+        var unhealthy = false
     }
 
     private let counts = Mutex(Counts())
@@ -35,7 +37,7 @@ struct FakeServer {
                 return jsonResponse(#"{"error":{"code":503,"message":"Loading model","type":"unavailable_error"}}"#,
                                     status: .serviceUnavailable)
             }
-            if let limit = options.unhealthyAfter, age >= limit {
+            if stats.snapshot.unhealthy || options.unhealthyAfter.map({ age >= $0 }) == true {
                 return jsonResponse(#"{"error":{"code":500,"message":"fake: unhealthy on cue","type":"server_error"}}"#,
                                     status: .internalServerError)
             }
@@ -51,6 +53,10 @@ struct FakeServer {
             let active = stats.snapshot.active
             let slots = (0..<options.slots).map { #"{"id":\#($0),"is_processing":\#($0 < active)}"# }
             return jsonResponse("[" + slots.joined(separator: ",") + "]")
+        }
+        router.post("/fake/unhealthy") { _, _ in
+            stats.update { $0.unhealthy = true }
+            return jsonResponse(#"{"unhealthy":true}"#)
         }
         router.get("/fake/stats") { _, _ in
             let data = (try? JSONEncoder().encode(stats.snapshot)) ?? Data()
@@ -89,21 +95,26 @@ struct FakeServer {
                 if clean { counts.completed += 1 } else { counts.disconnected += 1 }
             }
             if let crashAfter = options.crashAfter, number >= crashAfter {
+                // After the answer went out: the crash is the next thing the client sees, not a lost answer.
                 FileHandle.standardError.write(Data("fake: crashing on cue after \(number) requests\n".utf8))
                 Task {
-                    try? await Task.sleep(for: .milliseconds(20))
+                    try? await Task.sleep(for: .milliseconds(100))
                     exit(3)
                 }
             }
         }
         if !stream {
             try await Task.sleep(for: options.tokenDelay * tokens)
-            finish(true)
             let text = (0..<tokens).map { "tok\($0)" }.joined(separator: " ")
             let choice = chat
                 ? #"{"index":0,"finish_reason":"length","message":{"role":"assistant","content":"\#(text)"}}"#
                 : #"{"index":0,"finish_reason":"length","text":"\#(text)"}"#
-            return jsonResponse(#"{"id":"\#(id)","object":"\#(chat ? "chat.completion" : "text_completion")","created":0,"model":"\#(options.alias)","choices":[\#(choice)],"usage":{"prompt_tokens":4,"completion_tokens":\#(tokens),"total_tokens":\#(tokens + 4)}}"#)
+            let body = #"{"id":"\#(id)","object":"\#(chat ? "chat.completion" : "text_completion")","created":0,"model":"\#(options.alias)","choices":[\#(choice)],"usage":{"prompt_tokens":4,"completion_tokens":\#(tokens),"total_tokens":\#(tokens + 4)}}"#
+            return Response(status: .ok, headers: [.contentType: "application/json"], body: ResponseBody { writer in
+                try await writer.write(ByteBuffer(string: body))
+                try await writer.finish(nil)
+                finish(true)
+            })
         }
         let object = chat ? "chat.completion.chunk" : "text_completion"
         let delay = options.tokenDelay

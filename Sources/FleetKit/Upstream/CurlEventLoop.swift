@@ -140,7 +140,15 @@ final class CurlEventLoop: Sendable {
                 defer { inbox.commands.removeAll(keepingCapacity: true) }
                 return (inbox.commands, inbox.stopping)
             }
-            if stopping { break }
+            if stopping {
+                // Commands taken in the same breath as the stop still get an answer: a waiting execute()
+                // must never be left suspended.
+                for case .add(_, _, let sink) in commands {
+                    sink.head(.failure(CancellationError()))
+                    sink.continuation.finish(throwing: CancellationError())
+                }
+                break
+            }
             for command in commands {
                 switch command {
                 case .add(let id, let request, let sink):
