@@ -115,9 +115,9 @@ struct SupervisionProcessTests {
         }
     }
 
-    @Test func stopSendsSIGTERMAndTheProcessExits() async throws {
-        let grace = Duration.seconds(30)
-        let config = fakeFleetConfig(directory: directory) { $0.stopTimeout = grace }
+    /// Runs one fake instance until ready, stops the supervisor, and returns its pid and how long the stop took.
+    func stopOnce(args: [String] = [], grace: Duration) async throws -> (pid: Int32, took: Duration) {
+        let config = fakeFleetConfig(directory: directory, args: args) { $0.stopTimeout = grace }
         var pid: Int32 = 0
         var stopStarted = ContinuousClock.now
         try await withFakeSupervisor(config) { supervisor, _ in
@@ -125,27 +125,25 @@ struct SupervisionProcessTests {
             pid = try #require(await supervisor.status("fake/0")?.pid)
             stopStarted = .now
         }
+        return (pid, ContinuousClock.now - stopStarted)
+    }
+
+    @Test func stopSendsSIGTERMAndTheProcessExits() async throws {
+        let grace = Duration.seconds(30)
+        let (pid, took) = try await stopOnce(grace: grace)
         // run() has returned, so the process is gone; well within the grace period, so SIGTERM (not the SIGKILL
         // that follows the grace period) ended it.
         #expect(!ProcessProbe.isAlive(pid))
-        #expect(ContinuousClock.now - stopStarted < grace)
+        #expect(took < grace)
         let log = try String(contentsOfFile: directory + "/logs/fake-0.log", encoding: .utf8)
         #expect(log.contains("--- fleet: stopped ---"))
     }
 
     @Test func processIgnoringSIGTERMIsKilledAfterTheGracePeriod() async throws {
         let grace = Duration.milliseconds(800)
-        let config = fakeFleetConfig(directory: directory, args: ["--fake-ignore-sigterm"]) { $0.stopTimeout = grace }
-        var pid: Int32 = 0
-        var stopStarted = ContinuousClock.now
-        try await withFakeSupervisor(config) { supervisor, _ in
-            try await eventually("ready") { await supervisor.status("fake/0")?.state == .ready }
-            pid = try #require(await supervisor.status("fake/0")?.pid)
-            stopStarted = .now
-        }
-        let stopTook = ContinuousClock.now - stopStarted
+        let (pid, took) = try await stopOnce(args: ["--fake-ignore-sigterm"], grace: grace)
         #expect(!ProcessProbe.isAlive(pid), "SIGKILL ended what SIGTERM could not")
-        #expect(stopTook >= grace, "the process got its grace period before SIGKILL (took \(stopTook))")
+        #expect(took >= grace, "the process got its grace period before SIGKILL (took \(took))")
     }
 
     @Test func instancesRunInTheirOwnProcessGroup() async throws {
