@@ -11,6 +11,8 @@ for package in "${packages[@]}"; do
 done
 # python3 and pip may come from elsewhere (pyenv, a venv): ask apt only when there is none.
 python3 -m pip --version >/dev/null 2>&1 || missing+=(python3 python3-pip)
+# Debian's python3 keeps venv (ensurepip) in its own package; the openai client is installed in a venv.
+python3 -c "import ensurepip" >/dev/null 2>&1 || missing+=(python3-venv)
 if [ ${#missing[@]} -eq 0 ]; then
   exit 0
 fi
