@@ -23,8 +23,8 @@ struct RealFleetTests {
         return (server, model)
     }
 
-    func fleet(_ arguments: String...) throws -> (code: Int32, output: String) {
-        try runCommand(Products.fleet, arguments)
+    func fleet(_ arguments: String...) async throws -> (code: Int32, output: String) {
+        try await runCommand(Products.fleet, arguments)
     }
 
     /// One short real completion on an instance's own port.
@@ -63,12 +63,12 @@ struct RealFleetTests {
         let python = try #require(ProcessInfo.processInfo.environment["FLEET_OPENAI_PYTHON"],
                                   "FLEET_OPENAI_PYTHON is not set: run the tests with scripts/test.sh, which installs the openai client")
         let config = try writeConfig(server: server, model: model)
-        let up = try fleet("up", "--detach", "--config", config)
+        let up = try await fleet("up", "--detach", "--config", config)
         #expect(up.code == 0, "\(up.output)")
-        defer { _ = try? fleet("down", "--config", config) }
+        defer { _ = try? runCommandBlocking(Products.fleet, ["down", "--config", config]) }
 
         let script = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("openai_client_check.py").path
-        let check = try runCommand(python, [script, "http://127.0.0.1:\(listenPort)", "gemma", "gemma-alias"])
+        let check = try await runCommand(python, [script, "http://127.0.0.1:\(listenPort)", "gemma", "gemma-alias"])
         #expect(check.code == 0, "\(check.output)")
         let seen = try #require(try JSONSerialization.jsonObject(with: Data(check.output.utf8)) as? [String: Any], "\(check.output)")
         #expect((seen["pieces"] as? Int ?? 0) >= 2)
@@ -84,8 +84,8 @@ struct RealFleetTests {
         let python = try #require(ProcessInfo.processInfo.environment["FLEET_OPENAI_PYTHON"],
                                   "FLEET_OPENAI_PYTHON is not set: run the tests with scripts/test.sh, which installs the openai client")
         let config = try writeConfig(server: server, model: model)
-        #expect(try fleet("up", "--detach", "--config", config).code == 0)
-        defer { _ = try? fleet("down", "--config", config) }
+        #expect(try await fleet("up", "--detach", "--config", config).code == 0)
+        defer { _ = try? runCommandBlocking(Products.fleet, ["down", "--config", config]) }
         let before = try await ControlClient(baseURL: "http://127.0.0.1:\(listenPort)").status().instances.compactMap(\.pid)
 
         let stopFile = directory + "/stop-load"
@@ -100,7 +100,7 @@ struct RealFleetTests {
         defer { if load.isRunning { load.terminate() } }
 
         try await Task.sleep(for: .seconds(2))
-        let restart = try fleet("restart", "gemma", "--config", config)
+        let restart = try await fleet("restart", "gemma", "--config", config)
         try await Task.sleep(for: .seconds(2))
         _ = FileManager.default.createFile(atPath: stopFile, contents: nil)
         try await eventually(timeout: .seconds(120), "load finished") { !load.isRunning }
@@ -119,11 +119,11 @@ struct RealFleetTests {
         let (server, model) = try realSetup()
         let config = try writeConfig(server: server, model: model)
 
-        let up = try fleet("up", "--detach", "--config", config)
+        let up = try await fleet("up", "--detach", "--config", config)
         #expect(up.code == 0, "\(up.output)")
         #expect(up.output.contains("fleet is ready: 2/2 instances"), "\(up.output)")
 
-        let json = try fleet("status", "--json", "--config", config)
+        let json = try await fleet("status", "--json", "--config", config)
         let status = try StatusCoding.decoder().decode(FleetStatus.self, from: Data(json.output.utf8))
         #expect(status.instances.map(\.state) == [.ready, .ready])
         let ports = status.instances.compactMap(\.port)
@@ -151,7 +151,7 @@ struct RealFleetTests {
         #expect(try await client.status().instances[1].restarts == 0, "the other replica was not touched")
         pids.append(try #require(restarted.pid))
 
-        let down = try fleet("down", "--config", config)
+        let down = try await fleet("down", "--config", config)
         #expect(down.code == 0, "\(down.output)")
         #expect(pids.allSatisfy { !ProcessProbe.isAlive($0) })
         #expect(!ProcessProbe.isAlive(status.controller.pid))

@@ -31,43 +31,43 @@ struct CommandLineTests {
         return path
     }
 
-    func fleet(_ arguments: String...) throws -> (code: Int32, output: String) {
-        try runCommand(Products.fleet, arguments)
+    func fleet(_ arguments: String...) async throws -> (code: Int32, output: String) {
+        try await runCommand(Products.fleet, arguments)
     }
 
     var instancesOfThisTest: [Int32] { processes(matching: directory + "/model.gguf") }
 
-    @Test func upDetachedThenStatusThenDownLeavesNothingRunning() throws {
+    @Test func upDetachedThenStatusThenDownLeavesNothingRunning() async throws {
         let config = try writeConfig()
-        let up = try fleet("up", "--detach", "--config", config)
+        let up = try await fleet("up", "--detach", "--config", config)
         #expect(up.code == 0, "\(up.output)")
         #expect(up.output.contains("fleet is ready: 2/2 instances"), "\(up.output)")
         #expect(instancesOfThisTest.count == 2)
 
-        let json = try fleet("status", "--json", "--config", config)
+        let json = try await fleet("status", "--json", "--config", config)
         #expect(json.code == 0)
         let status = try StatusCoding.decoder().decode(FleetStatus.self, from: Data(json.output.utf8))
         #expect(status.instances.map(\.state) == [.ready, .ready])
         #expect(status.controller.config == config)
 
-        let table = try fleet("status", "--config", config)
+        let table = try await fleet("status", "--config", config)
         #expect(table.output.contains("2/2 instances ready"))
         #expect(table.output.contains("fake/0") && table.output.contains("fake/1"))
 
-        let down = try fleet("down", "--config", config)
+        let down = try await fleet("down", "--config", config)
         #expect(down.code == 0, "\(down.output)")
         #expect(down.output.contains("fleet stopped"))
         #expect(instancesOfThisTest.isEmpty)
         #expect(!ProcessProbe.isAlive(status.controller.pid))
 
-        let after = try fleet("status", "--config", config)
+        let after = try await fleet("status", "--config", config)
         #expect(after.code == 1)
         #expect(after.output.contains("no fleet controller is running"))
     }
 
     @Test func controllerKilledWithSIGKILLTakesItsInstancesWithIt() async throws {
         let config = try writeConfig()
-        #expect(try fleet("up", "--detach", "--config", config).code == 0)
+        #expect(try await fleet("up", "--detach", "--config", config).code == 0)
         let status = try await ControlClient(baseURL: "http://127.0.0.1:\(listenPort)").status()
         #expect(instancesOfThisTest.count == 2)
         kill(status.controller.pid, SIGKILL)
@@ -76,7 +76,7 @@ struct CommandLineTests {
 
     @Test func controllerStopsEverythingGracefullyOnSIGTERM() async throws {
         let config = try writeConfig()
-        #expect(try fleet("up", "--detach", "--config", config).code == 0)
+        #expect(try await fleet("up", "--detach", "--config", config).code == 0)
         let status = try await ControlClient(baseURL: "http://127.0.0.1:\(listenPort)").status()
         kill(status.controller.pid, SIGTERM)
         try await eventually(timeout: .seconds(20), "controller gone") { !ProcessProbe.isAlive(status.controller.pid) }
@@ -121,96 +121,96 @@ struct CommandLineTests {
         let configText = try String(contentsOfFile: config, encoding: .utf8)
             .replacingOccurrences(of: #""initialDelay": "100ms""#, with: #""initialDelay": "100ms", "maxCrashes": 2"#)
         try configText.write(toFile: config, atomically: true, encoding: .utf8)
-        let up = try fleet("up", "--detach", "--config", config)
+        let up = try await fleet("up", "--detach", "--config", config)
         #expect(up.code == 1)
         #expect(up.output.contains("failed"), "\(up.output)")
         #expect(up.output.contains("exited with code 9"), "\(up.output)")
-        let down = try fleet("down", "--config", config)
+        let down = try await fleet("down", "--config", config)
         #expect(down.code == 0, "the controller keeps running after a failed start, until `fleet down`: \(down.output)")
     }
 
-    @Test func completeAndChatStreamAnswersThroughTheGateway() throws {
+    @Test func completeAndChatStreamAnswersThroughTheGateway() async throws {
         let config = try writeConfig(replicas: 1)
-        #expect(try fleet("up", "--detach", "--config", config).code == 0)
-        defer { _ = try? fleet("down", "--config", config) }
+        #expect(try await fleet("up", "--detach", "--config", config).code == 0)
+        defer { _ = try? runCommandBlocking(Products.fleet, ["down", "--config", config]) }
 
-        let complete = try fleet("complete", "--config", config, "-m", "fake", "--max-tokens", "3", "Say hi")
+        let complete = try await fleet("complete", "--config", config, "-m", "fake", "--max-tokens", "3", "Say hi")
         #expect(complete.code == 0, "\(complete.output)")
         #expect(complete.output == "tok0 tok1 tok2 \n")
 
-        let json = try fleet("complete", "--config", config, "-m", "fake", "--json", "Say hi")
+        let json = try await fleet("complete", "--config", config, "-m", "fake", "--json", "Say hi")
         #expect(json.output.contains(#""object":"chat.completion""#))
 
-        let unknown = try fleet("complete", "--config", config, "-m", "nope", "hi")
+        let unknown = try await fleet("complete", "--config", config, "-m", "nope", "hi")
         #expect(unknown.code == 1)
         #expect(unknown.output.contains("model \"nope\" does not exist; this fleet serves: fake"))
 
-        let chat = try runCommand(Products.fleet, ["chat", "--config", config, "-m", "fake", "--max-tokens", "2"],
+        let chat = try await runCommand(Products.fleet, ["chat", "--config", config, "-m", "fake", "--max-tokens", "2"],
                                   input: "hello\nand again\n/exit\n")
         #expect(chat.code == 0, "\(chat.output)")
         #expect(chat.output.components(separatedBy: "tok0 tok1").count == 3, "two answers: \(chat.output)")
     }
 
-    @Test func restartSwapAndReloadFromTheCommandLine() throws {
+    @Test func restartSwapAndReloadFromTheCommandLine() async throws {
         let config = try writeConfig(replicas: 1)
-        #expect(try fleet("up", "--detach", "--config", config).code == 0)
-        defer { _ = try? fleet("down", "--config", config) }
+        #expect(try await fleet("up", "--detach", "--config", config).code == 0)
+        defer { _ = try? runCommandBlocking(Products.fleet, ["down", "--config", config]) }
 
-        let restart = try fleet("restart", "fake", "--config", config)
+        let restart = try await fleet("restart", "fake", "--config", config)
         #expect(restart.code == 0, "\(restart.output)")
         #expect(restart.output.contains("fake/0: pid") && restart.output.contains("done: no request was dropped"))
 
         let newModel = fakeGGUF(in: directory, name: "v2.gguf")
-        let swap = try fleet("swap", "fake", newModel, "--config", config)
+        let swap = try await fleet("swap", "fake", newModel, "--config", config)
         #expect(swap.code == 0, "\(swap.output)")
         #expect(try String(contentsOfFile: config, encoding: .utf8).contains(#""path": "v2.gguf""#))
 
         let text = try String(contentsOfFile: config, encoding: .utf8)
         try text.replacingOccurrences(of: #""replicas": 1"#, with: #""replicas": 2"#).write(toFile: config, atomically: true, encoding: .utf8)
-        let reload = try fleet("reload", "--config", config)
+        let reload = try await fleet("reload", "--config", config)
         #expect(reload.code == 0, "\(reload.output)")
         #expect(reload.output.contains("scaled: fake"))
 
         try text.replacingOccurrences(of: #""replicas": 1"#, with: #""replicas": "many""#).write(toFile: config, atomically: true, encoding: .utf8)
-        let invalid = try fleet("reload", "--config", config)
+        let invalid = try await fleet("reload", "--config", config)
         #expect(invalid.code == 2)
         #expect(invalid.output.contains("nothing changed") && invalid.output.contains("models.fake.replicas"))
 
-        let both = try fleet("restart", "--config", config)
+        let both = try await fleet("restart", "--config", config)
         #expect(both.code != 0 && both.output.contains("name one model, or pass --all"))
     }
 
-    @Test func zeroConfigRunsOneModelFromItsPath() throws {
+    @Test func zeroConfigRunsOneModelFromItsPath() async throws {
         let model = fakeGGUF(in: directory, name: "solo.gguf")
-        let up = try runCommand(Products.fleet, ["up", "--detach", "--model", model, "--listen", "127.0.0.1:\(listenPort)"],
+        let up = try await runCommand(Products.fleet, ["up", "--detach", "--model", model, "--listen", "127.0.0.1:\(listenPort)"],
                                 environment: ["FLEET_LLAMA_SERVER": Products.fakeServer], directory: directory)
         #expect(up.code == 0, "\(up.output)")
         #expect(up.output.contains("solo/0"))
-        let down = try fleet("down", "--url", "http://127.0.0.1:\(listenPort)")
+        let down = try await fleet("down", "--url", "http://127.0.0.1:\(listenPort)")
         #expect(down.code == 0, "\(down.output)")
     }
 
-    @Test func validatePrintsEveryProblemAndExitsTwo() throws {
+    @Test func validatePrintsEveryProblemAndExitsTwo() async throws {
         let path = directory + "/bad.json"
         _ = FileManager.default.createFile(atPath: path, contents: Data("""
             { "listen": "nowhere", "models": { "m": { "path": "missing.gguf", "replica": 2 } } }
             """.utf8))
-        let result = try fleet("validate", "--config", path)
+        let result = try await fleet("validate", "--config", path)
         #expect(result.code == 2)
         #expect(result.output.contains("3 problems"), "\(result.output)")
         #expect(result.output.contains("listen:"))
         #expect(result.output.contains("models.m.replica: unknown key"))
         #expect(result.output.contains("models.m.path:") && result.output.contains("missing.gguf does not exist"))
 
-        let good = try fleet("validate", "--config", try writeConfig())
+        let good = try await fleet("validate", "--config", try writeConfig())
         #expect(good.code == 0)
         #expect(good.output.contains("OK — 1 model(s), 2 instance(s)"))
     }
 
-    @Test func upWithAnInvalidConfigStartsNothing() throws {
+    @Test func upWithAnInvalidConfigStartsNothing() async throws {
         let path = directory + "/bad.json"
         _ = FileManager.default.createFile(atPath: path, contents: Data(#"{ "models": { "m": { "path": "x.gguf" } } }"#.utf8))
-        let result = try fleet("up", "--config", path)
+        let result = try await fleet("up", "--config", path)
         #expect(result.code == 2)
         #expect(result.output.contains("x.gguf does not exist"))
     }

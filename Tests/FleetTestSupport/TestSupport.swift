@@ -21,14 +21,16 @@ public enum Products {
 }
 
 public enum TestPorts {
-    private static let next = Mutex(20_000 + Int(getpid() % 500) * 40)
+    // Below Linux's ephemeral range (32768-60999): outgoing connections take their local ports from there, and
+    // one of them could hold a test's port at the moment an instance needs it.
+    private static let next = Mutex(20_000 + Int(getpid() % 200) * 40)
 
     /// A block of `count` consecutive ports that are free right now.
     public static func block(_ count: Int = 10) -> ClosedRange<Int> {
         while true {
             let start = next.withLock { value -> Int in
                 let start = value
-                value = value + count >= 60_000 ? 20_000 : value + count
+                value = value + count >= 32_000 ? 20_000 : value + count
                 return start
             }
             let range = start...(start + count - 1)
@@ -62,9 +64,24 @@ public let testLogger: Logger = {
     return logger
 }()
 
-/// Runs a command to completion and returns its exit code and output (stdout and stderr together).
+/// Runs a command to completion and returns its exit code and output (stdout and stderr together). The wait
+/// happens on a thread of its own: blocking one of Swift's few cooperative threads (two on a 2-core machine)
+/// while a command runs would stall every other test in the process.
 @discardableResult
 public func runCommand(_ executable: String, _ arguments: [String], environment: [String: String] = [:],
+                       directory: String? = nil, input: String? = nil) async throws -> (code: Int32, output: String) {
+    try await withCheckedThrowingContinuation { continuation in
+        Thread {
+            continuation.resume(with: Result {
+                try runCommandBlocking(executable, arguments, environment: environment, directory: directory, input: input)
+            })
+        }.start()
+    }
+}
+
+/// `runCommand` for places that cannot await (a `defer`); keep it to short commands.
+@discardableResult
+public func runCommandBlocking(_ executable: String, _ arguments: [String], environment: [String: String] = [:],
                 directory: String? = nil, input: String? = nil) throws -> (code: Int32, output: String) {
     let process = Process()
     process.executableURL = URL(fileURLWithPath: executable)
@@ -104,6 +121,10 @@ public func processes(matching needle: String) -> [Int32] {
 /// returned descriptor to let go.
 public func occupyPort(_ port: Int) -> Int32 {
     let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    // Like any server (and like PortAllocator.isFree): a connection of an earlier run in TIME_WAIT must not
+    // make the bind fail.
+    var yes: Int32 = 1
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &yes, socklen_t(MemoryLayout<Int32>.size))
     var address = sockaddr_in()
     address.sin_family = sa_family_t(AF_INET)
     address.sin_port = in_port_t(UInt16(port).bigEndian)
