@@ -120,18 +120,8 @@ public func processes(matching needle: String) -> [Int32] {
 /// Listens on 127.0.0.1:`port` without ever accepting, like a foreign program holding the port. Close the
 /// returned descriptor to let go.
 public func occupyPort(_ port: Int) -> Int32 {
-    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-    // Like any server (and like PortAllocator.isFree): a connection of an earlier run in TIME_WAIT must not
-    // make the bind fail.
-    var yes: Int32 = 1
-    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &yes, socklen_t(MemoryLayout<Int32>.size))
-    var address = sockaddr_in()
-    address.sin_family = sa_family_t(AF_INET)
-    address.sin_port = in_port_t(UInt16(port).bigEndian)
-    address.sin_addr.s_addr = inet_addr("127.0.0.1")
-    let bound = withUnsafePointer(to: &address) {
-        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+    guard let fd = PortAllocator.bindLoopback(port), listen(fd, 1) == 0 else {
+        preconditionFailure("port \(port) could not be occupied")
     }
-    precondition(bound == 0 && listen(fd, 1) == 0, "port \(port) could not be occupied")
     return fd
 }

@@ -39,9 +39,16 @@ public struct PortAllocator: Sendable {
 
     /// Whether a TCP listener could bind 127.0.0.1:`port` right now.
     public static func isFree(_ port: Int) -> Bool {
+        guard let fd = bindLoopback(port) else { return false }
+        close(fd)
+        return true
+    }
+
+    /// A TCP socket bound to 127.0.0.1:`port` (with SO_REUSEADDR, as servers bind), or nil when the port is
+    /// taken. The caller owns the descriptor.
+    public static func bindLoopback(_ port: Int) -> Int32? {
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        guard fd >= 0 else { return false }
-        defer { close(fd) }
+        guard fd >= 0 else { return nil }
         var yes: Int32 = 1
         setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &yes, socklen_t(MemoryLayout<Int32>.size))
         var address = sockaddr_in()
@@ -53,7 +60,11 @@ public struct PortAllocator: Sendable {
                 bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
             }
         }
-        return result == 0
+        guard result == 0 else {
+            close(fd)
+            return nil
+        }
+        return fd
     }
 }
 
