@@ -128,6 +128,22 @@ struct SupervisionProcessTests {
         return (pid, ContinuousClock.now - stopStarted)
     }
 
+    @Test func anInstanceRetiredWhileLoadingStopsInsteadOfComingBackReady() async throws {
+        // The drain outlasts the loading, so the instance answers its readiness probe while already on its way
+        // out: it must stay out (no `ready` after `stopping`) and end `stopped`, or the retire never returns.
+        let config = fakeFleetConfig(directory: directory, args: ["--fake-loading-delay", "0.3"])
+        try await withFakeSupervisor(config, drain: { _ in try? await Task.sleep(for: .seconds(1.5)) }) { supervisor, events in
+            try await eventually("spawned") { await supervisor.status("fake/0")?.pid != nil }
+            let pid = try #require(await supervisor.status("fake/0")?.pid)
+            let report = await supervisor.apply(models: [])
+            #expect(report.removed == ["fake"])
+            #expect(await supervisor.statuses().isEmpty)
+            #expect(!ProcessProbe.isAlive(pid))
+            let states = events.states(of: "fake/0")
+            #expect(states.last == .stopped && !states.drop(while: { $0 != .stopping }).contains(.ready), "\(states)")
+        }
+    }
+
     @Test func stopSendsSIGTERMAndTheProcessExits() async throws {
         let grace = Duration.seconds(30)
         let (pid, took) = try await stopOnce(grace: grace)

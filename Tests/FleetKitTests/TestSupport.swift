@@ -48,11 +48,12 @@ func fakeFleetConfig(directory: String, args: [String] = [], replicas: Int = 1,
 
 /// Runs a supervisor over fake servers for the duration of `body`, then stops it and waits until every
 /// process is gone.
-func withFakeSupervisor(_ config: FleetConfig, body: (Supervisor, EventRecorder) async throws -> Void) async throws {
+func withFakeSupervisor(_ config: FleetConfig, drain: @escaping @Sendable (InstanceID) async -> Void = { _ in },
+                        body: (Supervisor, EventRecorder) async throws -> Void) async throws {
     let recorder = EventRecorder()
     try await UpstreamClient.with { client in
         let supervisor = Supervisor(config: config, executable: Products.fakeServer, client: client,
-                                    logger: testLogger, observe: recorder.record)
+                                    logger: testLogger, drain: drain, observe: recorder.record)
         let running = Task { try await supervisor.run() }
         do {
             try await body(supervisor, recorder)

@@ -221,7 +221,10 @@ public actor Instance {
                 restarts += 1
             }
         }
-        if state == .stopping {
+        // However the last life ended (a stop can land while the process was still loading), a stopped
+        // instance says so: `waitUntilStopped` depends on it.
+        if state.isActive {
+            if state != .stopping { transition(to: .stopping) }
             transition(to: .stopped)
         }
         await releasePort()
@@ -327,17 +330,19 @@ public actor Instance {
     }
 
     private func becameReady() {
+        // Retired or stopped while loading: it stays on its way out, never back in rotation.
+        guard wantsRunning else { return }
         // lastError stays: after a restart, status still says why the instance restarted.
         readySince = Date()
         transition(to: .ready)
     }
 
     private func recovered() {
-        if state == .unhealthy { transition(to: .ready, detail: "health checks pass again") }
+        if wantsRunning && state == .unhealthy { transition(to: .ready, detail: "health checks pass again") }
     }
 
     private func unhealthy(_ why: String, failures: Int) {
-        guard state == .ready else { return }
+        guard wantsRunning && state == .ready else { return }
         lastError = "\(failures) failed health checks: \(why)"
         transition(to: .unhealthy, detail: lastError)
     }
