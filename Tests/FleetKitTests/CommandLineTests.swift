@@ -100,7 +100,7 @@ struct CommandLineTests {
         let file = try FileHandle(forWritingTo: URL(fileURLWithPath: outputPath))
         process.standardOutput = file
         process.standardError = file
-        try process.run()
+        try spawn(process)
         defer { if process.isRunning { kill(process.processIdentifier, SIGKILL) } }
         try await eventually("ready") { (try? await ControlClient(baseURL: "http://127.0.0.1:\(listenPort)").health())?.ready == 2 }
         // Foundation's Process starts children with signals blocked (corelibs-foundation #4772), so a SIGINT

@@ -100,7 +100,7 @@ func startFakeEndpoint(_ args: [String]) async throws -> (process: Process, url:
     process.executableURL = URL(fileURLWithPath: Products.fakeServer)
     process.arguments = ["--port", String(port), "--fake-loading-delay", "0"] + args
     process.standardError = FileHandle.nullDevice
-    try process.run()
+    try spawn(process)
     let url = "http://127.0.0.1:\(port)"
     try await eventually("endpoint up") {
         (try? await UpstreamClient.with { try await $0.fetch(UpstreamRequest(url: url + "/health")) })?.status == 200
