@@ -62,7 +62,8 @@ struct Up: AsyncParsableCommand {
         let (events, sink) = AsyncStream<InstanceEvent>.makeStream()
         let controller = FleetController(config: config, executable: executable, logger: logger,
                                          observe: { sink.yield($0) })
-        let total = config.models.reduce(0) { $0 + $1.replicas }
+        // On-demand models start with their first request: the ready summary does not wait for them.
+        let total = config.models.filter { !$0.startOnDemand }.reduce(0) { $0 + $1.replicas }
         let printer = Task {
             var progress = UpProgress(total: total, url: config.listen.url)
             for await event in events {
@@ -119,7 +120,8 @@ struct Up: AsyncParsableCommand {
 
         let client = ControlClient(baseURL: config.listen.url)
         let total = config.models.reduce(0) { $0 + $1.replicas }
-        var progress = UpProgress(total: total, url: config.listen.url)
+        var progress = UpProgress(total: config.models.filter { !$0.startOnDemand }.reduce(0) { $0 + $1.replicas },
+                                  url: config.listen.url)
         var seen: [String: InstanceState] = [:]
         let deadline = ContinuousClock.now + config.healthCheck.startupTimeout * Double(2) + .seconds(30)
         while ContinuousClock.now < deadline {
@@ -135,9 +137,13 @@ struct Up: AsyncParsableCommand {
                         previous: seen[instance.id] ?? .stopped, state: instance.state, port: instance.port,
                         pid: instance.pid, detail: instance.state == .ready ? nil : instance.lastError, sinceSpawn: nil)
                     seen[instance.id] = instance.state
+                    if instance.state == .idle {
+                        say("\(instance.id.padding(toLength: 14, withPad: " ", startingAt: 0)) idle      — starts on its first request")
+                        continue
+                    }
                     progress.handle(event).forEach(say)
                 }
-                let settled = status.instances.allSatisfy { $0.state == .ready || $0.state == .failed }
+                let settled = status.instances.allSatisfy { [.ready, .failed, .idle].contains($0.state) }
                 if settled && status.instances.count == total {
                     if status.instances.contains(where: { $0.state == .failed }) {
                         throw failure("some instances failed (the controller keeps running; `fleet status` shows why, `fleet down` stops it)")

@@ -95,6 +95,39 @@ struct ConfigTests {
         #expect(remote.endpoints == ["http://10.0.0.5:8080"])
     }
 
+    @Test func memoryBudgetAndPerModelMemoryAreRead() throws {
+        GGUFBuilder.llama(padding: 1 << 20).write(to: directory + "/a.gguf")
+        GGUFBuilder.llama().write(to: directory + "/b.gguf")
+        let config = try decode("""
+            { "memoryBudget": "16GiB",
+              "models": { "a": { "path": "a.gguf", "memory": "2GiB" }, "b": { "path": "b.gguf", "start": "onDemand" } } }
+            """)
+        #expect(config.memoryBudget == 16 << 30)
+        #expect(config.model(named: "a")?.memory == 2 << 30)
+        #expect(config.model(named: "b")?.memory == nil, "estimated from the GGUF header")
+    }
+
+    @Test func aFleetThatCanNeverFitItsMemoryBudgetIsRefusedWithTheNumbers() {
+        GGUFBuilder.llama().write(to: directory + "/a.gguf")
+        GGUFBuilder.llama().write(to: directory + "/b.gguf")
+        let tooSmall = issues("""
+            { "memoryBudget": "3GiB",
+              "models": { "a": { "path": "a.gguf", "memory": "2GiB", "replicas": 2 }, "b": { "path": "b.gguf", "memory": "1GiB" } } }
+            """, checkFiles: true)
+        #expect(tooSmall.map(\.path) == ["memoryBudget"])
+        #expect(tooSmall.first?.message.contains("need about 5.0 GiB (a 4.0 GiB, b 1.0 GiB) but memoryBudget is 3.0 GiB") == true, "\(tooSmall)")
+        let neverStarts = issues("""
+            { "memoryBudget": "3GiB",
+              "models": { "a": { "path": "a.gguf", "memory": "2GiB" }, "b": { "path": "b.gguf", "memory": "2GiB", "start": "onDemand" } } }
+            """, checkFiles: true)
+        #expect(neverStarts.map(\.path) == ["models.b"])
+        let fits = issues("""
+            { "memoryBudget": "3GiB",
+              "models": { "a": { "path": "a.gguf", "memory": "2GiB", "idleTimeout": "5m" }, "b": { "path": "b.gguf", "memory": "2GiB", "start": "onDemand" } } }
+            """, checkFiles: true)
+        #expect(fits.isEmpty, "a can idle out, so b can start: \(fits)")
+    }
+
     @Test func repositoryFleetJSONIsValidWithoutTheModelFile() throws {
         let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
         let data = try Data(contentsOf: root.appendingPathComponent("fleet.json"))

@@ -95,8 +95,8 @@ struct InstanceStateTests {
         #expect(!from.canTransition(to: to))
     }
 
-    @Test func onlyFailedAndStoppedAreInactive() {
-        #expect(InstanceState.allCases.filter { !$0.isActive } == [.stopped, .failed])
+    @Test func onlyFailedStoppedAndIdleAreInactive() {
+        #expect(InstanceState.allCases.filter { !$0.isActive } == [.stopped, .failed, .idle])
     }
 }
 

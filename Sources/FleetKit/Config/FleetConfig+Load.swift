@@ -3,13 +3,14 @@ public import Foundation
 extension FleetConfig {
     /// The keys fleet.json accepts at its top level.
     static let controllerKeys = ["$schema", "listen", "llamaServer", "portRange", "stateDir", "healthCheck",
-                                 "restart", "stopTimeout", "drainTimeout", "watch", "gateway", "models"]
+                                 "restart", "stopTimeout", "drainTimeout", "watch", "gateway", "memoryBudget", "models"]
     static let gatewayKeys = ["maxBodySize", "connectTimeout", "firstByteTimeout", "idleTimeout", "retries"]
     static let queueKeys = ["maxSize", "timeout"]
     static let healthCheckKeys = ["interval", "timeout", "startupTimeout", "unhealthyAfter", "restartAfter"]
     static let restartKeys = ["initialDelay", "maxDelay", "multiplier", "maxCrashes", "crashWindow"]
     static let modelKeys = ["path", "replicas", "contextSize", "gpuLayers", "threads", "parallel", "batchSize",
-                            "flashAttention", "args", "env", "aliases", "defaults", "policy", "queue", "endpoints"]
+                            "flashAttention", "args", "env", "aliases", "defaults", "policy", "queue", "endpoints", "start",
+                            "idleTimeout", "memory"]
     static let defaultsKeys = ["temperature", "top_p", "top_k"]
 
     /// Reads, decodes and validates a fleet.json.
@@ -99,6 +100,7 @@ extension FleetConfig {
         config.stopTimeout = reader.duration(top, "stopTimeout", at: "") ?? config.stopTimeout
         config.drainTimeout = reader.duration(top, "drainTimeout", at: "") ?? config.drainTimeout
         config.watch = reader.bool(top, "watch", at: "") ?? config.watch
+        config.memoryBudget = reader.size(top, "memoryBudget", at: "")
         if let value = top["gateway"], let object = reader.object(value, at: "gateway", allowed: gatewayKeys) {
             let path = "gateway"
             var gateway = GatewaySettings()
@@ -206,6 +208,15 @@ extension FleetConfig {
             model.queue.maxSize = reader.int(queue, "maxSize", at: "\(path).queue", range: 0...1_000_000) ?? model.queue.maxSize
             model.queue.timeout = reader.duration(queue, "timeout", at: "\(path).queue") ?? model.queue.timeout
         }
+        if let start = reader.string(object, "start", at: path) {
+            switch start {
+            case "always": model.startOnDemand = false
+            case "onDemand": model.startOnDemand = true
+            default: reader.report("\(path).start", "\"\(start)\" is not a start mode", fix: "use \"always\" or \"onDemand\"")
+            }
+        }
+        model.idleTimeout = reader.duration(object, "idleTimeout", at: path, minimum: .seconds(1))
+        model.memory = reader.size(object, "memory", at: path)
         model.endpoints = reader.stringArray(object, "endpoints", at: path, hint: "write it as [\"http://host:port\"]") ?? []
         for (index, endpoint) in model.endpoints.enumerated() {
             guard let url = URL(string: endpoint), url.scheme == "http" || url.scheme == "https", url.host != nil,
@@ -250,10 +261,38 @@ extension FleetConfig {
                           fix: "point it at llama-server, or remove the key to search PATH and the install cache")
         }
         guard checkFiles else { return }
+        var unreadable = false
         for model in models where !model.path.isEmpty {
             if let problem = GGUFFile.problem(at: model.path) {
                 reader.report("models.\(model.name).path", problem.message, fix: problem.fix)
+                unreadable = true
             }
+        }
+        if let budget = memoryBudget, !unreadable {
+            checkBudget(budget, into: &reader)
+        }
+    }
+
+    /// Refuses a fleet that can never fit its memory budget (see `MemoryBudget.problems`).
+    private func checkBudget(_ budget: Int, into reader: inout ConfigReader) {
+        var entries: [MemoryBudget.Entry] = []
+        for model in models where !model.path.isEmpty {
+            let cost: Int
+            if let memory = model.memory {
+                cost = memory
+            } else {
+                do {
+                    cost = MemoryEstimate(metadata: try GGUFMetadata.read(path: model.path), contextSize: model.contextSize).total
+                } catch {
+                    reader.report("models.\(model.name).path", "its GGUF header cannot be read to estimate its memory: \(error.detail)",
+                                  fix: "set \"memory\" on the model (e.g. \"4GiB\"), or check the file")
+                    continue
+                }
+            }
+            entries.append(MemoryBudget.Entry(model: model, instanceCost: cost))
+        }
+        for problem in MemoryBudget.problems(entries, budget: budget) {
+            reader.report(problem.path, problem.message, fix: problem.fix)
         }
     }
 

@@ -24,6 +24,8 @@ public struct FleetConfig: Sendable, Equatable {
     public var watch = false
     /// How the gateway talks to clients and instances.
     public var gateway: GatewaySettings = .init()
+    /// The most memory the instances may take together (bytes, by estimate; see `MemoryBudget`); nil: no limit.
+    public var memoryBudget: Int?
     /// The models, sorted by name.
     public var models: [ModelConfig]
 
@@ -183,6 +185,12 @@ public struct ModelConfig: Sendable, Equatable {
     public var queue: QueueSettings = .init()
     /// llama-servers fleet does not run (`http://host:port`) that join this model's pool.
     public var endpoints: [String] = []
+    /// Start the instances on the first request instead of with the fleet.
+    public var startOnDemand = false
+    /// Drain and stop the instances after this long without a request; the next request starts them again.
+    public var idleTimeout: Duration?
+    /// One instance's memory in bytes for `memoryBudget`, instead of the estimate from the GGUF.
+    public var memory: Int?
 
     public init(name: String, path: String) {
         self.name = name

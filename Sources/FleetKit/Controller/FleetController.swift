@@ -86,6 +86,9 @@ public struct FleetController: Sendable {
                     break
                 }
             }
+            router.onWake { name in Task { await supervisor.wake(model: name) } }
+            await supervisor.setUsage { name in await router.pool(for: name)?.usage() }
+            tasks.addTask { await IdleWatcher(router: router, supervisor: supervisor).run() }
             if let reloader, config.watch {
                 tasks.addTask {
                     await reloader.watch { result in

@@ -49,6 +49,7 @@ public struct Reloader: Sendable {
         if fresh.gateway != running.gateway { later.append("gateway") }
         // New pools first, so new instances find theirs when they become ready.
         await router.apply(fresh.models)
+        await supervisor.setMemoryBudget(fresh.memoryBudget)
         let report = await supervisor.apply(models: fresh.models)
         return Result(applied: report, errors: [], needsControllerRestart: later)
     }

@@ -75,7 +75,7 @@ public struct ControllerRoutes: Sendable {
         case .unknownModel: .notFound
         case .alreadyRestarting, .shuttingDown: .conflict
         case .notAModel: .badRequest
-        case .replacementFailed: .internalServerError
+        case .replacementFailed, .replacementFailedInPlace: .internalServerError
         }
     }
 
@@ -119,10 +119,14 @@ public struct ControllerRoutes: Sendable {
         }
         let models = await supervisor.currentModels().map { model in
             let pool = pools.first { $0.model == model.name }
-            return ModelStatus(name: model.name, aliases: model.aliases, path: model.path, replicas: model.replicas,
-                               policy: model.policy.rawValue, queueDepth: pool?.queueDepth ?? 0, endpoints: model.endpoints)
+            var status = ModelStatus(name: model.name, aliases: model.aliases, path: model.path, replicas: model.replicas,
+                                     policy: model.policy.rawValue, queueDepth: pool?.queueDepth ?? 0, endpoints: model.endpoints)
+            status.start = model.startOnDemand ? "onDemand" : "always"
+            status.idleTimeoutSeconds = model.idleTimeout?.seconds
+            return status
         }
-        return FleetStatus(controller: controller, models: models, instances: instances)
+        let memory = await supervisor.memoryStatus().map { MemoryStatus(budget: $0.budget, inUse: $0.inUse) }
+        return FleetStatus(controller: controller, models: models, instances: instances, memory: memory)
     }
 }
 

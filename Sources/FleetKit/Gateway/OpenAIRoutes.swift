@@ -48,6 +48,7 @@ public struct OpenAIRoutes: Sendable {
                                   message: "model \"\(parsed.model)\" does not exist; this fleet serves: \(router.names.joined(separator: ", "))",
                                   code: "model_not_found")
             }
+            router.requested(model)
             if sampling {
                 parsed.inject(model.defaults)
             }

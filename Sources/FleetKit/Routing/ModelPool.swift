@@ -60,6 +60,9 @@ public actor ModelPool {
     private var stats: [String: MemberStats] = [:]
     private var cursor = 0
     private var waiters: [Waiter] = []
+    /// The last time a request finished (or a member became ready): what `idleTimeout` measures from, and what
+    /// eviction orders by. Nothing in flight or queued is a precondition of both, so arrivals need not count.
+    private var lastActivity = ContinuousClock.now
     private var nextWaiter: UInt64 = 0
 
     private struct Waiter {
@@ -81,6 +84,19 @@ public actor ModelPool {
         self.model = model
         self.policy = policy
         self.queue = queue
+    }
+
+    /// How long since a request finished (or a member became ready), when none is in flight or
+    /// waiting and some member is ready; nil while busy or loading.
+    public func idleFor() -> Duration? {
+        guard waiters.isEmpty, members.contains(where: \.ready), members.allSatisfy({ $0.inFlight == 0 }) else { return nil }
+        return .now - lastActivity
+    }
+
+    /// Whether requests are in flight or queued, and when one last finished: what `memoryBudget`
+    /// eviction goes by.
+    public func usage() -> PoolUsage {
+        PoolUsage(busy: !waiters.isEmpty || members.contains { $0.inFlight > 0 }, lastUsed: lastActivity)
     }
 
     /// A reload changed how this model schedules or queues; requests already waiting keep waiting.
@@ -148,6 +164,7 @@ public actor ModelPool {
     }
 
     func release(memberID: String, outcome: Lease.Outcome, latency: Duration) {
+        lastActivity = .now
         if let index = members.firstIndex(where: { $0.id == memberID }) {
             members[index].inFlight = max(0, members[index].inFlight - 1)
             if members[index].inFlight == 0 {
@@ -181,9 +198,12 @@ public actor ModelPool {
             members[index].capacity = max(1, capacity)
             members[index].ready = ready
             if ready { members[index].suspended = false }
+            // Idle time counts from when the model can serve, not from before it loaded.
+            if ready { lastActivity = .now }
         } else {
             members.append(PoolMember(id: id, baseURL: baseURL, capacity: max(1, capacity), ready: ready))
             members.sort { $0.id < $1.id }
+            if ready { lastActivity = .now }
         }
         dispatchWaiters()
     }
@@ -278,4 +298,10 @@ public struct PoolSnapshot: Sendable {
     public func member(_ id: String) -> (member: PoolMember, stats: ModelPool.MemberStats)? {
         members.first { $0.member.id == id }
     }
+}
+
+/// A pool's activity as eviction sees it.
+public struct PoolUsage: Sendable, Equatable {
+    public var busy: Bool
+    public var lastUsed: ContinuousClock.Instant
 }

@@ -19,6 +19,8 @@ public final class ModelRouter: Service, Sendable {
     }
 
     private let table = Mutex(Table())
+    /// Called with a model's name when a request arrives for a model that starts on demand or idles.
+    private let wakeHook = Mutex<(@Sendable (String) -> Void)?>(nil)
     /// Health watchers of unmanaged endpoints, by "model endpoint"; started and stopped as reloads change them.
     private let watchers = Mutex<[String: Task<Void, Never>]>([:])
     private let config: FleetConfig
@@ -68,6 +70,17 @@ public final class ModelRouter: Service, Sendable {
 
     private var uniquePools: [ModelPool] {
         table.withLock { table in table.models.compactMap { table.pools[$0.name] } }
+    }
+
+    /// Sets what a request for an on-demand or idling model calls (the supervisor's `wake`).
+    public func onWake(_ hook: @escaping @Sendable (String) -> Void) {
+        wakeHook.withLock { $0 = hook }
+    }
+
+    /// A request arrived for `model`: starts it if it sleeps.
+    public func requested(_ model: ModelConfig) {
+        guard model.startOnDemand || model.idleTimeout != nil else { return }
+        wakeHook.withLock { $0 }?(model.name)
     }
 
     /// Feeds instance state changes to the pools, in order. Safe to call from any thread; does not block.

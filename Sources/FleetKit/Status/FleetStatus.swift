@@ -5,11 +5,14 @@ public struct FleetStatus: Codable, Sendable {
     public var controller: ControllerInfo
     public var models: [ModelStatus]
     public var instances: [InstanceStatus]
+    /// `memoryBudget` and what the running instances take of it by estimate; absent without a budget.
+    public var memory: MemoryStatus?
 
-    public init(controller: ControllerInfo, models: [ModelStatus], instances: [InstanceStatus]) {
+    public init(controller: ControllerInfo, models: [ModelStatus], instances: [InstanceStatus], memory: MemoryStatus? = nil) {
         self.controller = controller
         self.models = models
         self.instances = instances
+        self.memory = memory
     }
 
     public var readyCount: Int { instances.filter { $0.state == .ready }.count }
@@ -51,6 +54,10 @@ public struct ModelStatus: Codable, Sendable {
     public var queueDepth: Int
     /// Unmanaged llama-servers in this model's pool.
     public var endpoints: [String]
+    /// `always` or `onDemand`.
+    public var start: String = "always"
+    /// Seconds without a request after which the model's instances stop; absent: never.
+    public var idleTimeoutSeconds: Double?
 
     public init(name: String, aliases: [String], path: String, replicas: Int, policy: String = "roundRobin",
                 queueDepth: Int = 0, endpoints: [String] = []) {
@@ -61,6 +68,17 @@ public struct ModelStatus: Codable, Sendable {
         self.policy = policy
         self.queueDepth = queueDepth
         self.endpoints = endpoints
+    }
+}
+
+/// Memory under `memoryBudget`, in bytes.
+public struct MemoryStatus: Codable, Sendable, Equatable {
+    public var budget: Int
+    public var inUse: Int
+
+    public init(budget: Int, inUse: Int) {
+        self.budget = budget
+        self.inUse = inUse
     }
 }
 

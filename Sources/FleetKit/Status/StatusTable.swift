@@ -7,9 +7,15 @@ public enum StatusTable {
         let c = status.controller
         lines.append("fleet \(c.version) at \(c.url) (pid \(c.pid), up \(duration(now.timeIntervalSince(c.startedAt)))) — \(status.readyCount)/\(status.instances.count) instances ready")
         lines.append("config: \(c.config)")
+        if let memory = status.memory {
+            lines.append("memory: \(memory.inUse.formattedBytes) of \(memory.budget.formattedBytes) budget in use (estimated)")
+        }
         for model in status.models {
             let aliases = model.aliases.isEmpty ? "" : " (\(model.aliases.joined(separator: ", ")))"
-            lines.append("model \(model.name)\(aliases): \(model.policy), \(model.queueDepth) queued")
+            var details = [model.policy, "\(model.queueDepth) queued"]
+            if model.start == "onDemand" { details.append("starts on demand") }
+            if let idle = model.idleTimeoutSeconds { details.append("stops after \(duration(idle)) idle") }
+            lines.append("model \(model.name)\(aliases): \(details.joined(separator: ", "))")
         }
         lines.append("")
         let header = ["MODEL", "INSTANCE", "PORT", "PID", "STATE", "UPTIME", "RESTARTS", "LOAD", "SERVED", "ERRORS",

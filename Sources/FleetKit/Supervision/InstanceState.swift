@@ -12,6 +12,9 @@ public enum InstanceState: String, Sendable, Codable, CaseIterable {
     case stopped
     /// fleet gave up: a crash loop, or a start that cannot succeed. `lastError` says why.
     case failed
+    /// Not running because unused: an `onDemand` model before its first request, or a model past its
+    /// `idleTimeout`. The next request starts it.
+    case idle
 
     /// Whether the supervisor may move an instance from this state to `next`. Anything else is a bug.
     public func canTransition(to next: InstanceState) -> Bool {
