@@ -47,11 +47,13 @@ public struct FleetController: Sendable {
 
         let client = UpstreamClient()
         let router = ModelRouter(config: config, client: client, logger: logger)
+        let metrics = FleetMetrics()
         let observe = self.observe
         let supervisor = Supervisor(config: config, executable: executable, client: client, logger: logger,
                                     drain: { id in await router.drain(id) },
                                     observe: { event in
                                         router.instanceChanged(event)
+                                        metrics.instanceChanged(event)
                                         observe(event)
                                     })
         let (shutdownRequests, shutdownRequester) = AsyncStream<Void>.makeStream()
@@ -61,10 +63,10 @@ public struct FleetController: Sendable {
         let http = Router()
         let reloader = FileManager.default.fileExists(atPath: config.source)
             ? Reloader(source: config.source, running: config, supervisor: supervisor, router: router) : nil
-        ControllerRoutes(supervisor: supervisor, router: router, controller: info, reloader: reloader,
+        ControllerRoutes(supervisor: supervisor, router: router, controller: info, reloader: reloader, metrics: metrics,
                          requestShutdown: { shutdownRequester.yield() })
             .register(on: http)
-        OpenAIRoutes(router: router, client: client, config: config).register(on: http)
+        OpenAIRoutes(router: router, client: client, config: config, metrics: metrics).register(on: http)
         let app = Application(
             router: http,
             configuration: .init(address: .hostname(config.listen.host, port: config.listen.port), serverName: "fleet"),

@@ -10,10 +10,12 @@ public struct ControllerRoutes: Sendable {
     let controller: ControllerInfo
     let requestShutdown: @Sendable () -> Void
     let reloader: Reloader?
+    let metrics: FleetMetrics?
 
     public init(supervisor: Supervisor, router: ModelRouter, controller: ControllerInfo, reloader: Reloader? = nil,
-                requestShutdown: @escaping @Sendable () -> Void) {
+                metrics: FleetMetrics? = nil, requestShutdown: @escaping @Sendable () -> Void) {
         self.supervisor = supervisor
+        self.metrics = metrics
         self.router = router
         self.reloader = reloader
         self.controller = controller
@@ -28,6 +30,12 @@ public struct ControllerRoutes: Sendable {
         }
         router.get("/status") { _, _ in
             json(await status())
+        }
+        router.get("/metrics") { _, _ in
+            guard let metrics else { return json(["error": "metrics are not collected by this controller"], status: .notFound) }
+            let text = metrics.render(await status())
+            return Response(status: .ok, headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"],
+                            body: ResponseBody(byteBuffer: ByteBuffer(string: text)))
         }
         router.post("/control/restart/:model") { _, context in
             let name = context.parameters.get("model") ?? ""

@@ -9,10 +9,24 @@ import NIOCore
 struct Forwarder: Sendable {
     let client: UpstreamClient
     let settings: GatewaySettings
+    let metrics: FleetMetrics?
 
     struct FirstByteTimeout: Error {}
 
     func forward(_ request: CompletionRequest, path: String, pool: ModelPool, canonicalName: String) async throws -> Response {
+        let received = ContinuousClock.now
+        do {
+            return try await attempt(request, path: path, pool: pool, canonicalName: canonicalName, received: received)
+        } catch let error as OpenAIError {
+            // Refused by the gateway (queue full or timed out, every attempt failed): counted, with no instance.
+            metrics?.request(model: canonicalName, instance: "", status: Int(error.status.code),
+                             duration: .now - received, firstByte: nil, tokens: nil)
+            throw error
+        }
+    }
+
+    private func attempt(_ request: CompletionRequest, path: String, pool: ModelPool, canonicalName: String,
+                         received: ContinuousClock.Instant) async throws -> Response {
         var excluded: Set<String> = []
         var lastFailure = "no instance answered"
         for _ in 0...settings.retries {
@@ -53,7 +67,8 @@ struct Forwarder: Sendable {
             }
             // From here on bytes reach the client: no more retries.
             let rename = request.model != canonicalName || lease.memberID.hasPrefix("http") ? request.model : nil
-            return response(upstream, lease: lease, streaming: request.stream, rename: rename)
+            return response(upstream, lease: lease, streaming: request.stream, rename: rename,
+                            model: canonicalName, received: received)
         }
         throw OpenAIError(status: .badGateway, message: "every attempt failed; last: \(lastFailure)",
                           type: "server_error", code: "upstream_failed")
@@ -79,7 +94,8 @@ struct Forwarder: Sendable {
         }
     }
 
-    private func response(_ upstream: UpstreamStream, lease: Lease, streaming: Bool, rename: String?) -> Response {
+    private func response(_ upstream: UpstreamStream, lease: Lease, streaming: Bool, rename: String?,
+                          model: String, received: ContinuousClock.Instant) -> Response {
         var headers: HTTPFields = [:]
         headers[.contentType] = upstream.header("content-type") ?? (streaming ? "text/event-stream" : "application/json")
         if streaming {
@@ -89,15 +105,23 @@ struct Forwarder: Sendable {
         let body = upstream.body
         let cancelUpstream = upstream.cancel
         let started = lease.started
+        let metrics = self.metrics
+        let status = upstream.status
         return Response(status: .init(code: upstream.status), headers: headers, body: ResponseBody { writer in
             var firstByte: Duration?
             var clientGone = false
             var upstreamBroke = false
             var framer = SSEFramer()
             var whole = ByteBuffer()
+            // The last two chunks: where llama-server reports how many tokens it generated (TokenCount).
+            var tail: [ByteBuffer] = []
             do {
                 for try await chunk in body {
                     if firstByte == nil { firstByte = .now - started }
+                    if metrics != nil {
+                        if tail.count == 2 { tail.removeFirst() }
+                        tail.append(chunk)
+                    }
                     guard let rename else {
                         try await write(chunk, to: &writer, clientGone: &clientGone)
                         continue
@@ -124,8 +148,21 @@ struct Forwarder: Sendable {
             // stops generating and frees the slot.
             if clientGone || upstreamBroke { cancelUpstream() }
             await lease.release(clientGone ? .cancelled : upstreamBroke ? .failure : .success(firstByte: firstByte))
+            if let metrics {
+                // A client that left is counted as 499 (nginx's "client closed request"), a broken upstream as 502.
+                let answered = clientGone ? 499 : upstreamBroke ? 502 : status
+                metrics.request(model: model, instance: Self.instanceLabel(lease.memberID), status: answered,
+                                duration: .now - received, firstByte: firstByte.map { $0 + (started - received) },
+                                tokens: TokenCount.scan(tail))
+            }
             if !clientGone { try await writer.finish(nil) }
         })
+    }
+
+    /// `gemma/0#2` → `gemma/0`: metrics follow the replica across hot swaps; endpoint URLs stay as they are.
+    static func instanceLabel(_ memberID: String) -> String {
+        guard !memberID.hasPrefix("http"), let hash = memberID.lastIndex(of: "#") else { return memberID }
+        return String(memberID[..<hash])
     }
 
     private func write(_ buffer: ByteBuffer, to writer: inout some ResponseBodyWriter, clientGone: inout Bool) async throws {

@@ -9,9 +9,9 @@ public struct OpenAIRoutes: Sendable {
     let forwarder: Forwarder
     let settings: GatewaySettings
 
-    public init(router: ModelRouter, client: UpstreamClient, config: FleetConfig) {
+    public init(router: ModelRouter, client: UpstreamClient, config: FleetConfig, metrics: FleetMetrics? = nil) {
         self.router = router
-        self.forwarder = Forwarder(client: client, settings: config.gateway)
+        self.forwarder = Forwarder(client: client, settings: config.gateway, metrics: metrics)
         self.settings = config.gateway
     }
 

@@ -1,0 +1,112 @@
+import FleetTestSupport
+import Foundation
+import NIOCore
+import Testing
+@testable import FleetKit
+
+/// One sample of the Prometheus text format.
+struct PrometheusSample: Equatable {
+    var name: String
+    var labels: [String: String]
+    var value: Double
+}
+
+/// A strict reader of the Prometheus text exposition format (version 0.0.4): every line must be a `# HELP`,
+/// a `# TYPE` with a known type, or a sample `name{label="value",...} number`; anything else is an error.
+func parsePrometheus(_ text: String) throws -> [PrometheusSample] {
+    struct Malformed: Error, CustomStringConvertible { let line: String; var description: String { "malformed line: \(line)" } }
+    let name = #"[a-zA-Z_:][a-zA-Z0-9_:]*"#
+    let help = try Regex("^# HELP \(name) .*$")
+    let type = try Regex("^# TYPE \(name) (counter|gauge|histogram|summary|untyped)$")
+    let sample = try Regex(#"^(\#(name))(\{(.*)\})? (-?[0-9.eE+-]+|NaN|\+Inf|-Inf)$"#)
+    let label = try Regex(#"([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)""#)
+    var samples: [PrometheusSample] = []
+    for line in text.split(separator: "\n") {
+        if line.wholeMatch(of: help) != nil || line.wholeMatch(of: type) != nil { continue }
+        guard let match = line.wholeMatch(of: sample), let metric = match.output[1].substring,
+              let raw = match.output[4].substring else { throw Malformed(line: String(line)) }
+        var labels: [String: String] = [:]
+        if let body = match.output[3].substring {
+            for pair in body.matches(of: label) {
+                labels[String(pair.output[1].substring!)] = String(pair.output[2].substring!)
+            }
+        }
+        let value = raw == "+Inf" ? Double.infinity : raw == "-Inf" ? -Double.infinity : Double(raw) ?? .nan
+        samples.append(PrometheusSample(name: String(metric), labels: labels, value: value))
+    }
+    return samples
+}
+
+extension [PrometheusSample] {
+    /// The sum of the samples named `name` whose labels include `labels`.
+    func sum(_ name: String, _ labels: [String: String] = [:]) -> Double {
+        filter { sample in sample.name == name && labels.allSatisfy { sample.labels[$0.key] == $0.value } }
+            .reduce(0) { $0 + $1.value }
+    }
+}
+
+@Suite("GET /metrics", .timeLimit(.minutes(2)))
+struct MetricsTests {
+    let directory = temporaryDirectory()
+
+    func scrape(_ url: String) async throws -> [PrometheusSample] {
+        let response = try await UpstreamClient.with { try await $0.fetch(UpstreamRequest(url: url + "/metrics")) }
+        #expect(response.status == 200)
+        #expect(response.header("content-type")?.hasPrefix("text/plain; version=0.0.4") == true)
+        return try parsePrometheus(response.bodyText)
+    }
+
+    @Test func metricsParseAsPrometheusTextAndMoveWithTraffic() async throws {
+        let config = fakeFleetConfig(directory: directory, args: ["--fake-tokens", "3"], replicas: 2)
+        try await withController(config) { url, control in
+            let before = try await scrape(url)
+            #expect(before.sum("fleet_requests_total") == 0)
+            #expect(before.sum("fleet_instance_state", ["instance": "fake/0", "state": "ready"]) == 1)
+            #expect(before.sum("fleet_instance_state", ["instance": "fake/1", "state": "starting"]) == 0)
+            #expect(before.sum("fleet_instance_slots", ["instance": "fake/0"]) >= 1)
+            #expect(before.sum("process_resident_memory_bytes") > 0)
+            #expect(before.sum("process_open_fds") > 0)
+
+            try await UpstreamClient.with { client in
+                for stream in [false, true, false, true] {
+                    let response = try await post(url + "/v1/completions", #"{"model":"fake","stream":\#(stream)}"#, client: client)
+                    #expect(response.status == 200)
+                }
+                // Refused before any instance: counted under no instance.
+                let missing = try await post(url + "/v1/completions", #"{"model":"fake","stream":false,"#, client: client)
+                #expect(missing.status == 400)
+            }
+            let after = try await scrape(url)
+            #expect(after.sum("fleet_requests_total", ["model": "fake", "status": "200"]) == 4)
+            #expect(after.sum("fleet_requests_total", ["instance": "fake/0"]) == 2, "round-robin: two each")
+            #expect(after.sum("fleet_request_duration_seconds_count", ["model": "fake"]) == 4)
+            #expect(after.sum("fleet_time_to_first_token_seconds_count", ["model": "fake"]) == 4)
+            #expect(after.sum("fleet_tokens_generated_total", ["model": "fake"]) == 12,
+                    "3 tokens each, from usage (non-streamed) and timings (streamed)")
+            #expect(after.sum("fleet_requests_in_flight") == 0)
+            #expect(after.sum("fleet_queue_depth", ["model": "fake"]) == 0)
+
+            // A crash restart is counted for its replica.
+            let pid = try #require(try await control.status().instances.first { $0.id == "fake/0" }?.pid)
+            kill(pid, SIGKILL)
+            try await eventually("restart counted") {
+                try await scrape(url).sum("fleet_instance_restarts_total", ["instance": "fake/0"]) == 1
+            }
+        }
+    }
+
+    @Test func tokenCountsComeFromTheTailOfTheAnswer() {
+        let usage = ByteBuffer(string: #"{"choices":[],"usage":{"prompt_tokens":4,"completion_tokens":17,"total_tokens":21}}"#)
+        #expect(TokenCount.scan([usage]) == 17)
+        // Split across the two chunks kept, as a stream's last event may be.
+        let first = ByteBuffer(string: #"data: {"choices":[{"delta":{}}],"timings":{"prompt_n":4,"predic"#)
+        let second = ByteBuffer(string: #"ted_n": 42,"predicted_ms":1}}"# + "\n\ndata: [DONE]\n\n")
+        #expect(TokenCount.scan([first, second]) == 42)
+        #expect(TokenCount.scan([ByteBuffer(string: #"{"error":"boom"}"#)]) == nil)
+    }
+
+    @Test func replicaLabelsDropTheGeneration() {
+        #expect(Forwarder.instanceLabel("gemma/0#3") == "gemma/0")
+        #expect(Forwarder.instanceLabel("http://10.0.0.5:8080") == "http://10.0.0.5:8080")
+    }
+}
