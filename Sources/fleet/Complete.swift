@@ -30,7 +30,7 @@ struct Complete: AsyncParsableCommand {
     var prompt: String
 
     func run() async throws {
-        let gateway = GatewayClient(baseURL: ControlClient.baseURL(url: controller.url, configPath: controller.config))
+        let gateway = GatewayClient(baseURL: controller.baseURL, apiKey: controller.key)
         let messages = [GatewayClient.Message(role: "user", content: prompt)]
         do {
             if json {
@@ -60,7 +60,7 @@ struct Chat: AsyncParsableCommand {
     var system: String?
 
     func run() async throws {
-        let gateway = GatewayClient(baseURL: ControlClient.baseURL(url: controller.url, configPath: controller.config))
+        let gateway = GatewayClient(baseURL: controller.baseURL, apiKey: controller.key)
         var messages: [GatewayClient.Message] = system.map { [.init(role: "system", content: $0)] } ?? []
         say("chatting with \(completion.model) at \(gateway.baseURL) — /exit or Ctrl-D to leave")
         while true {

@@ -30,8 +30,15 @@ struct ControllerOptions: ParsableArguments {
     @Option(help: "The controller's URL, e.g. http://127.0.0.1:8090 (overrides --config).")
     var url: String?
 
+    @Option(name: .customLong("api-key"),
+            help: "The key to send when the fleet has apiKeys (default: FLEET_API_KEY, then the keys of --config).")
+    var apiKey: String?
+
+    var baseURL: String { ControlClient.baseURL(url: url, configPath: config) }
+    var key: String? { ControlClient.apiKey(explicit: apiKey, configPath: config) }
+
     var client: ControlClient {
-        ControlClient(baseURL: ControlClient.baseURL(url: url, configPath: config))
+        ControlClient(baseURL: baseURL, apiKey: key)
     }
 }
 

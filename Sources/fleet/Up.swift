@@ -27,6 +27,9 @@ struct Up: AsyncParsableCommand {
     @Flag(help: "Start in the background; return once all instances are ready or failed.")
     var detach = false
 
+    @Flag(help: "Listen beyond loopback without apiKeys (only on a network you trust).")
+    var allowUnauthenticated = false
+
     @Option(help: "Log level for the controller's own log (trace, debug, info, notice, warning, error, critical).")
     var logLevel: String?
 
@@ -42,6 +45,10 @@ struct Up: AsyncParsableCommand {
                 throw failure("--listen \"\(listen)\" is not host:port; write it like 127.0.0.1:9000", code: 2)
             }
             config.listen = address
+        }
+        let keys = config.keys.adding(environment: ProcessInfo.processInfo.environment)
+        if !config.listen.isLoopback && !keys.isEnabled && !allowUnauthenticated {
+            throw failure(FleetController.UnprotectedListen(address: config.listen).description, code: 2)
         }
         let executable: String
         do {
@@ -61,7 +68,7 @@ struct Up: AsyncParsableCommand {
         let logger = Logger(label: "fleet")
         let (events, sink) = AsyncStream<InstanceEvent>.makeStream()
         let controller = FleetController(config: config, executable: executable, logger: logger,
-                                         observe: { sink.yield($0) })
+                                         allowUnauthenticated: allowUnauthenticated, observe: { sink.yield($0) })
         // On-demand models start with their first request: the ready summary does not wait for them.
         let total = config.models.filter { !$0.startOnDemand }.reduce(0) { $0 + $1.replicas }
         let printer = Task {
@@ -100,6 +107,7 @@ struct Up: AsyncParsableCommand {
         let level = try parseLogLevel(logLevel, default: .info).rawValue
         var arguments = ["up", "--log-level", level]
         if let listen { arguments += ["--listen", listen] }
+        if allowUnauthenticated { arguments.append("--allow-unauthenticated") }
         if let model {
             arguments += ["--model", URL(fileURLWithPath: model).standardizedFileURL.path]
         } else {
@@ -107,6 +115,7 @@ struct Up: AsyncParsableCommand {
             if ProcessInfo.processInfo.environment["LLAMACPP_MODEL_PATH"] != nil,
                !FileManager.default.fileExists(atPath: self.config) {
                 arguments = ["up", "--log-level", level] + (listen.map { ["--listen", $0] } ?? [])
+                    + (allowUnauthenticated ? ["--allow-unauthenticated"] : [])
             }
         }
         let logFile = "\(config.stateDirectory)/controller.log"
@@ -118,7 +127,8 @@ struct Up: AsyncParsableCommand {
         }
         say("fleet \(FleetController.version): controller started in the background (pid \(pid)), log: \(logFile)")
 
-        let client = ControlClient(baseURL: config.listen.url)
+        let keys = config.keys.adding(environment: ProcessInfo.processInfo.environment)
+        let client = ControlClient(baseURL: config.listen.url, apiKey: keys.admin.first ?? keys.user.first)
         let total = config.models.reduce(0) { $0 + $1.replicas }
         var progress = UpProgress(total: config.models.filter { !$0.startOnDemand }.reduce(0) { $0 + $1.replicas },
                                   url: config.listen.url)

@@ -128,6 +128,20 @@ struct ConfigTests {
         #expect(fits.isEmpty, "a can idle out, so b can start: \(fits)")
     }
 
+    @Test func keysComeFromTheFileAndKeyFiles() throws {
+        _ = fakeGGUF(in: directory, name: "a.gguf")
+        FileManager.default.createFile(atPath: directory + "/keys.txt", contents: Data("# team keys\nfile-key-1111\n\nfile-key-2222\n".utf8))
+        let config = try decode("""
+            { "apiKeys": ["inline-key-0000"], "apiKeysFile": "keys.txt", "adminKeys": ["admin-key-9999"],
+              "models": { "a": { "path": "a.gguf" } } }
+            """)
+        #expect(config.keys.user == ["inline-key-0000", "file-key-1111", "file-key-2222"])
+        #expect(config.keys.admin == ["admin-key-9999"])
+        let weak = issues(#"{ "apiKeys": ["short"], "adminKeysFile": "missing.txt", "models": { "a": { "path": "a.gguf" } } }"#)
+        #expect(Set(weak.map(\.path)) == ["apiKeys[0]", "adminKeysFile"])
+        #expect(!weak.contains { $0.description.contains("short\"") }, "a problem never repeats the key")
+    }
+
     @Test func repositoryFleetJSONIsValidWithoutTheModelFile() throws {
         let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
         let data = try Data(contentsOf: root.appendingPathComponent("fleet.json"))

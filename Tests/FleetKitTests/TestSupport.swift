@@ -79,7 +79,7 @@ func withController(_ config: FleetConfig, waitForReady ready: Int? = nil,
                     body: (_ url: String, _ control: ControlClient) async throws -> Void) async throws {
     let controller = FleetController(config: config, executable: Products.fakeServer, logger: testLogger, handleSignals: false)
     let running = Task { try await controller.run() }
-    let control = ControlClient(baseURL: config.listen.url)
+    let control = ControlClient(baseURL: config.listen.url, apiKey: config.keys.admin.first ?? config.keys.user.first)
     do {
         let expected = ready ?? config.models.reduce(0) { $0 + $1.replicas }
         try await eventually("\(expected) instances ready") { (try? await control.status())?.readyCount == expected }

@@ -3,7 +3,8 @@ public import Foundation
 extension FleetConfig {
     /// The keys fleet.json accepts at its top level.
     static let controllerKeys = ["$schema", "listen", "llamaServer", "portRange", "stateDir", "healthCheck",
-                                 "restart", "stopTimeout", "drainTimeout", "watch", "gateway", "memoryBudget", "models"]
+                                 "restart", "stopTimeout", "drainTimeout", "watch", "gateway", "memoryBudget", "apiKeys",
+                                 "apiKeysFile", "adminKeys", "adminKeysFile", "models"]
     static let gatewayKeys = ["maxBodySize", "connectTimeout", "firstByteTimeout", "idleTimeout", "retries"]
     static let queueKeys = ["maxSize", "timeout"]
     static let healthCheckKeys = ["interval", "timeout", "startupTimeout", "unhealthyAfter", "restartAfter"]
@@ -101,6 +102,8 @@ extension FleetConfig {
         config.drainTimeout = reader.duration(top, "drainTimeout", at: "") ?? config.drainTimeout
         config.watch = reader.bool(top, "watch", at: "") ?? config.watch
         config.memoryBudget = reader.size(top, "memoryBudget", at: "")
+        config.keys = KeySet(user: Self.readKeys(top, "apiKeys", file: "apiKeysFile", baseDirectory: baseDirectory, reader: &reader),
+                             admin: Self.readKeys(top, "adminKeys", file: "adminKeysFile", baseDirectory: baseDirectory, reader: &reader))
         if let value = top["gateway"], let object = reader.object(value, at: "gateway", allowed: gatewayKeys) {
             let path = "gateway"
             var gateway = GatewaySettings()
@@ -228,6 +231,27 @@ extension FleetConfig {
             model.endpoints[index] = endpoint.hasSuffix("/") ? String(endpoint.dropLast()) : endpoint
         }
         return model
+    }
+
+    /// Keys from an array in the file and from a key file (one per line, `#` comments). Keys must be at least 8
+    /// characters without spaces; a problem names the key's position, never the key.
+    private static func readKeys(_ top: [String: JSONValue], _ key: String, file fileKey: String, baseDirectory: String,
+                                 reader: inout ConfigReader) -> [String] {
+        var keys = reader.stringArray(top, key, at: "", hint: "write it as [\"a-long-random-key\"]") ?? []
+        if let path = reader.string(top, fileKey, at: "") {
+            let resolved = resolve(path, against: baseDirectory)
+            do {
+                keys += try KeySet.readFile(resolved)
+            } catch {
+                reader.report(fileKey, "\(resolved) cannot be read", fix: "create it with one key per line, or remove \(fileKey)")
+            }
+        }
+        for (index, candidate) in keys.enumerated()
+        where candidate.count < 8 || candidate.contains(where: { $0.isWhitespace }) {
+            reader.report("\(key)[\(index)]", "is too short or contains spaces",
+                          fix: "use a random key of at least 8 characters, e.g. `openssl rand -hex 24`")
+        }
+        return keys
     }
 
     /// Checks that need the whole configuration (or the disk): names, ports, model files.

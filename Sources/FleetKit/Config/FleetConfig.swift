@@ -26,6 +26,8 @@ public struct FleetConfig: Sendable, Equatable {
     public var gateway: GatewaySettings = .init()
     /// The most memory the instances may take together (bytes, by estimate; see `MemoryBudget`); nil: no limit.
     public var memoryBudget: Int?
+    /// `apiKeys` / `apiKeysFile` and `adminKeys` / `adminKeysFile`, read; the environment's are added at start.
+    public var keys: KeySet = .init()
     /// The models, sorted by name.
     public var models: [ModelConfig]
 

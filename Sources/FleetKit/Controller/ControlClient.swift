@@ -5,9 +5,23 @@ import NIOCore
 public struct ControlClient: Sendable {
     /// The controller's base URL, e.g. `http://127.0.0.1:8090`.
     public let baseURL: String
+    /// Sent as `Authorization: Bearer` when the fleet has keys (see `apiKey(explicit:configPath:)`).
+    public let apiKey: String?
 
-    public init(baseURL: String) {
+    public init(baseURL: String, apiKey: String? = nil) {
         self.baseURL = baseURL.hasSuffix("/") ? String(baseURL.dropLast()) : baseURL
+        self.apiKey = apiKey
+    }
+
+    /// The controller wants a key this client does not have (401), or one with more rights (403).
+    public struct Unauthorized: Error, CustomStringConvertible {
+        public var url: String
+        public var forbidden: Bool
+        public var description: String {
+            forbidden
+                ? "the controller at \(url) refused this key for that: restart, swap, reload and shutdown need one of its adminKeys (set FLEET_API_KEY to one, or pass --api-key)"
+                : "the controller at \(url) requires an API key: set FLEET_API_KEY, pass --api-key, or run where its fleet.json (with apiKeys) is, or name it with --config"
+        }
     }
 
     /// Nothing answers at the controller's address.
@@ -110,11 +124,14 @@ public struct ControlClient: Sendable {
         let response: UpstreamResponse
         do {
             response = try await UpstreamClient.with { client in
-                try await client.fetch(UpstreamRequest(method: method, url: url, body: body,
+                try await client.fetch(UpstreamRequest(method: method, url: url, headers: Self.authorization(apiKey), body: body,
                                                        connectTimeout: .seconds(2), totalTimeout: timeout))
             }
         } catch let error as UpstreamError where error.kind == .connectFailed {
             throw Unreachable(url: baseURL)
+        }
+        if response.status == 401 || response.status == 403 {
+            throw Unauthorized(url: baseURL, forbidden: response.status == 403)
         }
         guard (200..<300).contains(response.status) else {
             // The control API says what went wrong in {"error": "..."}; show that, not the JSON.
@@ -122,6 +139,35 @@ public struct ControlClient: Sendable {
             throw BadAnswer(url: url, detail: message ?? "HTTP \(response.status): \(response.bodyText.prefix(200))")
         }
         return response
+    }
+
+    /// The header that carries `key`, if any.
+    static func authorization(_ key: String?) -> [(String, String)] {
+        key.map { [("Authorization", "Bearer " + $0)] } ?? []
+    }
+
+    /// The key the CLI sends: `--api-key`, else `FLEET_API_KEY`, else the config file's first admin key (or API
+    /// key, or the first line of their key files), else the first of `FLEET_ADMIN_KEYS` / `FLEET_API_KEYS`: so
+    /// the commands run where a fleet's fleet.json is just work. Read leniently: a broken file gives no key.
+    public static func apiKey(explicit: String?, configPath: String,
+                              environment: [String: String]? = nil) -> String? {
+        let environment = environment ?? ProcessInfo.processInfo.environment
+        if let explicit, !explicit.isEmpty { return explicit }
+        if let key = environment["FLEET_API_KEY"], !key.isEmpty { return key }
+        if let data = FileManager.default.contents(atPath: configPath), case .object(let top)? = try? JSONValue.parse(data) {
+            let base = URL(fileURLWithPath: configPath).deletingLastPathComponent().path
+            for (list, file) in [("adminKeys", "adminKeysFile"), ("apiKeys", "apiKeysFile")] {
+                if case .array(let keys)? = top[list], case .string(let key)? = keys.first { return key }
+                if case .string(let path)? = top[file],
+                   let key = try? KeySet.readFile(FleetConfig.resolve(path, against: base)).first { return key }
+            }
+        }
+        for name in ["FLEET_ADMIN_KEYS", "FLEET_API_KEYS"] {
+            if let first = environment[name]?.split(separator: ",").first {
+                return first.trimmingCharacters(in: .whitespaces)
+            }
+        }
+        return nil
     }
 
     /// Where to find the controller: `--url` when given, else the `listen` of the config file (read leniently,

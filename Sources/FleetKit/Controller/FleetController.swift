@@ -14,18 +14,31 @@ public struct FleetController: Sendable {
     public let logger: Logger
     private let observe: @Sendable (InstanceEvent) -> Void
     private let signals: [UnixSignal]
+    private let allowUnauthenticated: Bool
 
     public static let version = "0.1.0"
 
     /// - Parameters:
     ///   - handleSignals: install SIGINT/SIGTERM handlers (the CLI does; tests in-process do not).
+    ///   - allowUnauthenticated: listen beyond loopback without API keys (`fleet up --allow-unauthenticated`).
     public init(config: FleetConfig, executable: String, logger: Logger, handleSignals: Bool = true,
+                allowUnauthenticated: Bool = false,
                 observe: @escaping @Sendable (InstanceEvent) -> Void = { _ in }) {
+        self.allowUnauthenticated = allowUnauthenticated
         self.config = config
         self.executable = executable
         self.logger = logger
         self.observe = observe
         self.signals = handleSignals ? [.sigterm, .sigint] : []
+    }
+
+    /// A listen address other machines can reach, and no key to keep them out.
+    public struct UnprotectedListen: Error, CustomStringConvertible {
+        public var address: ListenAddress
+        public init(address: ListenAddress) { self.address = address }
+        public var description: String {
+            "listen \(address) is reachable from other machines but no apiKeys are set, so anyone there could use and control this fleet; set apiKeys in fleet.json (or FLEET_API_KEYS), listen on 127.0.0.1, or pass --allow-unauthenticated if the network is trusted"
+        }
     }
 
     public struct ListenAddressInUse: Error, CustomStringConvertible {
@@ -42,6 +55,10 @@ public struct FleetController: Sendable {
     /// - Throws: `ListenAddressInUse` before starting anything when the listen address is taken; errors of the
     ///   HTTP server.
     public func run(onListening: @escaping @Sendable () async -> Void = {}) async throws {
+        let keys = APIKeys(config.keys.adding(environment: ProcessInfo.processInfo.environment))
+        if !config.listen.isLoopback && !keys.keys.isEnabled && !allowUnauthenticated {
+            throw UnprotectedListen(address: config.listen)
+        }
         try await checkListenAddress()
         try FileManager.default.createDirectory(atPath: config.stateDirectory, withIntermediateDirectories: true)
 
@@ -61,8 +78,10 @@ public struct FleetController: Sendable {
                                   url: config.listen.url, config: config.source, startedAt: Date(),
                                   stateDirectory: config.stateDirectory, llamaServer: executable)
         let http = Router()
+        // First, so it guards every route registered after it.
+        http.add(middleware: APIKeyMiddleware(keys: keys))
         let reloader = FileManager.default.fileExists(atPath: config.source)
-            ? Reloader(source: config.source, running: config, supervisor: supervisor, router: router) : nil
+            ? Reloader(source: config.source, running: config, supervisor: supervisor, router: router, keys: keys) : nil
         ControllerRoutes(supervisor: supervisor, router: router, controller: info, reloader: reloader, metrics: metrics,
                          requestShutdown: { shutdownRequester.yield() })
             .register(on: http)

@@ -5,9 +5,11 @@ import NIOCore
 /// the answer's text as it arrives.
 public struct GatewayClient: Sendable {
     public let baseURL: String
+    public let apiKey: String?
 
-    public init(baseURL: String) {
+    public init(baseURL: String, apiKey: String? = nil) {
         self.baseURL = baseURL.hasSuffix("/") ? String(baseURL.dropLast()) : baseURL
+        self.apiKey = apiKey
     }
 
     /// A chat message, in OpenAI's shape.
@@ -64,7 +66,8 @@ public struct GatewayClient: Sendable {
     }
 
     private func request(_ body: [UInt8]) -> UpstreamRequest {
-        UpstreamRequest(method: "POST", url: baseURL + "/v1/chat/completions", headers: [("Content-Type", "application/json")],
+        UpstreamRequest(method: "POST", url: baseURL + "/v1/chat/completions",
+                        headers: [("Content-Type", "application/json")] + ControlClient.authorization(apiKey),
                         body: body, connectTimeout: .seconds(2))
     }
 

@@ -6,6 +6,8 @@ public struct Reloader: Sendable {
     let running: FleetConfig
     let supervisor: Supervisor
     let router: ModelRouter
+    /// Replaced by every valid reload: a revoked key stops working at once.
+    var keys: APIKeys?
 
     /// What a reload did.
     public struct Result: Sendable, Codable {
@@ -47,6 +49,9 @@ public struct Reloader: Sendable {
         if fresh.stopTimeout != running.stopTimeout { later.append("stopTimeout") }
         if fresh.drainTimeout != running.drainTimeout { later.append("drainTimeout") }
         if fresh.gateway != running.gateway { later.append("gateway") }
+        if let keys {
+            keys.replace(with: fresh.keys.adding(environment: ProcessInfo.processInfo.environment))
+        }
         // New pools first, so new instances find theirs when they become ready.
         await router.apply(fresh.models)
         await supervisor.setMemoryBudget(fresh.memoryBudget)

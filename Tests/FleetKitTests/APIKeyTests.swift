@@ -1,0 +1,140 @@
+import FleetTestSupport
+import Foundation
+import HTTPTypes
+import Hummingbird
+import Testing
+@testable import FleetKit
+
+@Suite("API keys: the rules")
+struct KeySetTests {
+    let keys = KeySet(user: ["user-key-1234"], admin: ["admin-key-5678"])
+
+    @Test func missingWrongUserAndAdminKeysGetWhatTheyShould() {
+        #expect(keys.grant(for: nil) == .none)
+        #expect(keys.grant(for: "") == .none)
+        #expect(keys.grant(for: "user-key-123") == .none, "a prefix is not the key")
+        #expect(keys.grant(for: "user-key-12345") == .none, "nor is a longer string")
+        #expect(keys.grant(for: "user-key-1234") == .user)
+        #expect(keys.grant(for: "admin-key-5678") == .admin)
+        #expect(KeySet(user: ["only-user-key"]).grant(for: "only-user-key") == .admin,
+                "without adminKeys every key may change the fleet")
+        #expect(!KeySet().isEnabled && keys.isEnabled)
+    }
+
+    @Test func comparisonLooksAtEveryByte() {
+        #expect(KeySet.constantTimeEquals(Array("abc".utf8), Array("abc".utf8)))
+        #expect(!KeySet.constantTimeEquals(Array("abc".utf8), Array("abd".utf8)))
+        #expect(!KeySet.constantTimeEquals(Array("abc".utf8), Array("ab".utf8)))
+        #expect(!KeySet.constantTimeEquals([], Array(repeating: 0, count: 256)), "lengths 0 and 256 differ")
+    }
+
+    @Test func theKeyIsReadFromBearerXAPIKeyOrBasic() {
+        func key(_ name: HTTPField.Name, _ value: String) -> String? {
+            APIKeyMiddleware<BasicRequestContextForTests>.presentedKey([name: value])
+        }
+        #expect(key(.authorization, "Bearer abc-123") == "abc-123")
+        #expect(key(.authorization, "bearer abc-123") == "abc-123")
+        #expect(key(HTTPField.Name("x-api-key")!, "abc-123") == "abc-123")
+        #expect(key(.authorization, "Basic " + Data("me:abc-123".utf8).base64EncodedString()) == "abc-123")
+        #expect(key(.authorization, "Basic " + Data("abc-123:".utf8).base64EncodedString()) == "abc-123")
+        #expect(key(.authorization, "Token abc-123") == nil)
+        #expect("\(keys)" == "1 API key(s), 1 admin key(s)", "a description says how many keys, never which")
+    }
+
+    @Test func environmentKeysAddToTheFiles() {
+        let merged = keys.adding(environment: ["FLEET_API_KEYS": "env-key-aaaa, env-key-bbbb", "FLEET_ADMIN_KEYS": "env-admin-cccc"])
+        #expect(merged.user == ["user-key-1234", "env-key-aaaa", "env-key-bbbb"])
+        #expect(merged.admin == ["admin-key-5678", "env-admin-cccc"])
+    }
+}
+
+/// Only to name the middleware's generic type in unit tests.
+typealias BasicRequestContextForTests = Hummingbird.BasicRequestContext
+
+@Suite("API keys over a running controller", .timeLimit(.minutes(2)))
+struct APIKeyControllerTests {
+    let directory = temporaryDirectory()
+
+    func keyedConfig() -> FleetConfig {
+        fakeFleetConfig(directory: directory) { $0.keys = KeySet(user: ["user-key-1234"], admin: ["admin-key-5678"]) }
+    }
+
+    func request(_ url: String, method: String = "GET", key: String? = nil, header: String = "Authorization",
+                 body: String? = nil) async throws -> UpstreamResponse {
+        var headers: [(String, String)] = [("Content-Type", "application/json")]
+        if let key { headers.append((header, header == "Authorization" ? "Bearer \(key)" : key)) }
+        return try await UpstreamClient.with {
+            try await $0.fetch(UpstreamRequest(method: method, url: url, headers: headers, body: body.map { Array($0.utf8) },
+                                               totalTimeout: .seconds(30)))
+        }
+    }
+
+    @Test func everyRouteButHealthNeedsAKeyAndTheControlRoutesAnAdminKey() async throws {
+        let config = keyedConfig()
+        try await withController(config) { url, keyed in
+            #expect(try await request(url + "/health").status == 200, "health stays open for load balancers")
+
+            let refused = try await request(url + "/status")
+            #expect(refused.status == 401)
+            #expect(refused.header("www-authenticate")?.hasPrefix("Bearer") == true)
+            let error = try JSONSerialization.jsonObject(with: Data(refused.body.readableBytesView)) as? [String: Any]
+            #expect((error?["error"] as? [String: Any])?["code"] as? String == "invalid_api_key", "OpenAI-shaped")
+            #expect(try await request(url + "/status", key: "wrong-key-0000").status == 401)
+            let status = try await request(url + "/status", key: "user-key-1234")
+            #expect(status.status == 200)
+            #expect(!status.bodyText.contains("user-key-1234") && !status.bodyText.contains("admin-key-5678"),
+                    "keys never appear in status")
+            #expect(try await request(url + "/metrics", key: "user-key-1234").status == 200)
+            #expect(try await request(url + "/metrics").status == 401)
+
+            let completion = #"{"model":"fake","prompt":"hi"}"#
+            #expect(try await request(url + "/v1/completions", method: "POST", body: completion).status == 401)
+            #expect(try await request(url + "/v1/completions", method: "POST", key: "user-key-1234", body: completion).status == 200)
+            #expect(try await request(url + "/v1/completions", method: "POST", key: "user-key-1234", header: "x-api-key",
+                                      body: completion).status == 200)
+            #expect(try await request(url + "/v1/models", key: "admin-key-5678").status == 200, "an admin key does everything")
+
+            let forbidden = try await request(url + "/control/restart/fake", method: "POST", key: "user-key-1234")
+            #expect(forbidden.status == 403)
+            #expect(forbidden.bodyText.contains("admin_key_required"))
+            #expect(try await request(url + "/control/restart/fake", method: "POST", key: "admin-key-5678").status == 200)
+
+            // The CLI's client: no key says what to do; the admin key works.
+            await #expect(throws: ControlClient.Unauthorized.self) { try await ControlClient(baseURL: url).status() }
+            await #expect(throws: ControlClient.Unauthorized.self) {
+                try await ControlClient(baseURL: url, apiKey: "user-key-1234").restart(model: "fake")
+            }
+            #expect(try await keyed.status().readyCount == 1)
+        }
+    }
+
+    @Test func theCLIFindsItsKeyInTheEnvironmentOrTheConfig() async throws {
+        let config = keyedConfig()
+        try await withController(config) { url, _ in
+            let without = try await runCommand(Products.fleet, ["status", "--url", url, "--config", directory + "/none.json"])
+            #expect(without.code != 0)
+            #expect(without.output.contains("requires an API key") && without.output.contains("FLEET_API_KEY"), "\(without.output)")
+            let fromEnvironment = try await runCommand(Products.fleet, ["status", "--url", url, "--config", directory + "/none.json"],
+                                                       environment: ["FLEET_API_KEY": "user-key-1234"])
+            #expect(fromEnvironment.code == 0, "\(fromEnvironment.output)")
+            let file = directory + "/fleet.json"
+            FileManager.default.createFile(atPath: file, contents: Data(#"{ "adminKeys": ["admin-key-5678"], "models": {} }"#.utf8))
+            let fromConfig = try await runCommand(Products.fleet, ["status", "--url", url, "--config", file])
+            #expect(fromConfig.code == 0, "\(fromConfig.output)")
+        }
+    }
+
+    @Test func aListenAddressBeyondLoopbackWithoutKeysIsRefusedUnlessAllowed() async throws {
+        var config = fakeFleetConfig(directory: directory)
+        config.listen = ListenAddress(host: "0.0.0.0", port: config.listen.port)
+        let controller = FleetController(config: config, executable: Products.fakeServer, logger: testLogger, handleSignals: false)
+        await #expect(throws: FleetController.UnprotectedListen.self) { try await controller.run() }
+        #expect(processes(matching: directory).isEmpty, "nothing was started")
+
+        let file = directory + "/open.json"
+        FileManager.default.createFile(atPath: file, contents: Data(#"{ "listen": "0.0.0.0:\#(config.listen.port)", "models": { "m": { "path": "model.gguf" } } }"#.utf8))
+        let refused = try await runCommand(Products.fleet, ["up", "--config", file])
+        #expect(refused.code == 2)
+        #expect(refused.output.contains("--allow-unauthenticated") && refused.output.contains("apiKeys"), "\(refused.output)")
+    }
+}
