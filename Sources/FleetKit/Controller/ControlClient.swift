@@ -113,6 +113,55 @@ public struct ControlClient: Sendable {
         return result
     }
 
+    /// The last `lines` lines of a replica's log (`replica` nil: the model's only replica).
+    public func logs(model: String, replica: Int?, lines: Int) async throws -> String {
+        try await send("GET", Self.logsPath(model: model, replica: replica, lines: lines, follow: false)).bodyText
+    }
+
+    /// The last `lines` lines, then everything the replica writes next, as it arrives; ends when the controller
+    /// stops (or the caller stops iterating).
+    public func followLogs(model: String, replica: Int?, lines: Int) async throws -> AsyncThrowingStream<String, any Error> {
+        let url = baseURL + Self.logsPath(model: model, replica: replica, lines: lines, follow: true)
+        let apiKey = self.apiKey
+        let baseURL = self.baseURL
+        let (stream, continuation) = AsyncThrowingStream<String, any Error>.makeStream()
+        let task = Task {
+            do {
+                try await UpstreamClient.with { client in
+                    let response = try await client.execute(UpstreamRequest(url: url, headers: Self.authorization(apiKey),
+                                                                            connectTimeout: .seconds(2)))
+                    if response.status == 401 || response.status == 403 {
+                        throw Unauthorized(url: baseURL, forbidden: response.status == 403)
+                    }
+                    guard response.status == 200 else {
+                        var text = ""
+                        for try await chunk in response.body { text += String(buffer: chunk) }
+                        let message = (try? JSONDecoder().decode([String: String].self, from: Data(text.utf8)))?["error"]
+                        throw BadAnswer(url: url, detail: message ?? "HTTP \(response.status)")
+                    }
+                    do {
+                        for try await chunk in response.body { continuation.yield(String(buffer: chunk)) }
+                    } catch is UpstreamError {
+                        // The controller closed the stream: it stopped. Like `tail -f` of a file that is gone,
+                        // that is the end, not an error.
+                    }
+                }
+                continuation.finish()
+            } catch let error as UpstreamError where error.kind == .connectFailed {
+                continuation.finish(throwing: Unreachable(url: baseURL))
+            } catch {
+                continuation.finish(throwing: error)
+            }
+        }
+        continuation.onTermination = { _ in task.cancel() }
+        return stream
+    }
+
+    static func logsPath(model: String, replica: Int?, lines: Int, follow: Bool) -> String {
+        let name = model.addingPercentEncoding(withAllowedCharacters: .urlPathAllowed) ?? model
+        return "/logs/\(name)" + (replica.map { "/\($0)" } ?? "") + "?lines=\(lines)" + (follow ? "&follow=1" : "")
+    }
+
     /// The raw `/status` JSON, as the controller wrote it.
     public func statusJSON() async throws -> String {
         try await send("GET", "/status").bodyText
