@@ -66,17 +66,29 @@ struct Up: AsyncParsableCommand {
     private func runInForeground(_ config: FleetConfig, executable: String) async throws {
         bootstrapLogging(level: try parseLogLevel(logLevel, default: .warning))
         let logger = Logger(label: "fleet")
-        let (events, sink) = AsyncStream<InstanceEvent>.makeStream()
+        // Instance events, and a tick a second for the loading lines, through one stream to one printer.
+        let (inputs, sink) = AsyncStream<ProgressInput>.makeStream()
         let controller = FleetController(config: config, executable: executable, logger: logger,
-                                         allowUnauthenticated: allowUnauthenticated, observe: { sink.yield($0) })
+                                         allowUnauthenticated: allowUnauthenticated, observe: { sink.yield(.event($0)) })
         // On-demand models start with their first request: the ready summary does not wait for them.
         let total = config.models.filter { !$0.startOnDemand }.reduce(0) { $0 + $1.replicas }
+        let logs = config.stateDirectory + "/logs"
         let printer = Task {
             var progress = UpProgress(total: total, url: config.listen.url)
-            for await event in events {
-                progress.handle(event).forEach(say)
+            for await input in inputs {
+                switch input {
+                case .event(let event): progress.handle(event).forEach(say)
+                case .tick: progress.tick { Self.lastLogLine(logs, $0) }.forEach(say)
+                }
             }
         }
+        let ticker = Task {
+            while !Task.isCancelled {
+                try? await Task.sleep(for: .seconds(1))
+                sink.yield(.tick)
+            }
+        }
+        defer { ticker.cancel() }
         say("fleet \(FleetController.version): \(total) instance(s) of \(config.models.count) model(s) from \(config.source)")
         say("llama-server: \(executable)")
         do {
@@ -91,6 +103,16 @@ struct Up: AsyncParsableCommand {
         sink.finish()
         await printer.value
         say("fleet stopped: every instance is down")
+    }
+
+    enum ProgressInput: Sendable {
+        case event(InstanceEvent)
+        case tick
+    }
+
+    /// The last line an instance wrote, from its log file (for the loading lines).
+    static func lastLogLine(_ directory: String, _ id: InstanceID) -> String? {
+        LogFile.tail(path: "\(directory)/\(id.fileName).log", lines: 1)?.lines.last
     }
 
     private func loadConfig() throws(ConfigError) -> FleetConfig {
@@ -142,10 +164,11 @@ struct Up: AsyncParsableCommand {
             }
             if let status = try? await client.status(), status.controller.pid == pid {
                 for instance in status.instances where seen[instance.id] != instance.state {
-                    let event = InstanceEvent(
+                    var event = InstanceEvent(
                         id: InstanceID(model: instance.model, replica: instance.replica),
                         previous: seen[instance.id] ?? .stopped, state: instance.state, port: instance.port,
                         pid: instance.pid, detail: instance.state == .ready ? nil : instance.lastError, sinceSpawn: nil)
+                    if instance.state == .unhealthy || instance.state == .failed { event.output = instance.lastOutput ?? [] }
                     seen[instance.id] = instance.state
                     if instance.state == .idle {
                         say("\(instance.id.padding(toLength: 14, withPad: " ", startingAt: 0)) idle      — starts on its first request")
@@ -161,6 +184,7 @@ struct Up: AsyncParsableCommand {
                     return
                 }
             }
+            progress.tick { Self.lastLogLine(config.stateDirectory + "/logs", $0) }.forEach(say)
             try await Task.sleep(for: .milliseconds(200))
         }
         throw failure("the fleet is not ready yet; `fleet status` shows progress, `fleet down` stops it")

@@ -126,6 +126,29 @@ struct DisplayTests {
         #expect(lines[1].contains("1 failed instance"))
     }
 
+    @Test func aFailureShowsTheLastLinesOfStandardErrorOneLineEach() {
+        var progress = UpProgress(total: 1, url: "u")
+        var failed = event(0, .failed, detail: "crash loop: exited with code 1; last output: a | b")
+        failed.output = ["llama_model_load: error loading model: tensor data is not within file bounds", "main: exiting"]
+        let lines = progress.handle(failed)
+        #expect(lines[0].hasSuffix("— crash loop: exited with code 1"), "the reason, without its one-line copy of stderr")
+        #expect(lines[1] == "               │ llama_model_load: error loading model: tensor data is not within file bounds")
+        #expect(lines[2] == "               │ main: exiting")
+    }
+
+    @Test func aLoadingInstanceGetsALineEveryFewSecondsWithWhatItLastWrote() {
+        var progress = UpProgress(total: 1, url: "u")
+        let start = ContinuousClock.now
+        _ = progress.handle(event(0, .starting), now: start)
+        let lastLine: (InstanceID) -> String? = { _ in "load_tensors: CPU_Mapped model buffer size = 241.4 MiB" }
+        #expect(progress.tick(now: start + .seconds(2), lastLine: lastLine).isEmpty, "not before the interval")
+        let lines = progress.tick(now: start + .seconds(5), lastLine: lastLine)
+        #expect(lines == ["m/0            loading   5.0s — load_tensors: CPU_Mapped model buffer size = 241.4 MiB"])
+        #expect(progress.tick(now: start + .seconds(6), lastLine: lastLine).isEmpty, "one line per interval")
+        _ = progress.handle(event(0, .ready), now: start + .seconds(7))
+        #expect(progress.tick(now: start + .seconds(20), lastLine: lastLine).isEmpty, "ready: no more loading lines")
+    }
+
     @Test func statusTableShowsEveryInstance() {
         let now = Date()
         let status = FleetStatus(

@@ -50,6 +50,8 @@ struct SupervisionProcessTests {
             let error = try #require(await supervisor.status("fake/0")?.lastError)
             #expect(error.contains("exited with code 7"), "\(error)")
             #expect(error.contains("exiting at start on cue"), "the last stderr lines ride along: \(error)")
+            #expect(await supervisor.status("fake/0")?.lastOutput?.contains { $0.contains("exiting at start on cue") } == true,
+                    "and whole, line by line, in status")
         }
         let log = try String(contentsOfFile: directory + "/logs/fake-0.log", encoding: .utf8)
         #expect(log.contains("exiting at start on cue"), "output is captured in the instance's log file")

@@ -125,6 +125,8 @@ public struct InstanceStatus: Codable, Sendable, Equatable {
     public var readySince: Date?
     public var restarts: Int
     public var lastError: String?
+    /// The last lines of standard error of the process life that ended last (why it crashed or failed).
+    public var lastOutput: [String]?
     /// Where its output is captured ("" for an unmanaged endpoint).
     public var logFile: String
     /// False for an unmanaged endpoint (a llama-server fleet balances to but does not run).

@@ -12,6 +12,8 @@ public struct InstanceEvent: Sendable {
     public var detail: String?
     /// Time since the current process was spawned.
     public var sinceSpawn: Duration?
+    /// For `unhealthy` and `failed`: the last lines the process wrote to standard error (why it died).
+    public var output: [String] = []
 
     public init(id: InstanceID, previous: InstanceState, state: InstanceState, port: Int?, pid: Int32?,
                 detail: String?, sinceSpawn: Duration?) {
@@ -64,6 +66,7 @@ public actor Instance {
     private var pid: Int32?
     private var restarts = 0
     private var lastError: String?
+    private var lastOutput: [String] = []
     private var readySince: Date?
     private var spawnedAt: ContinuousClock.Instant?
     private var backoff: RestartBackoff
@@ -130,6 +133,7 @@ public actor Instance {
                                     state: state, since: since, readySince: readySince, restarts: restarts,
                                     lastError: lastError, logFile: log.filePath)
         status.generation = id.generation
+        status.lastOutput = lastOutput.isEmpty ? nil : lastOutput
         return status
     }
 
@@ -204,6 +208,8 @@ public actor Instance {
                 reason = "failed \(settings.healthCheck.restartAfter) health checks in a row (\(why))"
             }
             lastError = reason
+            // Standard error's last lines of the life that just ended: status and `fleet up` show them.
+            lastOutput = await log.errorTail(12)
             switch backoff.recordCrash(at: .now) {
             case .giveUp(let crashes):
                 await releasePort()
@@ -360,8 +366,10 @@ public actor Instance {
         if let pid { metadata["pid"] = "\(pid)" }
         if let detail { metadata["detail"] = "\(detail)" }
         logger.info("state changed", metadata: metadata)
-        observe(InstanceEvent(id: id, previous: previous, state: next, port: port, pid: pid, detail: detail,
-                              sinceSpawn: spawnedAt.map { .now - $0 }))
+        var event = InstanceEvent(id: id, previous: previous, state: next, port: port, pid: pid, detail: detail,
+                                  sinceSpawn: spawnedAt.map { .now - $0 })
+        if next == .unhealthy || next == .failed { event.output = lastOutput }
+        observe(event)
         let waiters = transitionWaiters
         transitionWaiters.removeAll()
         waiters.forEach { $0.resume() }
