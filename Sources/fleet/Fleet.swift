@@ -13,7 +13,7 @@ struct Fleet: AsyncParsableCommand {
             them all. See docs/configuration.md for every fleet.json key.
             """,
         version: FleetController.version,
-        subcommands: [Up.self, Status.self, Down.self, Restart.self, Swap.self, Reload.self, Complete.self, Chat.self, Validate.self, Version.self]
+        subcommands: [Up.self, Status.self, Down.self, Restart.self, Swap.self, Reload.self, Complete.self, Chat.self, Models.self, Validate.self, Version.self]
     )
 
     static func main() async {
