@@ -3,8 +3,8 @@ import Foundation
 import Testing
 @testable import FleetKit
 
-/// `fleet models` as users run it, on synthetic GGUFs.
-@Suite("fleet models", .timeLimit(.minutes(2)))
+/// `fleet models` and `fleet init` as users run them, on synthetic GGUFs.
+@Suite("fleet models and fleet init", .timeLimit(.minutes(2)))
 struct ModelCommandTests {
     let directory = temporaryDirectory()
 
@@ -18,6 +18,60 @@ struct ModelCommandTests {
         GGUFBuilder.llama().write(to: directory + "/models/tiny.gguf")
         GGUFBuilder.llama().write(to: directory + "/models/more/other.gguf")
         _ = FileManager.default.createFile(atPath: directory + "/models/notes.txt", contents: Data("hello".utf8))
+    }
+
+    @Test func initWritesAFleetJSONThatLoads() async throws {
+        writeModels()
+        let result = try await fleet("init", "models")
+        #expect(result.code == 0, "\(result.output)")
+        #expect(result.output.contains("wrote fleet.json: 2 models"), "\(result.output)")
+
+        let config = try FleetConfig.load(file: directory + "/fleet.json")
+        #expect(config.models.map(\.name) == ["other", "tiny"])
+        #expect(Set(config.models.map(\.path)) == [directory + "/models/tiny.gguf", directory + "/models/more/other.gguf"])
+        #expect(config.models.allSatisfy { $0.replicas == 1 && $0.contextSize == 2048 })
+        let text = try String(contentsOfFile: directory + "/fleet.json", encoding: .utf8)
+        #expect(text.contains(#""path": "models/tiny.gguf""#), "paths inside the folder are relative:\n\(text)")
+        let json = try #require(try JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String: Any])
+        let schema = try #require(json["$schema"] as? String)
+        #expect(schema.hasSuffix("fleet.schema.json"))
+    }
+
+    @Test func initRefusesToReplaceAFileUnlessForced() async throws {
+        writeModels()
+        let existing = #"{ "models": { "mine": { "path": "models/tiny.gguf" } } }"#
+        _ = FileManager.default.createFile(atPath: directory + "/fleet.json", contents: Data(existing.utf8))
+
+        let refused = try await fleet("init", "models")
+        #expect(refused.code != 0)
+        #expect(refused.output.contains("fleet.json already exists") && refused.output.contains("--force"), "\(refused.output)")
+        #expect(try String(contentsOfFile: directory + "/fleet.json", encoding: .utf8) == existing)
+
+        let forced = try await fleet("init", "models", "--force")
+        #expect(forced.code == 0, "\(forced.output)")
+        #expect(try FleetConfig.load(file: directory + "/fleet.json").models.map(\.name) == ["other", "tiny"])
+    }
+
+    @Test func initWritesWhereOutputSays() async throws {
+        writeModels()
+        try FileManager.default.createDirectory(atPath: directory + "/conf", withIntermediateDirectories: true)
+        let result = try await fleet("init", "models", "--output", "conf/fleet.json")
+        #expect(result.code == 0, "\(result.output)")
+        #expect(result.output.contains("--config conf/fleet.json"), "\(result.output)")
+        #expect(!FileManager.default.fileExists(atPath: directory + "/fleet.json"))
+        let config = try FleetConfig.load(file: directory + "/conf/fleet.json")
+        #expect(config.models.count == 2)
+    }
+
+    @Test func initSaysWhereItLookedAndHowToGetAModelWhenThereIsNone() async throws {
+        try FileManager.default.createDirectory(atPath: directory + "/empty", withIntermediateDirectories: true)
+        _ = FileManager.default.createFile(atPath: directory + "/empty/model.gguf", contents: Data("oops".utf8))
+        let result = try await fleet("init", "empty")
+        #expect(result.code != 0)
+        #expect(result.output.contains("no GGUF model under \(directory)/empty"), "\(result.output)")
+        #expect(result.output.contains("scripts/fetch-model.sh"), "\(result.output)")
+        #expect(result.output.contains("skipped empty/model.gguf: is not a GGUF file"), "\(result.output)")
+        #expect(!FileManager.default.fileExists(atPath: directory + "/fleet.json"))
     }
 
     @Test func modelsListsWhatItFindsWithItsQuantizationAndAnEntryToPaste() async throws {
