@@ -9,8 +9,8 @@ struct Fleet: AsyncParsableCommand {
         commandName: "fleet",
         abstract: "Run a fleet of llama-server processes and route completions across them.",
         discussion: """
-            Declare models in fleet.json (`fleet init DIR` writes one from the GGUF files under DIR), then
-            `fleet up`. `fleet status` shows every instance; `fleet down` stops them all. See docs/configuration.md
+            Declare models in fleet.json (`fleet init DIR` writes one from the GGUF files under DIR), then \
+            `fleet up`. `fleet status` shows every instance; `fleet down` stops them all. See docs/configuration.md \
             for every fleet.json key.
             """,
         version: FleetController.version,

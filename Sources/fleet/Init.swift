@@ -6,13 +6,13 @@ struct Init: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Write a starter fleet.json that runs every GGUF model under a folder.",
         discussion: """
-            Searches DIR recursively for GGUF files (as `fleet models DIR` does) and writes a fleet.json with one
-            model each: named after its file, one replica, its trained context up to 4096. Paths inside the new
+            Searches DIR recursively for GGUF files (as `fleet models DIR` does) and writes a fleet.json with one \
+            model each: named after its file, one replica, its trained context up to 4096. Paths inside the new \
             file's folder are written relative to it. An existing file is never replaced without --force.
             """
     )
 
-    @Argument(help: "The folder to search for GGUF models.")
+    @Argument(help: ArgumentHelp("The folder to search for GGUF models.", valueName: "DIR"))
     var directory: String = "."
 
     @Option(name: .shortAndLong, help: "Where to write the file (a folder gets a fleet.json inside it).")

@@ -6,10 +6,10 @@ struct Models: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "List the configured models and the GGUF files under folders, with what their headers say.",
         discussion: """
-            For each model: architecture, parameters, quantization, file size, trained context, the context an
-            instance runs with and the memory one instance is estimated to take at it. GGUF files are found under
-            each DIR recursively (symbolic links followed, hidden folders skipped); each one fleet.json does not run
-            yet comes with an entry to paste under "models". Files that look like models but cannot be used are
+            For each model: architecture, parameters, quantization, file size, trained context, the context an \
+            instance runs with and the memory one instance is estimated to take at it. GGUF files are found under \
+            each DIR recursively (symbolic links followed, hidden folders skipped); each one fleet.json does not run \
+            yet comes with an entry to paste under "models". Files that look like models but cannot be used are \
             listed with why. `fleet init DIR` writes a whole fleet.json instead.
             """
     )
@@ -20,7 +20,7 @@ struct Models: AsyncParsableCommand {
     @Flag(help: "Print JSON instead of tables, for scripts.")
     var json = false
 
-    @Argument(help: "Folders (or GGUF files) to search for models.")
+    @Argument(help: ArgumentHelp("Folders (or GGUF files) to search for models.", valueName: "DIR"))
     var directories: [String] = []
 
     func run() async throws {
