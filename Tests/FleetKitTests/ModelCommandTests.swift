@@ -96,7 +96,7 @@ struct ModelCommandTests {
         let chat = try #require(lines.first { $0.hasPrefix("chat ") && $0.contains("× 2 replicas") }, "\(result.output)")
         #expect(chat.contains("1024") && chat.contains("Q4_K_M"))
         #expect(result.output.contains("gone: \(directory)/models/missing.gguf does not exist"), "\(result.output)")
-        #expect(lines.contains { $0.contains("models/tiny.gguf") && $0.contains("configured as chat") }, "\(result.output)")
+        #expect(lines.contains { $0.contains("models/tiny.gguf") && $0.contains("1024") && $0.contains("configured as chat") }, "\(result.output)")
         // Only the file fleet.json does not run yet gets an entry.
         #expect(result.output.contains(#""other": { "path": "models/more/other.gguf", "contextSize": 2048 }"#), "\(result.output)")
         #expect(!result.output.contains(#""tiny": {"#), "\(result.output)")

@@ -110,10 +110,15 @@ struct ModelDiscoveryTests {
     @Test func aConfiguredFileIsRecognisedThroughLinksAndKeepsItsName() throws {
         let real = GGUFBuilder.llama().write(to: makeFolder("cache") + "/model.gguf")
         try FileManager.default.createSymbolicLink(atPath: makeFolder("models") + "/model.gguf", withDestinationPath: real)
-        let discovery = ModelDiscovery.scan([directory + "/cache"],
-                                            configured: [ModelConfig(name: "chat", path: directory + "/models/model.gguf")])
+        var chat = ModelConfig(name: "chat", path: directory + "/models/model.gguf")
+        chat.contextSize = 1024
+        let discovery = ModelDiscovery.scan([directory + "/cache"], configured: [chat])
         #expect(discovery.found.map(\.configuredAs) == ["chat"])
         #expect(discovery.found.map(\.name) == ["chat"])
+        // Shown as it runs: the configured context, and `memory` when set.
+        #expect(discovery.found.map(\.contextSize) == [1024])
+        chat.memory = 5 << 30
+        #expect(ModelDiscovery.scan([directory + "/cache"], configured: [chat]).found.map(\.memoryPerInstance) == [5 << 30])
     }
 
     @Test(arguments: [

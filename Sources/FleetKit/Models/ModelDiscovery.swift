@@ -30,9 +30,10 @@ public struct ModelDiscovery: Sendable, Equatable {
         public var parts: Int
         /// The configured model that already runs this file, if any.
         public var configuredAs: String?
-        /// The `contextSize` fleet suggests for it (see `suggestedContextSize`).
+        /// The context an instance runs with: the configured model's (its `contextSize`, else the trained
+        /// context), or for a new file the one fleet suggests (see `suggestedContextSize`).
         public var contextSize: Int
-        /// One instance's estimated memory at `contextSize`.
+        /// One instance's memory: the configured model's `memory`, else the estimate at `contextSize`.
         public var memoryPerInstance: Int
     }
 
@@ -57,7 +58,7 @@ public struct ModelDiscovery: Sendable, Equatable {
     public static func scan(_ roots: [String], configured: [ModelConfig] = []) -> ModelDiscovery {
         var walker = Walker()
         for model in configured where !model.path.isEmpty {
-            if let id = FileID(path: model.path), walker.configured[id] == nil { walker.configured[id] = model.name }
+            if let id = FileID(path: model.path), walker.configured[id] == nil { walker.configured[id] = model }
         }
         for root in roots {
             walker.visit(Self.absolute(root), isRoot: true)
@@ -150,8 +151,8 @@ private struct SplitName {
 /// The depth-first walk behind `ModelDiscovery.scan`.
 private struct Walker {
     var result = ModelDiscovery()
-    /// Files of configured models → their model names.
-    var configured: [FileID: String] = [:]
+    /// Files of configured models → the (first) model that runs each.
+    var configured: [FileID: ModelConfig] = [:]
     private var enteredDirectories: Set<FileID> = []
     private var seenFiles: Set<FileID> = []
 
@@ -241,11 +242,14 @@ private struct Walker {
                 }
             }
         }
-        let context = ModelDiscovery.suggestedContextSize(metadata)
+        let model = configured[FileID(info)]
+        // A configured file is shown as it runs (llama-server's default context when none is set).
+        let context = model.map { MemoryEstimate(metadata: metadata, contextSize: $0.contextSize).contextSize }
+            ?? ModelDiscovery.suggestedContextSize(metadata)
         result.found.append(ModelDiscovery.Found(
-            path: path, name: configured[FileID(info)] ?? "", metadata: metadata, parts: split?.count ?? 1,
-            configuredAs: configured[FileID(info)], contextSize: context,
-            memoryPerInstance: MemoryEstimate(metadata: metadata, contextSize: context).total))
+            path: path, name: model?.name ?? "", metadata: metadata, parts: split?.count ?? 1,
+            configuredAs: model?.name, contextSize: context,
+            memoryPerInstance: model?.memory ?? MemoryEstimate(metadata: metadata, contextSize: context).total))
     }
 
     private mutating func skip(_ path: String, _ reason: String) {
