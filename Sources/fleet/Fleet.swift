@@ -9,11 +9,12 @@ struct Fleet: AsyncParsableCommand {
         commandName: "fleet",
         abstract: "Run a fleet of llama-server processes and route completions across them.",
         discussion: """
-            Declare models in fleet.json, then `fleet up`. `fleet status` shows every instance; `fleet down` stops
-            them all. See docs/configuration.md for every fleet.json key.
+            Declare models in fleet.json (`fleet init DIR` writes one from the GGUF files under DIR), then \
+            `fleet up`. `fleet status` shows every instance; `fleet down` stops them all. See docs/configuration.md \
+            for every fleet.json key.
             """,
         version: FleetController.version,
-        subcommands: [Up.self, Status.self, Logs.self, Down.self, Restart.self, Swap.self, Reload.self, Complete.self, Chat.self, Validate.self, Version.self]
+        subcommands: [Init.self, Up.self, Status.self, Logs.self, Down.self, Restart.self, Swap.self, Reload.self, Complete.self, Chat.self, Models.self, Validate.self, Version.self]
     )
 
     static func main() async {

@@ -17,7 +17,9 @@ extension FleetConfig {
     /// Reads, decodes and validates a fleet.json.
     /// - Throws: `ConfigError` listing every problem: unreadable file, invalid JSON, unknown keys, wrong types,
     ///   out-of-range values, missing or non-GGUF model files, duplicate names or aliases, a port range too small.
-    public static func load(file: String) throws(ConfigError) -> FleetConfig {
+    ///   With `checkFiles: false` the disk is not consulted (for `fleet models`, which reports a missing GGUF
+    ///   itself).
+    public static func load(file: String, checkFiles: Bool = true) throws(ConfigError) -> FleetConfig {
         let url = URL(fileURLWithPath: file).standardizedFileURL
         let data: Data
         do {
@@ -30,7 +32,7 @@ extension FleetConfig {
                 fix: exists ? "check its permissions" :
                     "create it (see docs/configuration.md), pass --config PATH, or run one model with --model PATH.gguf")])
         }
-        return try decode(data, source: file, baseDirectory: url.deletingLastPathComponent().path)
+        return try decode(data, source: file, baseDirectory: url.deletingLastPathComponent().path, checkFiles: checkFiles)
     }
 
     /// Decodes and validates fleet.json text; relative paths resolve against `baseDirectory`.

@@ -2,7 +2,7 @@ import Foundation
 
 /// What a GGUF file's header says about its model: read from the key/value section and the tensor table, never
 /// from the weights. Used to estimate an instance's memory (`memoryBudget`) and by `fleet models`.
-public struct GGUFMetadata: Sendable, Equatable {
+public struct GGUFMetadata: Sendable, Equatable, Codable {
     /// The file's size in bytes: the weights, which llama-server maps into memory.
     public var fileSize: Int
     /// GGUF format version (3 today).
@@ -38,6 +38,15 @@ public struct GGUFMetadata: Sendable, Equatable {
         let fallback = embeddingLength.flatMap { embedding in headCount.map { embedding / max(1, $0) } }
         guard let key = keyLength ?? fallback, let value = valueLength ?? fallback else { return nil }
         return layers * heads * (key + value) * 2
+    }
+
+    /// The parameter count as model names write it: `268M`, `1.1B`, `70B` (decimal units; one decimal below 10).
+    public var parameterLabel: String {
+        let units: [(Double, String)] = [(1e12, "T"), (1e9, "B"), (1e6, "M"), (1e3, "K")]
+        let count = Double(parameterCount)
+        guard let (scale, unit) = units.first(where: { count >= $0.0 * 0.9995 }) else { return "\(parameterCount)" }
+        let value = count / scale
+        return value < 9.95 ? "\((value * 10).rounded() / 10)\(unit)" : "\(Int(value.rounded()))\(unit)"
     }
 
     /// Reads the header of the GGUF at `path`.
