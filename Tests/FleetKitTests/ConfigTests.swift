@@ -137,7 +137,8 @@ struct ConfigTests {
             """)
         #expect(config.keys.user == ["inline-key-0000", "file-key-1111", "file-key-2222"])
         #expect(config.keys.admin == ["admin-key-9999"])
-        let weak = issues(#"{ "apiKeys": ["short"], "adminKeysFile": "missing.txt", "models": { "a": { "path": "a.gguf" } } }"#)
+        let weak = issues(#"{ "apiKeys": ["short"], "adminKeysFile": "missing.txt", "models": { "a": { "path": "a.gguf" } } }"#,
+                          checkFiles: true)
         #expect(Set(weak.map(\.path)) == ["apiKeys[0]", "adminKeysFile"])
         #expect(!weak.contains { $0.description.contains("short\"") }, "a problem never repeats the key")
     }

@@ -104,8 +104,9 @@ extension FleetConfig {
         config.drainTimeout = reader.duration(top, "drainTimeout", at: "") ?? config.drainTimeout
         config.watch = reader.bool(top, "watch", at: "") ?? config.watch
         config.memoryBudget = reader.size(top, "memoryBudget", at: "")
-        config.keys = KeySet(user: Self.readKeys(top, "apiKeys", file: "apiKeysFile", baseDirectory: baseDirectory, reader: &reader),
-                             admin: Self.readKeys(top, "adminKeys", file: "adminKeysFile", baseDirectory: baseDirectory, reader: &reader))
+        config.keys = KeySet(
+            user: Self.readKeys(top, "apiKeys", file: "apiKeysFile", baseDirectory: baseDirectory, checkFiles: checkFiles, reader: &reader),
+            admin: Self.readKeys(top, "adminKeys", file: "adminKeysFile", baseDirectory: baseDirectory, checkFiles: checkFiles, reader: &reader))
         if let value = top["gateway"], let object = reader.object(value, at: "gateway", allowed: gatewayKeys) {
             let path = "gateway"
             var gateway = GatewaySettings()
@@ -238,9 +239,9 @@ extension FleetConfig {
     /// Keys from an array in the file and from a key file (one per line, `#` comments). Keys must be at least 8
     /// characters without spaces; a problem names the key's position, never the key.
     private static func readKeys(_ top: [String: JSONValue], _ key: String, file fileKey: String, baseDirectory: String,
-                                 reader: inout ConfigReader) -> [String] {
+                                 checkFiles: Bool, reader: inout ConfigReader) -> [String] {
         var keys = reader.stringArray(top, key, at: "", hint: "write it as [\"a-long-random-key\"]") ?? []
-        if let path = reader.string(top, fileKey, at: "") {
+        if let path = reader.string(top, fileKey, at: ""), checkFiles {
             let resolved = resolve(path, against: baseDirectory)
             do {
                 keys += try KeySet.readFile(resolved)

@@ -1,0 +1,160 @@
+import FleetTestSupport
+import Foundation
+import Testing
+@testable import FleetKit
+
+/// A JSON Schema (draft 2020-12) validator for the keywords docs/fleet.schema.json uses: `type`, `properties`,
+/// `additionalProperties`, `required`, `items`, `oneOf`, `anyOf`, `enum`, `pattern`, `minimum`, `maximum`,
+/// `minLength`, `minProperties`, `propertyNames`. An unknown keyword fails loudly, so the schema cannot grow a
+/// rule this check silently ignores. Works on fleet's own `JSONValue`, which keeps booleans and numbers apart.
+struct SchemaValidator {
+    static let annotations: Set<String> = ["$schema", "$id", "title", "description", "default"]
+    static let known: Set<String> = ["type", "properties", "additionalProperties", "required", "items", "oneOf", "anyOf",
+                                     "enum", "pattern", "minimum", "maximum", "minLength", "minProperties", "propertyNames"]
+
+    /// The problems of `value` against `schema`, each with its JSON path.
+    static func errors(_ value: JSONValue, _ schema: JSONValue, at path: String = "$") -> [String] {
+        guard case .object(let rules) = schema else { return ["\(path): a schema must be an object"] }
+        var found: [String] = []
+        for key in rules.keys where !annotations.contains(key) && !known.contains(key) {
+            found.append("\(path): the validator does not know the keyword \(key)")
+        }
+        if let type = rules["type"] {
+            let types: [String]
+            switch type {
+            case .string(let one): types = [one]
+            case .array(let many): types = many.compactMap { if case .string(let t) = $0 { t } else { nil } }
+            default: types = []
+            }
+            if !types.contains(where: { matches(value, type: $0) }) {
+                return found + ["\(path): expected \(types.joined(separator: " or ")), found \(value.typeName)"]
+            }
+        }
+        if case .array(let options)? = rules["enum"], !options.contains(value) {
+            found.append("\(path): \(value) is not one of \(options)")
+        }
+        if case .string(let text) = value {
+            if case .string(let pattern)? = rules["pattern"], text.range(of: pattern, options: .regularExpression) == nil {
+                found.append("\(path): \"\(text)\" does not match \(pattern)")
+            }
+            if case .number(let minimum)? = rules["minLength"], Double(text.count) < minimum {
+                found.append("\(path): shorter than \(minimum)")
+            }
+        }
+        if case .number(let number) = value {
+            if case .number(let minimum)? = rules["minimum"], number < minimum { found.append("\(path): \(number) < \(minimum)") }
+            if case .number(let maximum)? = rules["maximum"], number > maximum { found.append("\(path): \(number) > \(maximum)") }
+        }
+        if case .object(let object) = value {
+            var properties: [String: JSONValue] = [:]
+            if case .object(let declared)? = rules["properties"] { properties = declared }
+            if case .array(let required)? = rules["required"] {
+                for case .string(let key) in required where object[key] == nil { found.append("\(path): \(key) is required") }
+            }
+            if case .number(let minimum)? = rules["minProperties"], Double(object.count) < minimum {
+                found.append("\(path): fewer than \(minimum) properties")
+            }
+            for (key, child) in object {
+                if let names = rules["propertyNames"] { found += errors(.string(key), names, at: "\(path) key \(key)") }
+                if let rule = properties[key] {
+                    found += errors(child, rule, at: "\(path).\(key)")
+                } else if let extra = rules["additionalProperties"] {
+                    if extra == .bool(false) {
+                        found.append("\(path): unknown property \(key)")
+                    } else if case .object = extra {
+                        found += errors(child, extra, at: "\(path).\(key)")
+                    }
+                }
+            }
+        }
+        if case .array(let items) = value, let rule = rules["items"] {
+            for (index, item) in items.enumerated() { found += errors(item, rule, at: "\(path)[\(index)]") }
+        }
+        if case .array(let options)? = rules["oneOf"] {
+            let passing = options.filter { errors(value, $0, at: path).isEmpty }.count
+            if passing != 1 { found.append("\(path): matches \(passing) of oneOf's \(options.count) schemas, not exactly one") }
+        }
+        if case .array(let options)? = rules["anyOf"], !options.contains(where: { errors(value, $0, at: path).isEmpty }) {
+            found.append("\(path): matches none of anyOf")
+        }
+        return found
+    }
+
+    static func matches(_ value: JSONValue, type: String) -> Bool {
+        switch (type, value) {
+        case ("object", .object), ("array", .array), ("string", .string), ("boolean", .bool), ("null", .null),
+             ("number", .number): true
+        case ("integer", .number(let number)): number.rounded() == number
+        default: false
+        }
+    }
+}
+
+@Suite("fleet.json examples against the schema and the parser")
+struct SchemaExamplesTests {
+    let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+
+    var schema: JSONValue {
+        get throws { try JSONValue.parse(Data(contentsOf: root.appendingPathComponent("docs/fleet.schema.json"))) }
+    }
+
+    /// Every ```json block of the README and docs/ that is a fleet.json (its keys are fleet.json's top-level
+    /// keys), with where it is. A fragment without `models` gets a stand-in model, as its text says "add to yours".
+    func examples() throws -> [(place: String, json: JSONValue)] {
+        var found: [(String, JSONValue)] = []
+        let docs = try FileManager.default.contentsOfDirectory(atPath: root.appendingPathComponent("docs").path)
+            .filter { $0.hasSuffix(".md") }.map { "docs/" + $0 } + ["README.md"]
+        for file in docs.sorted() {
+            let text = try String(contentsOf: root.appendingPathComponent(file), encoding: .utf8)
+            for (index, block) in text.components(separatedBy: "```json\n").dropFirst().enumerated() {
+                guard let end = block.range(of: "\n```") else { continue }
+                let body = String(block[..<end.lowerBound])
+                guard case .object(var object)? = try? JSONValue.parse(Data(body.utf8)),
+                      !object.isEmpty, Set(object.keys).isSubset(of: FleetConfig.controllerKeys) else { continue }
+                if object["models"] == nil { object["models"] = .object(["m": .object(["path": .string("m.gguf")])]) }
+                found.append(("\(file) json block \(index + 1)", .object(object)))
+            }
+        }
+        return found
+    }
+
+    @Test func everyDocumentedFleetJSONValidatesAgainstTheSchemaAndTheParser() throws {
+        let schema = try self.schema
+        let examples = try examples()
+        #expect(examples.count >= 3, "the docs have fleet.json examples: found \(examples.map(\.place))")
+        for example in examples {
+            let problems = SchemaValidator.errors(example.json, schema)
+            #expect(problems.isEmpty, "\(example.place) against the schema: \(problems)")
+            let data = try JSONEncoder().encode(example.json)
+            do {
+                _ = try FleetConfig.decode(data, source: example.place, baseDirectory: "/", checkFiles: false)
+            } catch {
+                Issue.record("\(example.place) against fleet's parser: \(error)")
+            }
+        }
+    }
+
+    @Test func theRepositoryFleetJSONValidatesAgainstTheSchema() throws {
+        let json = try JSONValue.parse(Data(contentsOf: root.appendingPathComponent("fleet.json")))
+        #expect(SchemaValidator.errors(json, try schema).isEmpty)
+        guard case .object(let top) = json else { Issue.record("fleet.json is not an object"); return }
+        #expect(top["$schema"] == .string("docs/fleet.schema.json"), "editors find the schema from the file")
+    }
+
+    @Test func theValidatorCatchesWhatTheSchemaForbids() throws {
+        let schema = try self.schema
+        let bad = [
+            #"{ "models": { "m": { "path": "m.gguf", "replica": 2 } } }"#,       // unknown key
+            #"{ "models": { "m": { "path": "m.gguf", "replicas": "two" } } }"#,  // wrong type
+            #"{ "listen": 8090, "models": { "m": { "path": "m.gguf" } } }"#,     // not host:port
+            #"{ "models": { "m": { "path": "m.gguf", "policy": "random" } } }"#, // not in the enum
+            #"{ "apiKeys": ["short"], "models": { "m": { "path": "m.gguf" } } }"#, // too short a key
+            #"{}"#,                                                              // models missing
+        ]
+        for text in bad {
+            #expect(!SchemaValidator.errors(try JSONValue.parse(Data(text.utf8)), schema).isEmpty, "\(text) is refused")
+        }
+        let good = #"{ "models": { "m": { "path": "m.gguf", "replicas": 2, "policy": "leastBusy" } } }"#
+        #expect(SchemaValidator.errors(try JSONValue.parse(Data(good.utf8)), schema).isEmpty)
+    }
+}
