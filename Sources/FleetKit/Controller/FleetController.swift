@@ -65,6 +65,7 @@ public struct FleetController: Sendable {
                          requestShutdown: { shutdownRequester.yield() })
             .register(on: http)
         OpenAIRoutes(router: router, client: client, config: config).register(on: http)
+        DashboardRoutes().register(on: http)
         let app = Application(
             router: http,
             configuration: .init(address: .hostname(config.listen.host, port: config.listen.port), serverName: "fleet"),
