@@ -5,7 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-scripts/install-deps.sh
+scripts/install-deps.sh --test
 LLAMA_SERVER=$(scripts/install-llama-server.sh | tail -n 1)
 MODEL=$(scripts/fetch-model.sh | tail -n 1)
 OPENAI_PYTHON=$(scripts/install-openai-client.sh | tail -n 1)

@@ -86,6 +86,7 @@ public struct FleetController: Sendable {
                          requestShutdown: { shutdownRequester.yield() })
             .register(on: http)
         OpenAIRoutes(router: router, client: client, config: config, metrics: metrics).register(on: http)
+        DashboardRoutes().register(on: http)
         let app = Application(
             router: http,
             configuration: .init(address: .hostname(config.listen.host, port: config.listen.port), serverName: "fleet"),
