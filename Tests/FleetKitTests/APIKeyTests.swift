@@ -99,6 +99,15 @@ struct APIKeyControllerTests {
             #expect(forbidden.bodyText.contains("admin_key_required"))
             #expect(try await request(url + "/control/restart/fake", method: "POST", key: "admin-key-5678").status == 200)
 
+            // The dashboard: a browser gets a login prompt for the page, and the key as Basic password works.
+            let page = try await request(url + "/")
+            #expect(page.status == 401 && page.header("www-authenticate")?.hasPrefix("Basic") == true)
+            let basic = "Basic " + Data("me:user-key-1234".utf8).base64EncodedString()
+            let signedIn = try await UpstreamClient.with {
+                try await $0.fetch(UpstreamRequest(url: url + "/", headers: [("Authorization", basic)]))
+            }
+            #expect(signedIn.status == 200 && signedIn.bodyText.contains("<html"))
+
             // The CLI's client: no key says what to do; the admin key works.
             await #expect(throws: ControlClient.Unauthorized.self) { try await ControlClient(baseURL: url).status() }
             await #expect(throws: ControlClient.Unauthorized.self) {

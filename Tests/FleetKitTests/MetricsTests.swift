@@ -84,6 +84,9 @@ struct MetricsTests {
             #expect(after.sum("fleet_tokens_generated_total", ["model": "fake"]) == 12,
                     "3 tokens each, from usage (non-streamed) and timings (streamed)")
             #expect(after.sum("fleet_requests_in_flight") == 0)
+            let traffic = try await control.status().instances.compactMap(\.traffic)
+            #expect(traffic.map(\.tokens).reduce(0, +) == 12, "status counts the same tokens")
+            #expect(traffic.allSatisfy { ($0.lastTokensPerSecond ?? 0) > 0 })
             #expect(after.sum("fleet_queue_depth", ["model": "fake"]) == 0)
 
             // A crash restart is counted for its replica.

@@ -238,7 +238,6 @@ function placeInOrder(parent, nodes) {
 }
 
 // Label, cell class, width, what it means (the header's tooltip). Last error takes the rest of the width.
-// Tokens per second are not here: /status has no token counts.
 const COLUMNS = [
   ["Instance", "", "17%", "model/replica; an unmanaged endpoint shows its URL"],
   ["State", "", "140px", "and for how long"],
@@ -249,6 +248,7 @@ const COLUMNS = [
   ["Errors", "num", "70px", "requests that failed on this instance"],
   ["Latency", "num", "88px", "duration of the last successful request"],
   ["First byte", "num", "98px", "time to the first byte of the last successful request"],
+  ["Tokens/s", "num", "84px", "generated tokens per second of the last answer (llama-server's own count)"],
   ["Restarts", "num", "86px", "restarts after crashes since the controller started"],
   ["Last error", "", "", "the last crash or health problem, kept after recovery"]
 ];
@@ -351,8 +351,8 @@ function createRow(instance) {
   const fill = bar.appendChild(element("span"));
   const loadText = load.appendChild(element("span"));
   cells[4].appendChild(load);
-  cells[10].className = "last-error";
-  const lastError = cells[10].appendChild(element("div", { class: "clamp" }));
+  cells[11].className = "last-error";
+  const lastError = cells[11].appendChild(element("div", { class: "clamp" }));
   return { tr, cells, badge, stateSince, bar, fill, loadText, lastError };
 }
 
@@ -377,13 +377,15 @@ function updateRow(row, instance) {
     setText(c[6], traffic.errors);
     setText(c[7], milliseconds(traffic.lastLatencyMs));
     setText(c[8], milliseconds(traffic.lastFirstByteMs));
+    setText(c[9], traffic.lastTokensPerSecond == null ? "–" : traffic.lastTokensPerSecond.toFixed(1));
+    c[9].title = (traffic.tokens || 0) + " tokens generated in all";
   } else {
     row.fill.style.width = "0";
     setText(row.loadText, "–");
     row.loadText.title = "not in its model's pool";
-    for (const index of [5, 6, 7, 8]) setText(c[index], "–");
+    for (const index of [5, 6, 7, 8, 9]) setText(c[index], "–");
   }
-  setText(c[9], instance.restarts);
+  setText(c[10], instance.restarts);
   setText(row.lastError, instance.lastError || "");
   row.lastError.title = instance.lastError || "";
 }

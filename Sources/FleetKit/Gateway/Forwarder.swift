@@ -118,10 +118,8 @@ struct Forwarder: Sendable {
             do {
                 for try await chunk in body {
                     if firstByte == nil { firstByte = .now - started }
-                    if metrics != nil {
-                        if tail.count == 2 { tail.removeFirst() }
-                        tail.append(chunk)
-                    }
+                    if tail.count == 2 { tail.removeFirst() }
+                    tail.append(chunk)
                     guard let rename else {
                         try await write(chunk, to: &writer, clientGone: &clientGone)
                         continue
@@ -147,13 +145,14 @@ struct Forwarder: Sendable {
             // The client went away (or the upstream broke): close the upstream connection now, so llama-server
             // stops generating and frees the slot.
             if clientGone || upstreamBroke { cancelUpstream() }
-            await lease.release(clientGone ? .cancelled : upstreamBroke ? .failure : .success(firstByte: firstByte))
+            let tokens = clientGone || upstreamBroke ? nil : TokenCount.scan(tail)
+            await lease.release(clientGone ? .cancelled : upstreamBroke ? .failure : .success(firstByte: firstByte, tokens: tokens))
             if let metrics {
                 // A client that left is counted as 499 (nginx's "client closed request"), a broken upstream as 502.
                 let answered = clientGone ? 499 : upstreamBroke ? 502 : status
                 metrics.request(model: model, instance: Self.instanceLabel(lease.memberID), status: answered,
                                 duration: .now - received, firstByte: firstByte.map { $0 + (started - received) },
-                                tokens: TokenCount.scan(tail))
+                                tokens: tokens)
             }
             if !clientGone { try await writer.finish(nil) }
         })

@@ -29,7 +29,8 @@ public final class Lease: Sendable {
 
     /// How the request ended, for the member's counters.
     public enum Outcome: Sendable {
-        case success(firstByte: Duration?)
+        /// `tokens`: what llama-server said it generated, when it said.
+        case success(firstByte: Duration?, tokens: Int? = nil)
         case failure
         /// The client went away; neither a success nor the member's fault.
         case cancelled
@@ -78,6 +79,10 @@ public actor ModelPool {
         public var errors = 0
         public var lastLatency: Duration?
         public var lastFirstByte: Duration?
+        /// Tokens generated over every answer that reported them.
+        public var tokens = 0
+        /// The last answer's generated tokens per second of its whole duration.
+        public var lastTokensPerSecond: Double?
     }
 
     public init(model: String, policy: SchedulingPolicy, queue: QueueSettings) {
@@ -174,10 +179,14 @@ public actor ModelPool {
         }
         var counters = stats[memberID] ?? MemberStats()
         switch outcome {
-        case .success(let firstByte):
+        case .success(let firstByte, let tokens):
             counters.served += 1
             counters.lastLatency = latency
             counters.lastFirstByte = firstByte
+            if let tokens, tokens > 0 {
+                counters.tokens += tokens
+                counters.lastTokensPerSecond = latency > .zero ? Double(tokens) / latency.seconds : nil
+            }
         case .failure:
             counters.errors += 1
         case .cancelled:

@@ -98,6 +98,10 @@ public struct TrafficStatus: Codable, Sendable, Equatable {
     public var lastLatencyMs: Double?
     /// Time to the first byte of its last successful request, in milliseconds.
     public var lastFirstByteMs: Double?
+    /// Tokens it generated, as llama-server reported them at the end of each answer.
+    public var tokens: Int = 0
+    /// Its last answer's generated tokens per second (over the answer's whole duration).
+    public var lastTokensPerSecond: Double?
 
     public init(member: PoolMember, stats: ModelPool.MemberStats) {
         inFlight = member.inFlight
@@ -107,6 +111,8 @@ public struct TrafficStatus: Codable, Sendable, Equatable {
         inRotation = member.inRotation
         lastLatencyMs = stats.lastLatency.map { ($0.seconds * 1000 * 10).rounded() / 10 }
         lastFirstByteMs = stats.lastFirstByte.map { ($0.seconds * 1000 * 10).rounded() / 10 }
+        tokens = stats.tokens
+        lastTokensPerSecond = stats.lastTokensPerSecond.map { ($0 * 10).rounded() / 10 }
     }
 }
 
