@@ -77,6 +77,16 @@ struct RealFleetTests {
         let served = status.instances.map { $0.traffic?.served ?? 0 }
         #expect(served == [1, 1], "round-robin gave each replica one of the two requests: \(served)")
         #expect(status.instances.allSatisfy { $0.traffic?.inFlight == 0 })
+        // The real llama-server's own token counts (usage, or timings at the end of a stream) reach status and
+        // the metrics.
+        let tokens = status.instances.map { $0.traffic?.tokens ?? 0 }
+        #expect(tokens.allSatisfy { $0 > 0 }, "each answer reported its generated tokens: \(tokens)")
+        let metrics = try await UpstreamClient.with {
+            try await $0.fetch(UpstreamRequest(url: "http://127.0.0.1:\(listenPort)/metrics"))
+        }
+        let counted = metrics.bodyText.split(separator: "\n").filter { $0.hasPrefix("fleet_tokens_generated_total{") }
+            .compactMap { Double($0.split(separator: " ").last ?? "") }.reduce(0, +)
+        #expect(Int(counted) == tokens.reduce(0, +), "\(metrics.bodyText)")
     }
 
     @Test func restartUnderLoadFromTheOpenAIClientFailsNoRequest() async throws {

@@ -116,14 +116,38 @@ private struct FileID: Hashable {
 
     /// The identity of what `path` names, following symbolic links; nil when it does not exist.
     init?(path: String) {
-        var info = stat()
-        guard stat(path, &info) == 0 else { return nil }
-        self.init(info)
+        guard let info = FileInfo(path: path) else { return nil }
+        self = info.id
     }
 
-    init(_ info: stat) {
-        device = UInt64(info.st_dev)
-        inode = UInt64(info.st_ino)
+    init(device: UInt64, inode: UInt64) {
+        self.device = device
+        self.inode = inode
+    }
+}
+
+/// What a path names once symbolic links are followed (`stat(2)` through FileManager: release builds resolve
+/// Glibc's `stat` struct differently, so it is not used by name).
+private struct FileInfo {
+    enum Kind { case directory, regular, other }
+    var id: FileID
+    var kind: Kind
+
+    init?(path: String) {
+        let target = URL(fileURLWithPath: path).resolvingSymlinksInPath().path
+        guard let attributes = try? FileManager.default.attributesOfItem(atPath: target),
+              let type = attributes[.type] as? FileAttributeType,
+              let device = (attributes[.systemNumber] as? NSNumber)?.uint64Value,
+              let inode = (attributes[.systemFileNumber] as? NSNumber)?.uint64Value,
+              type != .typeSymbolicLink  // still a link once resolved: it points at nothing
+        else { return nil }
+        id = FileID(device: device, inode: inode)
+        kind = type == .typeDirectory ? .directory : type == .typeRegular ? .regular : .other
+    }
+
+    /// Whether `path` itself is a symbolic link (whether or not its target exists).
+    static func isSymbolicLink(_ path: String) -> Bool {
+        (try? FileManager.default.attributesOfItem(atPath: path)[.type] as? FileAttributeType) == .typeSymbolicLink
     }
 }
 
@@ -157,21 +181,19 @@ private struct Walker {
     private var seenFiles: Set<FileID> = []
 
     mutating func visit(_ path: String, isRoot: Bool) {
-        var info = stat()
-        guard stat(path, &info) == 0 else {
+        guard let info = FileInfo(path: path) else {
             // Either nothing is there, or a symbolic link points at nothing.
-            var link = stat()
             if isRoot {
                 skip(path, "does not exist")
-            } else if lstat(path, &link) == 0, path.lowercased().hasSuffix(".gguf") {
+            } else if FileInfo.isSymbolicLink(path), path.lowercased().hasSuffix(".gguf") {
                 skip(path, "is a symbolic link to a file that does not exist")
             }
             return
         }
-        switch info.st_mode & S_IFMT {
-        case S_IFDIR:
+        switch info.kind {
+        case .directory:
             // Entered once: a link back to a parent, or two links to one folder, cannot repeat or loop the walk.
-            guard enteredDirectories.insert(FileID(info)).inserted else { return }
+            guard enteredDirectories.insert(info.id).inserted else { return }
             let entries: [String]
             do {
                 entries = try FileManager.default.contentsOfDirectory(atPath: path)
@@ -184,15 +206,15 @@ private struct Walker {
             for name in entries.sorted() where !name.hasPrefix(".") {
                 visit(path == "/" ? "/" + name : path + "/" + name, isRoot: false)
             }
-        case S_IFREG:
-            examine(path, info: info, isRoot: isRoot)
-        default:
+        case .regular:
+            examine(path, id: info.id, isRoot: isRoot)
+        case .other:
             // Devices, pipes and sockets are never models; opening a pipe would block.
             if isRoot { skip(path, "is not a file or a folder") }
         }
     }
 
-    private mutating func examine(_ path: String, info: stat, isRoot: Bool) {
+    private mutating func examine(_ path: String, id: FileID, isRoot: Bool) {
         let named = path.lowercased().hasSuffix(".gguf")
         switch Self.head(of: path) {
         case nil:
@@ -209,7 +231,7 @@ private struct Walker {
             break
         }
         // A file reached again through another path (a link) is the same model: list it once.
-        guard seenFiles.insert(FileID(info)).inserted else { return }
+        guard seenFiles.insert(id).inserted else { return }
 
         let fileName = URL(fileURLWithPath: path).lastPathComponent
         let folder = URL(fileURLWithPath: path).deletingLastPathComponent().path
@@ -242,7 +264,7 @@ private struct Walker {
                 }
             }
         }
-        let model = configured[FileID(info)]
+        let model = configured[id]
         // A configured file is shown as it runs (llama-server's default context when none is set).
         let context = model.map { MemoryEstimate(metadata: metadata, contextSize: $0.contextSize).contextSize }
             ?? ModelDiscovery.suggestedContextSize(metadata)
