@@ -101,12 +101,9 @@ struct RealFleetTests {
         let stopFile = directory + "/stop-load"
         let outputPath = directory + "/load.json"
         _ = FileManager.default.createFile(atPath: outputPath, contents: nil)
-        let load = Process()
-        load.executableURL = URL(fileURLWithPath: python)
         let script = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("openai_load.py").path
-        load.arguments = [script, "http://127.0.0.1:\(listenPort)", "gemma", stopFile]
-        load.standardOutput = try FileHandle(forWritingTo: URL(fileURLWithPath: outputPath))
-        try load.run()
+        let load = try ChildProcess(python, [script, "http://127.0.0.1:\(listenPort)", "gemma", stopFile],
+                                    output: outputPath, errorOutput: directory + "/load.err")
         defer { if load.isRunning { load.terminate() } }
 
         try await Task.sleep(for: .seconds(2))

@@ -92,19 +92,13 @@ struct CommandLineTests {
 
     @Test func foregroundUpShowsProgressAndStopsOnSIGINT() async throws {
         let config = try writeConfig()
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: Products.fleet)
-        process.arguments = ["up", "--config", config]
         let outputPath = directory + "/up.out"
-        _ = FileManager.default.createFile(atPath: outputPath, contents: nil)
-        let file = try FileHandle(forWritingTo: URL(fileURLWithPath: outputPath))
-        process.standardOutput = file
-        process.standardError = file
-        try spawn(process)
+        // Started with every signal blocked, as Foundation's Process (and some supervisors) start children.
+        let process = try ChildProcess(Products.fleet, ["up", "--config", config], output: outputPath, blockSignals: true)
         defer { if process.isRunning { kill(process.processIdentifier, SIGKILL) } }
         try await eventually("ready") { (try? await ControlClient(baseURL: "http://127.0.0.1:\(listenPort)").health())?.ready == 2 }
-        // Foundation's Process starts children with signals blocked (corelibs-foundation #4772), so a SIGINT
-        // would never arrive; fleet unblocks them at start. This checks that too.
+        // Blocked signals would keep this SIGINT from arriving (corelibs-foundation #4772 starts children that
+        // way); fleet unblocks them at start. This checks that too.
         kill(process.processIdentifier, SIGINT)
         try await eventually("exited") { !process.isRunning }
         let output = try String(contentsOfFile: outputPath, encoding: .utf8)

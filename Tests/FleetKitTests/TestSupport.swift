@@ -94,13 +94,9 @@ func withController(_ config: FleetConfig, waitForReady ready: Int? = nil,
 }
 
 /// A fake llama-server fleet does not manage (an unmanaged endpoint); killed when the returned process is.
-func startFakeEndpoint(_ args: [String]) async throws -> (process: Process, url: String) {
+func startFakeEndpoint(_ args: [String]) async throws -> (process: ChildProcess, url: String) {
     let port = TestPorts.block(1).lowerBound
-    let process = Process()
-    process.executableURL = URL(fileURLWithPath: Products.fakeServer)
-    process.arguments = ["--port", String(port), "--fake-loading-delay", "0"] + args
-    process.standardError = FileHandle.nullDevice
-    try spawn(process)
+    let process = try ChildProcess(Products.fakeServer, ["--port", String(port), "--fake-loading-delay", "0"] + args)
     let url = "http://127.0.0.1:\(port)"
     try await eventually("endpoint up") {
         (try? await UpstreamClient.with { try await $0.fetch(UpstreamRequest(url: url + "/health")) })?.status == 200

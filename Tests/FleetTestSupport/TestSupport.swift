@@ -79,40 +79,25 @@ public func runCommand(_ executable: String, _ arguments: [String], environment:
     }
 }
 
-/// Starts a Foundation `Process`, one at a time in the whole test process: on Linux, `Process.run()` called
-/// from several threads at once crashed (a bad pointer in a memcpy inside `run()`, seen once in ~10 full runs).
-public func spawn(_ process: Process) throws {
-    try spawnLock.withLock { _ in try process.run() }
-}
-
-private let spawnLock = Mutex(())
-
 /// `runCommand` for places that cannot await (a `defer`); keep it to short commands.
 @discardableResult
 public func runCommandBlocking(_ executable: String, _ arguments: [String], environment: [String: String] = [:],
                 directory: String? = nil, input: String? = nil) throws -> (code: Int32, output: String) {
-    let process = Process()
-    process.executableURL = URL(fileURLWithPath: executable)
-    process.arguments = arguments
-    process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
-    if let directory { process.currentDirectoryURL = URL(fileURLWithPath: directory) }
     // A file, not a pipe: a detached controller the command starts must not hold our read end open.
     let outputPath = NSTemporaryDirectory() + "fleet-tests/output-\(UUID().uuidString)"
     _ = FileManager.default.createFile(atPath: outputPath, contents: nil)
     defer { try? FileManager.default.removeItem(atPath: outputPath) }
-    let output = try FileHandle(forWritingTo: URL(fileURLWithPath: outputPath))
-    process.standardOutput = output
-    process.standardError = output
+    var inputPath: String?
     if let input {
-        let inputPath = outputPath + ".in"
-        _ = FileManager.default.createFile(atPath: inputPath, contents: Data(input.utf8))
-        process.standardInput = FileHandle(forReadingAtPath: inputPath)
+        inputPath = outputPath + ".in"
+        _ = FileManager.default.createFile(atPath: outputPath + ".in", contents: Data(input.utf8))
     }
-    try spawn(process)
-    process.waitUntilExit()
-    try output.close()
+    defer { if let inputPath { try? FileManager.default.removeItem(atPath: inputPath) } }
+    let process = try ChildProcess(executable, arguments, environment: environment, directory: directory,
+                                   input: inputPath, output: outputPath)
+    let code = process.waitUntilExit()
     let text = (try? String(contentsOfFile: outputPath, encoding: .utf8)) ?? ""
-    return (process.terminationStatus, text)
+    return (code, text)
 }
 
 /// Every live process whose command line contains `needle`.
