@@ -165,8 +165,8 @@ struct DisplayTests {
         let table = StatusTable.render(status, now: now)
         #expect(table.contains("1/2 instances ready"))
         #expect(table.contains("up 1m15s"))
-        #expect(table.contains("m/0       8100  42   ready   1h01m   2         -     -       -       -\n"))
-        #expect(table.contains("m/1       -     -    failed  -       4         -     -       -       -     crash loop"))
+        #expect(table.contains("m/0       8100  42   ready   1h01m   2         -     -       -       -     -\n"))
+        #expect(table.contains("m/1       -     -    failed  -       4         -     -       -       -     -      crash loop"))
     }
 }
 
@@ -182,6 +182,8 @@ struct StatusTableTrafficTests {
         stats.served = 17
         stats.errors = 1
         stats.lastLatency = .milliseconds(250)
+        stats.tokens = 40
+        stats.lastTokensPerSecond = 47.25
         instance.traffic = TrafficStatus(member: member, stats: stats)
         var remote = InstanceStatus(id: "http://h:1", model: "m", replica: -1, port: 1, pid: nil, state: .ready, since: now,
                                     readySince: nil, restarts: 0, lastError: nil, logFile: "")
@@ -193,7 +195,7 @@ struct StatusTableTrafficTests {
             instances: [instance, remote])
         let table = StatusTable.render(status, now: now)
         #expect(table.contains("model m (a): leastBusy, 2 queued"))
-        #expect(table.contains("3/4   17      1       250ms"))
+        #expect(table.contains("3/4   17      1       250ms  47.3"), "\(table)")
         #expect(table.contains("remote"))
     }
 }

@@ -19,7 +19,7 @@ public enum StatusTable {
         }
         lines.append("")
         let header = ["MODEL", "INSTANCE", "PORT", "PID", "STATE", "UPTIME", "RESTARTS", "LOAD", "SERVED", "ERRORS",
-                      "LAST", "LAST ERROR"]
+                      "LAST", "TOK/S", "LAST ERROR"]
         var rows = [header]
         for instance in status.instances {
             let traffic = instance.traffic
@@ -35,6 +35,7 @@ public enum StatusTable {
                 traffic.map { String($0.served) } ?? "-",
                 traffic.map { String($0.errors) } ?? "-",
                 traffic?.lastLatencyMs.map { "\(Int($0.rounded()))ms" } ?? "-",
+                traffic?.lastTokensPerSecond.map { String(format: "%.1f", $0) } ?? "-",
                 instance.lastError.map { String($0.prefix(80)) } ?? "",
             ])
         }
