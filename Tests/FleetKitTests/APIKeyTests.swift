@@ -114,6 +114,17 @@ struct APIKeyControllerTests {
                 try await ControlClient(baseURL: url, apiKey: "user-key-1234").restart(model: "fake")
             }
             #expect(try await keyed.status().readyCount == 1)
+            // Reload sends the key too: a user key is refused as such, the admin key reaches the route (which
+            // says this fleet has no fleet.json to read).
+            await #expect(throws: ControlClient.Unauthorized.self) {
+                try await ControlClient(baseURL: url, apiKey: "user-key-1234").reload()
+            }
+            do {
+                _ = try await keyed.reload()
+                Issue.record("a fleet without fleet.json cannot reload")
+            } catch {
+                #expect("\(error)".contains("not started from a fleet.json"), "\(error)")
+            }
         }
     }
 

@@ -97,18 +97,10 @@ public struct ControlClient: Sendable {
     /// nothing: the result lists its problems.
     /// - Throws: `BadAnswer` when the controller has no fleet.json, `Unreachable`.
     public func reload() async throws -> Reloader.Result {
-        let url = baseURL + "/control/reload"
-        let response: UpstreamResponse
-        do {
-            response = try await UpstreamClient.with { client in
-                try await client.fetch(UpstreamRequest(method: "POST", url: url, body: [], connectTimeout: .seconds(2)))
-            }
-        } catch let error as UpstreamError where error.kind == .connectFailed {
-            throw Unreachable(url: baseURL)
-        }
+        // An invalid file answers 400 with a result that lists its problems: decoded whatever the status.
+        let response = try await exchange("POST", "/control/reload", body: [], timeout: nil)
         guard let result = try? StatusCoding.decoder().decode(Reloader.Result.self, from: Data(response.body.readableBytesView)) else {
-            let message = (try? JSONDecoder().decode([String: String].self, from: Data(response.body.readableBytesView)))?["error"]
-            throw BadAnswer(url: url, detail: message ?? "HTTP \(response.status): \(response.bodyText.prefix(200))")
+            throw BadAnswer(url: baseURL + "/control/reload", detail: Self.errorDetail(status: response.status, body: response.bodyText))
         }
         return result
     }
@@ -136,8 +128,7 @@ public struct ControlClient: Sendable {
                     guard response.status == 200 else {
                         var text = ""
                         for try await chunk in response.body { text += String(buffer: chunk) }
-                        let message = (try? JSONDecoder().decode([String: String].self, from: Data(text.utf8)))?["error"]
-                        throw BadAnswer(url: url, detail: message ?? "HTTP \(response.status)")
+                        throw BadAnswer(url: url, detail: Self.errorDetail(status: response.status, body: text))
                     }
                     do {
                         for try await chunk in response.body { continuation.yield(String(buffer: chunk)) }
@@ -167,8 +158,19 @@ public struct ControlClient: Sendable {
         try await send("GET", "/status").bodyText
     }
 
+    /// A request whose answer must be a success (2xx).
     private func send(_ method: String, _ path: String, body: [UInt8]? = nil,
                       timeout: Duration? = .seconds(10)) async throws -> UpstreamResponse {
+        let response = try await exchange(method, path, body: body, timeout: timeout)
+        guard (200..<300).contains(response.status) else {
+            throw BadAnswer(url: baseURL + path, detail: Self.errorDetail(status: response.status, body: response.bodyText))
+        }
+        return response
+    }
+
+    /// One request to the controller with the key, whatever the answer's status but 401/403; unreachable and
+    /// unauthorized answers become the errors that say what to do.
+    private func exchange(_ method: String, _ path: String, body: [UInt8]?, timeout: Duration?) async throws -> UpstreamResponse {
         let url = baseURL + path
         let response: UpstreamResponse
         do {
@@ -182,12 +184,12 @@ public struct ControlClient: Sendable {
         if response.status == 401 || response.status == 403 {
             throw Unauthorized(url: baseURL, forbidden: response.status == 403)
         }
-        guard (200..<300).contains(response.status) else {
-            // The control API says what went wrong in {"error": "..."}; show that, not the JSON.
-            let message = (try? JSONDecoder().decode([String: String].self, from: Data(response.body.readableBytesView)))?["error"]
-            throw BadAnswer(url: url, detail: message ?? "HTTP \(response.status): \(response.bodyText.prefix(200))")
-        }
         return response
+    }
+
+    /// What went wrong, from an error answer: the control API's `{"error": "..."}`, not the JSON around it.
+    static func errorDetail(status: Int, body: String) -> String {
+        (try? JSONDecoder().decode([String: String].self, from: Data(body.utf8)))?["error"] ?? "HTTP \(status): \(body.prefix(200))"
     }
 
     /// The header that carries `key`, if any.
