@@ -1,22 +1,16 @@
 public import Foundation
 import Glibc
 import Synchronization
+import FleetKit
 
-/// A child process for tests, started with `posix_spawn` rather than Foundation's `Process`: on Linux with Swift
-/// 6.3.1, `Process.run()` over-reads a `/proc/self/fd` directory entry and crashes now and then (seen twice in
-/// ~15 full runs here; swift-corelibs-foundation#5472). The child gets stdin from a file or /dev/null, stdout and
-/// stderr into a file (or /dev/null), the test process's environment plus `environment`, and none of the test
-/// process's other descriptors.
+/// A child process for tests, started with `PosixSpawn` rather than Foundation's `Process`, whose `run()`
+/// crashed twice in ~15 full runs here (swift-corelibs-foundation#5472). The child gets stdin from a file or
+/// /dev/null, stdout and stderr into files (or /dev/null), the test process's environment plus `environment`,
+/// and none of the test process's other descriptors.
 public final class ChildProcess: Sendable {
     public let processIdentifier: Int32
     /// The exit status once reaped (the code, or 128 + the signal); one owner: this lock.
     private let exit = Mutex<Int32?>(nil)
-
-    public struct SpawnFailed: Error, CustomStringConvertible {
-        public var executable: String
-        public var code: Int32
-        public var description: String { "cannot start \(executable): \(String(cString: strerror(code)))" }
-    }
 
     /// - Parameters:
     ///   - errorOutput: where stderr goes; with `output` when nil.
@@ -24,44 +18,13 @@ public final class ChildProcess: Sendable {
     ///     program unblocks what it needs).
     public init(_ executable: String, _ arguments: [String], environment: [String: String] = [:], directory: String? = nil,
                 input: String? = nil, output: String? = nil, errorOutput: String? = nil, blockSignals: Bool = false) throws {
-        var attributes = posix_spawnattr_t()
-        posix_spawnattr_init(&attributes)
-        defer { posix_spawnattr_destroy(&attributes) }
-        var defaults = sigset_t()
-        sigfillset(&defaults)
-        var mask = sigset_t()
-        if blockSignals { sigfillset(&mask) } else { sigemptyset(&mask) }
-        posix_spawnattr_setsigdefault(&attributes, &defaults)
-        posix_spawnattr_setsigmask(&attributes, &mask)
-        posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK))
-
-        var actions = posix_spawn_file_actions_t()
-        posix_spawn_file_actions_init(&actions)
-        defer { posix_spawn_file_actions_destroy(&actions) }
-        posix_spawn_file_actions_addopen(&actions, 0, input ?? "/dev/null", O_RDONLY, 0)
-        posix_spawn_file_actions_addopen(&actions, 1, output ?? "/dev/null", O_WRONLY | O_CREAT | O_APPEND, 0o644)
-        if let errorOutput {
-            posix_spawn_file_actions_addopen(&actions, 2, errorOutput, O_WRONLY | O_CREAT | O_APPEND, 0o644)
-        } else {
-            posix_spawn_file_actions_adddup2(&actions, 1, 2)
-        }
-        // FileManager reads /proc/self/fd safely (the over-read above is Process's own loop).
-        let open = (try? FileManager.default.contentsOfDirectory(atPath: "/proc/self/fd"))?.compactMap(Int32.init) ?? []
-        for fd in open where fd > 2 { posix_spawn_file_actions_addclose(&actions, fd) }
-
         // A working directory through the shell: glibc's posix_spawn_file_actions_addchdir_np is not visible
         // to Swift.
         var command = [executable] + arguments
         if let directory { command = ["/bin/sh", "-c", #"cd -- "$0" && exec "$@""#, directory] + command }
-        let argv = command.map { strdup($0) } + [nil]
-        defer { argv.forEach { free($0) } }
-        let merged = ProcessInfo.processInfo.environment.merging(environment) { $1 }
-        let envp = merged.map { strdup("\($0.key)=\($0.value)") } + [nil]
-        defer { envp.forEach { free($0) } }
-        var pid: pid_t = 0
-        let result = posix_spawn(&pid, command[0], &actions, &attributes, argv, envp)
-        guard result == 0 else { throw SpawnFailed(executable: executable, code: result) }
-        processIdentifier = pid
+        processIdentifier = try PosixSpawn.spawn(
+            command, environment: ProcessInfo.processInfo.environment.merging(environment) { $1 },
+            input: input ?? "/dev/null", output: output ?? "/dev/null", errorOutput: errorOutput, blockSignals: blockSignals)
     }
 
     /// Whether it still runs (reaps it when it has exited).

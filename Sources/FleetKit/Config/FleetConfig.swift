@@ -194,6 +194,10 @@ public struct ModelConfig: Sendable, Equatable {
     /// One instance's memory in bytes for `memoryBudget`, instead of the estimate from the GGUF.
     public var memory: Int?
 
+    /// Whether the model runs only while used (`onDemand`, or an `idleTimeout`): a request may have to start it,
+    /// and `memoryBudget` may stop it to make room.
+    public var runsWhileUsed: Bool { startOnDemand || idleTimeout != nil }
+
     public init(name: String, path: String) {
         self.name = name
         self.path = path

@@ -79,7 +79,7 @@ public final class ModelRouter: Service, Sendable {
 
     /// A request arrived for `model`: starts it if it sleeps.
     public func requested(_ model: ModelConfig) {
-        guard model.startOnDemand || model.idleTimeout != nil else { return }
+        guard model.runsWhileUsed else { return }
         wakeHook.withLock { $0 }?(model.name)
     }
 

@@ -24,7 +24,7 @@ public enum MemoryBudget {
         public init(model: ModelConfig, instanceCost: Int) {
             let replicas = model.path.isEmpty ? 0 : model.replicas
             self.init(name: model.name, cost: instanceCost * replicas, startsWithFleet: !model.startOnDemand,
-                      evictable: model.startOnDemand || model.idleTimeout != nil)
+                      evictable: model.runsWhileUsed)
         }
     }
 

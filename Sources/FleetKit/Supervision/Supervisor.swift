@@ -30,6 +30,8 @@ public actor Supervisor: Service {
     /// Models being put to sleep; a request meanwhile wakes them right after.
     private var sleeping: Set<String> = []
     private var wakeAfterSleep: Set<String> = []
+    /// The generation a woken model starts with, so its log files never overwrite the last ones.
+    private var nextGeneration: [String: Int] = [:]
     /// Models being started on demand (making room, then launching).
     private var waking: Set<String> = []
     /// `memoryBudget` as it applies now (a reload may change it); nil: no limit.
@@ -160,7 +162,8 @@ public actor Supervisor: Service {
         guard !shuttingDown, let model = models[name], idleSince[name] != nil else { return }
         waitingForMemory[name] = nil
         idleSince[name] = nil
-        let generation = (instances.filter { $0.id.model == name }.map(\.id.generation).max() ?? nextGeneration[name, default: 0])
+        // Idle means no instance: the generation after the last one that ran (new log files, never the old).
+        let generation = nextGeneration[name, default: 0]
         nextGeneration[name] = generation + 1
         logger.info("starting on demand", metadata: ["model": "\(name)"])
         for replica in 0..<model.replicas {
@@ -185,6 +188,7 @@ public actor Supervisor: Service {
         guard !running.isEmpty else { return }
         // Only a model that finished loading sleeps; one still starting or restarting is not idle yet.
         for instance in running where await instance.status().state != .ready { return }
+        // Again after those awaits: another sleep, a restart or a reload may have begun meanwhile.
         guard !sleeping.contains(name), idleSince[name] == nil, !restarting.contains(name) else { return }
         sleeping.insert(name)
         logger.info("idle: stopping", metadata: ["model": "\(name)"])
@@ -197,9 +201,6 @@ public actor Supervisor: Service {
         if wakeAfterSleep.remove(name) != nil { await wake(model: name) }
         if !makingRoom { await retryWaitingForMemory() }
     }
-
-    /// Generations already used per model, so a woken model's log files never overwrite the last ones.
-    private var nextGeneration: [String: Int] = [:]
 
     /// Whether the model has instances (it is not idle).
     public func isAwake(model name: String) -> Bool {
@@ -240,7 +241,7 @@ public actor Supervisor: Service {
                 let unavailable = sleeping.contains(name) || restarting.contains(name) || waking.contains(name)
                 let pool = await usage(name)
                 residents.append(MemoryBudget.Resident(
-                    name: name, cost: cost, evictable: (model.startOnDemand || model.idleTimeout != nil) && !unavailable,
+                    name: name, cost: cost, evictable: model.runsWhileUsed && !unavailable,
                     busy: pool?.busy ?? true, lastUsed: pool?.lastUsed ?? .now))
             }
             guard let victims = MemoryBudget.evictions(need: bytes, budget: budget, residents: residents),
