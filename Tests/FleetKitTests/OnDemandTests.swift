@@ -34,6 +34,8 @@ struct OnDemandTests {
                 #expect(try await first.status == 200)
                 try await eventually("idle") { try await control.status().instances.map(\.state) == [.idle] }
                 #expect(!ProcessProbe.isAlive(pid), "the idle instance's process is gone")
+                #expect(try await control.logs(model: "fake", replica: 0, lines: 1) == "--- fleet: stopped ---\n",
+                        "an idle model's log is the last run's, ending with its stop")
                 async let again = post(url + "/v1/completions", #"{"model":"fake"}"#, client: client)
                 try await eventually("busy again") { try await control.status().instances.first?.traffic?.inFlight == 1 }
                 let now = try await control.status().instances

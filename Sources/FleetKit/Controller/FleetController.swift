@@ -86,6 +86,7 @@ public struct FleetController: Sendable {
                          requestShutdown: { shutdownRequester.yield() })
             .register(on: http)
         OpenAIRoutes(router: router, client: client, config: config, metrics: metrics).register(on: http)
+        LogRoutes(supervisor: supervisor).register(on: http)
         DashboardRoutes().register(on: http)
         let app = Application(
             router: http,

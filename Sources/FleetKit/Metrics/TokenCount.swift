@@ -24,7 +24,7 @@ enum TokenCount {
         guard bytes.count >= key.count else { return nil }
         var start = bytes.count - key.count
         while start >= 0 {
-            if bytes[start] == key[0] && Array(bytes[start..<start + key.count]) == key {
+            if bytes[start] == key[0] && bytes[start..<start + key.count].elementsEqual(key) {
                 var index = start + key.count
                 while index < bytes.count && bytes[index] == UInt8(ascii: " ") { index += 1 }
                 var value = 0

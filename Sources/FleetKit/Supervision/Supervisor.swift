@@ -124,11 +124,15 @@ public actor Supervisor: Service {
         }
         for (name, since) in idleSince {
             guard let model = models[name] else { continue }
+            // The log of the generation that ran last (`fleet logs` on an idle model shows why it went idle).
+            let generation = max(0, nextGeneration[name, default: 0] - 1)
             for replica in 0..<model.replicas {
-                result.append(InstanceStatus(id: "\(name)/\(replica)", model: name, replica: replica, port: nil, pid: nil,
-                                             state: .idle, since: since, readySince: nil, restarts: 0,
-                                             lastError: waitingForMemory[name],
-                                             logFile: "\(config.stateDirectory)/logs/\(InstanceID(model: name, replica: replica).fileName).log"))
+                let file = InstanceID(model: name, replica: replica, generation: generation).fileName
+                var status = InstanceStatus(id: "\(name)/\(replica)", model: name, replica: replica, port: nil, pid: nil,
+                                            state: .idle, since: since, readySince: nil, restarts: 0,
+                                            lastError: waitingForMemory[name], logFile: "\(config.stateDirectory)/logs/\(file).log")
+                status.generation = generation
+                result.append(status)
             }
         }
         return result.sorted { ($0.model, $0.replica, $0.generation) < ($1.model, $1.replica, $1.generation) }
