@@ -175,7 +175,9 @@ public struct ControlClient: Sendable {
         let response: UpstreamResponse
         do {
             response = try await UpstreamClient.with { client in
-                try await client.fetch(UpstreamRequest(method: method, url: url, headers: Self.authorization(apiKey), body: body,
+                // X-Fleet-Client: what the controller asks of control requests, which a web page cannot send.
+                try await client.fetch(UpstreamRequest(method: method, url: url,
+                                                       headers: Self.authorization(apiKey) + [("X-Fleet-Client", "cli")], body: body,
                                                        connectTimeout: .seconds(2), totalTimeout: timeout))
             }
         } catch let error as UpstreamError where error.kind == .connectFailed {

@@ -397,7 +397,8 @@ async function restart(name, button, result) {
   result.classList.remove("error");
   setText(result, "Replacing the replicas one at a time…");
   try {
-    const response = await fetch("control/restart/" + encodeURIComponent(name), { method: "POST" });
+    const response = await fetch("control/restart/" + encodeURIComponent(name),
+                                   { method: "POST", headers: { "X-Fleet-Client": "dashboard" } });
     let body = null;
     try { body = await response.json(); } catch (ignored) { body = null; }
     if (!response.ok) {
