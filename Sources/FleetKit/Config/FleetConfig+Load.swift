@@ -4,8 +4,9 @@ extension FleetConfig {
     /// The keys fleet.json accepts at its top level.
     static let controllerKeys = ["$schema", "listen", "llamaServer", "portRange", "stateDir", "healthCheck",
                                  "restart", "stopTimeout", "drainTimeout", "watch", "gateway", "memoryBudget", "apiKeys",
-                                 "apiKeysFile", "adminKeys", "adminKeysFile", "models"]
-    static let gatewayKeys = ["maxBodySize", "connectTimeout", "firstByteTimeout", "idleTimeout", "retries"]
+                                 "apiKeysFile", "adminKeys", "adminKeysFile", "allowedHosts", "models"]
+    static let gatewayKeys = ["maxBodySize", "connectTimeout", "firstByteTimeout", "idleTimeout", "retries",
+                              "headerTimeout", "bodyTimeout", "keepAliveTimeout", "maxConnections"]
     static let queueKeys = ["maxSize", "timeout"]
     static let healthCheckKeys = ["interval", "timeout", "startupTimeout", "unhealthyAfter", "restartAfter"]
     static let restartKeys = ["initialDelay", "maxDelay", "multiplier", "maxCrashes", "crashWindow"]
@@ -117,8 +118,19 @@ extension FleetConfig {
                 ?? gateway.firstByteTimeout
             gateway.idleTimeout = reader.duration(object, "idleTimeout", at: path, minimum: .seconds(1)) ?? gateway.idleTimeout
             gateway.retries = reader.int(object, "retries", at: path, range: 0...10) ?? gateway.retries
+            gateway.headerTimeout = reader.duration(object, "headerTimeout", at: path, minimum: .milliseconds(100))
+                ?? gateway.headerTimeout
+            gateway.bodyTimeout = reader.duration(object, "bodyTimeout", at: path, minimum: .milliseconds(100))
+                ?? gateway.bodyTimeout
+            gateway.keepAliveTimeout = reader.duration(object, "keepAliveTimeout", at: path, minimum: .milliseconds(100))
+                ?? gateway.keepAliveTimeout
+            gateway.maxConnections = reader.int(object, "maxConnections", at: path, range: 16...1_000_000)
+                ?? gateway.maxConnections
             config.gateway = gateway
         }
+        config.allowedHosts = reader.stringArray(top, "allowedHosts", at: "",
+                                                 hint: "host names clients use to reach this fleet, e.g. [\"fleet.lan\"]")
+            ?? config.allowedHosts
 
         switch top["models"] {
         case nil, .null?:

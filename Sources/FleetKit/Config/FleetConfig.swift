@@ -28,6 +28,9 @@ public struct FleetConfig: Sendable, Equatable {
     public var memoryBudget: Int?
     /// `apiKeys` / `apiKeysFile` and `adminKeys` / `adminKeysFile`, read; the environment's are added at start.
     public var keys: KeySet = .init()
+    /// Names clients may reach the controller by, beyond IP addresses, `localhost`, this machine's hostname and
+    /// the listen host (`BrowserGuard` refuses any other `Host`); `"*"` allows every name.
+    public var allowedHosts: [String] = []
     /// The models, sorted by name.
     public var models: [ModelConfig]
 
@@ -103,9 +106,10 @@ public struct HealthCheckSettings: Sendable, Equatable {
     /// How long an instance may take from spawn to its first 200 on `/health`.
     public var startupTimeout: Duration = .seconds(120)
     /// Consecutive failed probes after which a ready instance is `unhealthy` (out of rotation).
-    public var unhealthyAfter: Int = 3
-    /// Consecutive failed probes after which an unhealthy instance is restarted.
-    public var restartAfter: Int = 10
+    public var unhealthyAfter: Int = 1
+    /// Consecutive failed probes after which an instance is declared dead: killed (SIGKILL, since a hung
+    /// process would not answer SIGTERM either), which ends its in-flight requests, and restarted.
+    public var restartAfter: Int = 4
 
     public init() {}
 }
@@ -122,6 +126,15 @@ public struct GatewaySettings: Sendable, Equatable {
     public var idleTimeout: Duration = .seconds(120)
     /// Further instances tried when one cannot be connected to or answers 5xx before any byte was sent.
     public var retries: Int = 2
+    /// A new client connection must send a whole request head within this, or it is closed.
+    public var headerTimeout: Duration = .seconds(10)
+    /// A request body may pause this long between bytes, or the connection is closed.
+    public var bodyTimeout: Duration = .seconds(30)
+    /// A client connection with no request in progress is closed after this long.
+    public var keepAliveTimeout: Duration = .seconds(60)
+    /// The most client connections open at once; beyond it the longest idle ones are closed first (a
+    /// connection serving a request never is).
+    public var maxConnections: Int = 4096
 
     public init() {}
 }

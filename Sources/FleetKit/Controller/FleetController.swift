@@ -68,6 +68,7 @@ public struct FleetController: Sendable {
         let observe = self.observe
         let supervisor = Supervisor(config: config, executable: executable, client: client, logger: logger,
                                     drain: { id in await router.drain(id) },
+                                    drainModel: { name in await router.drainRemoved(name) },
                                     observe: { event in
                                         router.instanceChanged(event)
                                         metrics.instanceChanged(event)
@@ -77,20 +78,29 @@ public struct FleetController: Sendable {
         let info = ControllerInfo(version: Self.version, pid: getpid(), listen: config.listen.description,
                                   url: config.listen.url, config: config.source, startedAt: Date(),
                                   stateDirectory: config.stateDirectory, llamaServer: executable)
-        let http = Router()
-        // First, so it guards every route registered after it.
+        let http = Router(context: FleetRequestContext.self)
+        // First, so they guard every route registered after them: web pages are refused before keys are looked at.
+        http.add(middleware: BrowserGuard(allowedHosts: AllowedHosts(configured: config.allowedHosts,
+                                                                     listenHost: config.listen.host)))
         http.add(middleware: APIKeyMiddleware(keys: keys))
+        let connections = ConnectionRegistry(maxConnections: config.gateway.maxConnections)
+        let limits = ConnectionLimits(config.gateway)
         let reloader = FileManager.default.fileExists(atPath: config.source)
             ? Reloader(source: config.source, running: config, supervisor: supervisor, router: router, keys: keys) : nil
         ControllerRoutes(supervisor: supervisor, router: router, controller: info, reloader: reloader, metrics: metrics,
                          requestShutdown: { shutdownRequester.yield() })
             .register(on: http)
-        OpenAIRoutes(router: router, client: client, config: config, metrics: metrics).register(on: http)
+        OpenAIRoutes(router: router, client: client, config: config, metrics: metrics, connections: connections)
+            .register(on: http)
         LogRoutes(supervisor: supervisor).register(on: http)
         DashboardRoutes().register(on: http)
         let app = Application(
             router: http,
-            configuration: .init(address: .hostname(config.listen.host, port: config.listen.port), serverName: "fleet"),
+            server: .http1(configuration: .init(additionalChannelHandlers: [
+                ConnectionGuard(limits: limits, registry: connections),
+            ])),
+            configuration: .init(address: .hostname(config.listen.host, port: config.listen.port), serverName: "fleet",
+                                 backlog: 1024),
             onServerRunning: { _ in await onListening() },
             logger: logger)
 

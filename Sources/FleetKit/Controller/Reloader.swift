@@ -49,6 +49,7 @@ public struct Reloader: Sendable {
         if fresh.stopTimeout != running.stopTimeout { later.append("stopTimeout") }
         if fresh.drainTimeout != running.drainTimeout { later.append("drainTimeout") }
         if fresh.gateway != running.gateway { later.append("gateway") }
+        if fresh.allowedHosts != running.allowedHosts { later.append("allowedHosts") }
         if let keys {
             keys.replace(with: fresh.keys.adding(environment: ProcessInfo.processInfo.environment))
         }
