@@ -163,7 +163,9 @@ struct Up: AsyncParsableCommand {
                 throw failure("the background controller exited during startup; the end of \(logFile):\n\(tail)")
             }
             if let status = try? await client.status(), status.controller.pid == pid {
-                for instance in status.instances where seen[instance.id] != instance.state {
+                // Endpoints (llama-servers fleet does not run) are in status too; startup waits for fleet's own.
+                let instances = status.instances.filter(\.managed)
+                for instance in instances where seen[instance.id] != instance.state {
                     var event = InstanceEvent(
                         id: InstanceID(model: instance.model, replica: instance.replica),
                         previous: seen[instance.id] ?? .stopped, state: instance.state, port: instance.port,
@@ -176,9 +178,9 @@ struct Up: AsyncParsableCommand {
                     }
                     progress.handle(event).forEach(say)
                 }
-                let settled = status.instances.allSatisfy { [.ready, .failed, .idle].contains($0.state) }
-                if settled && status.instances.count == total {
-                    if status.instances.contains(where: { $0.state == .failed }) {
+                let settled = instances.allSatisfy { [.ready, .failed, .idle].contains($0.state) }
+                if settled && instances.count == total {
+                    if instances.contains(where: { $0.state == .failed }) {
                         throw failure("some instances failed (the controller keeps running; `fleet status` shows why, `fleet down` stops it)")
                     }
                     return

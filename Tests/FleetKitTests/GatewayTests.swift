@@ -247,10 +247,17 @@ struct GatewayTests {
             try await UpstreamClient.with { client in
                 let stream = try await client.execute(UpstreamRequest(
                     method: "POST", url: url + "/v1/completions", body: Array(#"{"model":"fake","stream":true}"#.utf8)))
-                #expect(stream.status == 200, "the head came at once: streams start before the first token")
+                #expect(stream.status == 200, "the head came with the first token")
                 var text = ""
-                for try await chunk in stream.body { text += String(buffer: chunk) }
+                do {
+                    for try await chunk in stream.body { text += String(buffer: chunk) }
+                    Issue.record("a cut stream must not end like a whole one: \(text)")
+                } catch {
+                    // The body ends without its final chunk: an HTTP client reports it incomplete.
+                }
                 #expect(!text.contains("[DONE]"), "the stream was cut, not completed: \(text)")
+                #expect(text.contains(#"data: {"error":"#) && text.contains(#""code":"upstream_cut""#),
+                        "the cut is said in the stream, as an error event OpenAI clients raise: \(text)")
             }
             try await eventually("counted as an error") { try await control.status().instances[0].traffic?.errors == 1 }
         }

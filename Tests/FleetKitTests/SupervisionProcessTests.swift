@@ -58,7 +58,10 @@ struct SupervisionProcessTests {
     }
 
     @Test func crashedInstanceIsRestartedWithBackoffAndServesAgain() async throws {
-        let config = fakeFleetConfig(directory: directory, args: ["--fake-crash-after", "1"])
+        // The exit, not a probe that finds the port closed first, is what this test is about.
+        let config = fakeFleetConfig(directory: directory, args: ["--fake-crash-after", "1"]) {
+            $0.healthCheck.unhealthyAfter = 3
+        }
         try await withFakeSupervisor(config) { supervisor, events in
             try await eventually("ready") { await supervisor.status("fake/0")?.state == .ready }
             let before = try #require(await supervisor.status("fake/0"))

@@ -13,20 +13,31 @@ struct Forwarder: Sendable {
 
     struct FirstByteTimeout: Error {}
 
-    func forward(_ request: CompletionRequest, path: String, pool: ModelPool, canonicalName: String) async throws -> Response {
+    /// - Parameter connection: the connection the request came in on: when it closes, a queued request leaves the
+    ///   queue and the instance's work on it is cancelled (its connection closed) at once.
+    func forward(_ request: ForwardRequest, path: String, pool: ModelPool, canonicalName: String,
+                 connection: ClientConnection = .detached) async throws -> Response {
         let received = ContinuousClock.now
         do {
-            return try await attempt(request, path: path, pool: pool, canonicalName: canonicalName, received: received)
+            return try await connection.cancellingOnClose {
+                try await attempt(request, path: path, pool: pool, canonicalName: canonicalName, received: received,
+                                  connection: connection)
+            }
         } catch let error as OpenAIError {
             // Refused by the gateway (queue full or timed out, every attempt failed): counted, with no instance.
             metrics?.request(model: canonicalName, instance: "", status: Int(error.status.code),
                              duration: .now - received, firstByte: nil, tokens: nil)
             throw error
+        } catch is CancellationError {
+            // The client left while its request waited in the queue or for the instance's first byte.
+            metrics?.request(model: canonicalName, instance: "", status: 499, duration: .now - received,
+                             firstByte: nil, tokens: nil)
+            throw OpenAIError(status: .init(code: 499), message: "the client closed the connection", code: "client_closed")
         }
     }
 
-    private func attempt(_ request: CompletionRequest, path: String, pool: ModelPool, canonicalName: String,
-                         received: ContinuousClock.Instant) async throws -> Response {
+    private func attempt(_ request: ForwardRequest, path: String, pool: ModelPool, canonicalName: String,
+                         received: ContinuousClock.Instant, connection: ClientConnection) async throws -> Response {
         var excluded: Set<String> = []
         var lastFailure = "no instance answered"
         for _ in 0...settings.retries {
@@ -39,6 +50,10 @@ struct Forwarder: Sendable {
                                   type: "rate_limit_error", code: "queue_full", retryAfter: 1)
             } catch PoolError.exhausted {
                 break
+            } catch PoolError.closed {
+                throw OpenAIError(status: .serviceUnavailable,
+                                  message: "model \"\(request.model)\" was removed from this fleet (fleet reload) while the request waited; its drain (drainTimeout) is over",
+                                  type: "server_error", code: "model_removed")
             } catch PoolError.queueTimeout(let timeout) {
                 throw OpenAIError(status: .serviceUnavailable,
                                   message: "no instance of model \"\(request.model)\" could take the request within \(timeout.formatted) (queue.timeout); \(lastFailure)",
@@ -51,7 +66,11 @@ struct Forwarder: Sendable {
                     method: "POST", url: lease.baseURL + path,
                     headers: [("Content-Type", "application/json")],
                     body: Array(request.body.readableBytesView),
-                    connectTimeout: settings.connectTimeout, idleTimeout: settings.idleTimeout))
+                    connectTimeout: settings.connectTimeout, idleTimeout: settings.idleTimeout,
+                    // Committed to this instance only once a byte of its answer is there: an instance that
+                    // dies after its head (a kill during prompt processing) is failed over like one that
+                    // never answered.
+                    headWaitsForBody: true))
             } catch is CancellationError {
                 await lease.release(.cancelled)
                 throw CancellationError()
@@ -68,7 +87,7 @@ struct Forwarder: Sendable {
             // From here on bytes reach the client: no more retries.
             let rename = request.model != canonicalName || lease.memberID.hasPrefix("http") ? request.model : nil
             return response(upstream, lease: lease, streaming: request.stream, rename: rename,
-                            model: canonicalName, received: received)
+                            model: canonicalName, received: received, connection: connection)
         }
         throw OpenAIError(status: .badGateway, message: "every attempt failed; last: \(lastFailure)",
                           type: "server_error", code: "upstream_failed")
@@ -95,7 +114,7 @@ struct Forwarder: Sendable {
     }
 
     private func response(_ upstream: UpstreamStream, lease: Lease, streaming: Bool, rename: String?,
-                          model: String, received: ContinuousClock.Instant) -> Response {
+                          model: String, received: ContinuousClock.Instant, connection: ClientConnection) -> Response {
         var headers: HTTPFields = [:]
         headers[.contentType] = upstream.header("content-type") ?? (streaming ? "text/event-stream" : "application/json")
         if streaming {
@@ -108,13 +127,19 @@ struct Forwarder: Sendable {
         let metrics = self.metrics
         let status = upstream.status
         return Response(status: .init(code: upstream.status), headers: headers, body: ResponseBody { writer in
+            // A client that leaves while nothing is being written (a long prompt, a slow token) is noticed by
+            // its connection closing: the upstream transfer is cancelled at once, so llama-server stops.
+            connection.onClose { cancelUpstream() }
+            defer { connection.clearOnClose() }
             var firstByte: Duration?
             var clientGone = false
-            var upstreamBroke = false
+            var broken: (any Error)?
             var framer = SSEFramer()
             var whole = ByteBuffer()
             // The last two chunks: where llama-server reports how many tokens it generated (TokenCount).
             var tail: [ByteBuffer] = []
+            // Whether what the client got so far ends between two events (where an error event may follow).
+            var atEventBoundary = true
             do {
                 for try await chunk in body {
                     if firstByte == nil { firstByte = .now - started }
@@ -122,6 +147,7 @@ struct Forwarder: Sendable {
                     tail.append(chunk)
                     guard let rename else {
                         try await write(chunk, to: &writer, clientGone: &clientGone)
+                        atEventBoundary = Self.endsEvent(chunk)
                         continue
                     }
                     if streaming {
@@ -140,22 +166,55 @@ struct Forwarder: Sendable {
                     }
                 }
             } catch {
-                if !clientGone { upstreamBroke = true }
+                if !clientGone && !connection.isOpen { clientGone = true }
+                if !clientGone { broken = error }
             }
             // The client went away (or the upstream broke): close the upstream connection now, so llama-server
             // stops generating and frees the slot.
-            if clientGone || upstreamBroke { cancelUpstream() }
-            let tokens = clientGone || upstreamBroke ? nil : TokenCount.scan(tail)
-            await lease.release(clientGone ? .cancelled : upstreamBroke ? .failure : .success(firstByte: firstByte, tokens: tokens))
+            if clientGone || broken != nil { cancelUpstream() }
+            let tokens = clientGone || broken != nil ? nil : TokenCount.scan(tail)
+            await lease.release(clientGone ? .cancelled : broken != nil ? .failure : .success(firstByte: firstByte, tokens: tokens))
             if let metrics {
                 // A client that left is counted as 499 (nginx's "client closed request"), a broken upstream as 502.
-                let answered = clientGone ? 499 : upstreamBroke ? 502 : status
+                let answered = clientGone ? 499 : broken != nil ? 502 : status
                 metrics.request(model: model, instance: Self.instanceLabel(lease.memberID), status: answered,
                                 duration: .now - received, firstByte: firstByte.map { $0 + (started - received) },
                                 tokens: tokens)
             }
+            if let broken {
+                // Never end a cut answer as if it were whole: a stream gets an error event its client raises,
+                // then (like any cut answer) the connection closes without the final chunk, which every HTTP
+                // client reports as an incomplete body.
+                if streaming {
+                    let cut = OpenAIError(status: .badGateway,
+                                          message: "the answer was cut before its end: \(Self.reason(broken, member: lease.memberID))",
+                                          type: "server_error", code: "upstream_cut")
+                    if !atEventBoundary { try? await writer.write(ByteBuffer(string: "\n\n")) }
+                    try? await writer.write(cut.event)
+                }
+                throw AnswerCut(reason: Self.reason(broken, member: lease.memberID))
+            }
             if !clientGone { try await writer.finish(nil) }
         })
+    }
+
+    /// Thrown by a response body that was cut, so the server closes the connection without ending the body.
+    struct AnswerCut: Error, CustomStringConvertible {
+        var reason: String
+        var description: String { "answer cut: \(reason)" }
+    }
+
+    private static func reason(_ error: any Error, member: String) -> String {
+        if error is CancellationError { return "\(instanceLabel(member)) was disconnected by fleet (shutting down)" }
+        return "\(error)"
+    }
+
+    /// Whether a chunk of an event stream ends where an event does (a blank line).
+    private static func endsEvent(_ chunk: ByteBuffer) -> Bool {
+        let view = chunk.readableBytesView
+        guard view.count >= 2 else { return false }
+        return view[view.index(view.endIndex, offsetBy: -1)] == UInt8(ascii: "\n")
+            && view[view.index(view.endIndex, offsetBy: -2)] == UInt8(ascii: "\n")
     }
 
     /// `gemma/0#2` → `gemma/0`: metrics follow the replica across hot swaps; endpoint URLs stay as they are.

@@ -8,18 +8,29 @@ public struct OpenAIRoutes: Sendable {
     let router: ModelRouter
     let forwarder: Forwarder
     let settings: GatewaySettings
+    let connections: ConnectionRegistry?
 
-    public init(router: ModelRouter, client: UpstreamClient, config: FleetConfig, metrics: FleetMetrics? = nil) {
+    /// - Parameter connections: the listener's connections, through which a request learns that its client
+    ///   left (then it leaves the queue, and the instance stops working on it); nil in tests without one.
+    public init(router: ModelRouter, client: UpstreamClient, config: FleetConfig, metrics: FleetMetrics? = nil,
+                connections: ConnectionRegistry? = nil) {
         self.router = router
         self.forwarder = Forwarder(client: client, settings: config.gateway, metrics: metrics)
         self.settings = config.gateway
+        self.connections = connections
     }
 
-    public func register(on http: Router<some RequestContext>) {
-        http.post("/v1/chat/completions") { request, _ in await handle(request, path: "/v1/chat/completions", sampling: true) }
-        http.post("/v1/completions") { request, _ in await handle(request, path: "/v1/completions", sampling: true) }
-        http.post("/v1/embeddings") { request, _ in await handle(request, path: "/v1/embeddings", sampling: false) }
+    public func register(on http: Router<FleetRequestContext>) {
+        for (path, sampling) in [("/v1/chat/completions", true), ("/v1/completions", true), ("/v1/embeddings", false)] {
+            http.post(RouterPath(stringLiteral: path)) { request, context in
+                await handle(request, path: path, sampling: sampling, connection: connection(of: context))
+            }
+        }
         http.get("/v1/models") { _, _ in modelList() }
+    }
+
+    private func connection(of context: FleetRequestContext) -> ClientConnection {
+        connections.map { ClientConnection(registry: $0, channel: context.channel) } ?? .detached
     }
 
     private func modelList() -> Response {
@@ -32,7 +43,7 @@ public struct OpenAIRoutes: Sendable {
         return Response(status: .ok, headers: [.contentType: "application/json"], body: ResponseBody(byteBuffer: ByteBuffer(bytes: body)))
     }
 
-    private func handle(_ request: Request, path: String, sampling: Bool) async -> Response {
+    private func handle(_ request: Request, path: String, sampling: Bool, connection: ClientConnection) async -> Response {
         do {
             let body: ByteBuffer
             do {
@@ -40,7 +51,7 @@ public struct OpenAIRoutes: Sendable {
             } catch {
                 throw OpenAIError(status: .contentTooLarge,
                                   message: "request body is larger than \(settings.maxBodySize) bytes (gateway.maxBodySize in fleet.json)",
-                                  code: "request_too_large")
+                                  code: "request_too_large", closeConnection: true)
             }
             var parsed = try CompletionRequest(body: body)
             guard let (pool, model) = router.route(parsed.model) else {
@@ -52,13 +63,20 @@ public struct OpenAIRoutes: Sendable {
             if sampling {
                 parsed.inject(model.defaults)
             }
-            return try await forwarder.forward(parsed, path: path, pool: pool, canonicalName: model.name)
+            return try await forwarder.forward(parsed.forwarded, path: path, pool: pool, canonicalName: model.name, connection: connection)
         } catch let error as OpenAIError {
             return error.response
         } catch {
             return OpenAIError(status: .internalServerError, message: "\(error)", type: "server_error", code: "internal_error").response
         }
     }
+}
+
+/// What the gateway forwards: the model asked for, whether the answer streams, and the body.
+struct ForwardRequest: Sendable {
+    let model: String
+    let stream: Bool
+    let body: ByteBuffer
 }
 
 /// What the gateway needs to know of a request body: the model, whether it streams; and the body to forward,
@@ -84,6 +102,8 @@ struct CompletionRequest {
         self.body = body
         self.json = json
     }
+
+    var forwarded: ForwardRequest { ForwardRequest(model: model, stream: stream, body: body) }
 
     /// Adds the model's sampling defaults where the request has none.
     mutating func inject(_ defaults: SamplingDefaults) {

@@ -9,6 +9,8 @@ public enum PoolError: Error, Sendable, Equatable {
     case queueTimeout(Duration)
     /// Every member was already tried for this request (failover has nowhere left to go).
     case exhausted
+    /// The model was removed from the fleet (by a reload) and its drain is over.
+    case closed
 }
 
 /// What the gateway holds while a request runs on a member: released exactly once, at the end of the response,
@@ -117,6 +119,7 @@ public actor ModelPool {
     ///   `PoolError.exhausted` when `excluding` names every member, `CancellationError` when the caller is
     ///   cancelled while waiting.
     public func acquire(excluding: Set<String> = []) async throws -> Lease {
+        if closed { throw PoolError.closed }
         if waiters.isEmpty, let lease = take(excluding: excluding) { return lease }
         if !excluding.isEmpty && members.allSatisfy({ excluding.contains($0.id) }) { throw PoolError.exhausted }
         guard waiters.count < queue.maxSize else { throw PoolError.queueFull(maxSize: queue.maxSize) }
@@ -149,7 +152,53 @@ public actor ModelPool {
         let waiter = waiters.remove(at: index)
         waiter.timeout.cancel()
         waiter.continuation.resume(throwing: error)
+        wakeQuietWaitersIfQuiet()
     }
+
+    // MARK: - Closing (the model was removed)
+
+    private var closed = false
+    private var quietWaiters: [CheckedContinuation<Void, Never>] = []
+
+    private var isQuiet: Bool { waiters.isEmpty && members.allSatisfy { $0.inFlight == 0 } }
+
+    /// Returns once nothing is in flight or queued, or after `timeout`: a removed model's drain. Its members
+    /// keep serving what was queued meanwhile (no new request can reach a removed model).
+    public func waitUntilQuiet(timeout: Duration) async {
+        // With no member at all (an idle on-demand model) nothing queued can be served: no use waiting.
+        guard !isQuiet, !members.isEmpty else { return }
+        let timer = Task { [weak self] in
+            try? await Task.sleep(for: timeout)
+            await self?.wakeQuietWaiters()
+        }
+        await withCheckedContinuation { quietWaiters.append($0) }
+        timer.cancel()
+    }
+
+    private func wakeQuietWaitersIfQuiet() {
+        if !quietWaiters.isEmpty && isQuiet { wakeQuietWaiters() }
+    }
+
+    private func wakeQuietWaiters() {
+        let waiting = quietWaiters
+        quietWaiters.removeAll()
+        waiting.forEach { $0.resume() }
+    }
+
+    /// Refuses every request still queued (`PoolError.closed`) and any later one: the end of a removed model's
+    /// drain.
+    public func close() {
+        closed = true
+        let refused = waiters
+        waiters.removeAll()
+        for waiter in refused {
+            waiter.timeout.cancel()
+            waiter.continuation.resume(throwing: PoolError.closed)
+        }
+    }
+
+    /// Whether no member is left (every one retired and released).
+    public var isEmpty: Bool { members.isEmpty }
 
     /// Hands freed slots to waiting requests, oldest first. A waiter that cannot use any free member (it
     /// excludes them all) does not block the ones behind it.
@@ -194,6 +243,7 @@ public actor ModelPool {
         }
         stats[memberID] = counters
         dispatchWaiters()
+        wakeQuietWaitersIfQuiet()
     }
 
     // MARK: - Membership
@@ -279,6 +329,11 @@ public actor ModelPool {
         public var state: InstanceState
         public var since: Date
         public var detail: String?
+    }
+
+    /// An endpoint no longer in fleet.json: gone from status (its member retires on its own).
+    func removeEndpoint(_ url: String) {
+        endpoints[url] = nil
     }
 
     func setEndpoint(_ url: String, state: InstanceState, detail: String?) {

@@ -16,6 +16,9 @@ public final class ModelRouter: Service, Sendable {
         var models: [ModelConfig] = []
         /// The canonical name for every name and alias.
         var canonical: [String: String] = [:]
+        /// Models a reload removed, until their drain is over: no request can reach them by name, but their
+        /// pools still serve what was queued or in flight, and still see their instances' events.
+        var removed: [String: (pool: ModelPool, model: ModelConfig)] = [:]
     }
 
     private let table = Mutex(Table())
@@ -62,6 +65,17 @@ public final class ModelRouter: Service, Sendable {
     /// The pool serving `name` (a model name or alias), or nil.
     public func pool(for name: String) -> ModelPool? { table.withLock { $0.pools[name] } }
 
+    /// The pool and configuration of a model by its name, removed ones still draining included: where its
+    /// instances' events and drains go.
+    private func member(ofModel name: String) -> (pool: ModelPool, model: ModelConfig)? {
+        table.withLock { table in
+            if let pool = table.pools[name], let model = table.models.first(where: { $0.name == name }) {
+                return (pool, model)
+            }
+            return table.removed[name]
+        }
+    }
+
     /// Every name clients may use, sorted.
     public var names: [String] { table.withLock { $0.canonical.keys.sorted() } }
 
@@ -104,9 +118,15 @@ public final class ModelRouter: Service, Sendable {
     /// pools stop taking requests (those in flight finish), endpoints start or stop being watched.
     public func apply(_ models: [ModelConfig]) async {
         let kept = table.withLock { table -> [(ModelPool, ModelConfig)] in
-            let old = table.pools
-            table = Self.makeTable(models, reusing: old)
-            return models.compactMap { model in old[model.name].map { ($0, model) } }
+            let old = table
+            table = Self.makeTable(models, reusing: old.pools)
+            // Removed models keep their pools until `drainRemoved` is over (a model added back under the same
+            // name gets a fresh pool).
+            table.removed = old.removed.filter { table.canonical[$0.key] == nil }
+            for model in old.models where table.canonical[model.name] == nil {
+                if let pool = old.pools[model.name] { table.removed[model.name] = (pool, model) }
+            }
+            return models.compactMap { model in old.pools[model.name].map { ($0, model) } }
         }
         for (pool, model) in kept {
             await pool.reconfigure(policy: model.policy, queue: model.queue)
@@ -114,9 +134,11 @@ public final class ModelRouter: Service, Sendable {
         updateWatchers()
     }
 
-    /// Starts a watcher for every endpoint of every model, and stops those no model names any more.
+    /// Starts a watcher for every endpoint of every model (removed models still draining included), and stops
+    /// those no model names any more: their members leave rotation and go once their requests are done.
     private func updateWatchers() {
-        let wanted = Dictionary(models.flatMap { model in model.endpoints.map { ("\(model.name) \($0)", (model, $0)) } },
+        let routed = table.withLock { table in table.models + table.removed.values.map(\.model) }
+        let wanted = Dictionary(routed.flatMap { model in model.endpoints.map { ("\(model.name) \($0)", (model, $0)) } },
                                 uniquingKeysWith: { first, _ in first })
         watchers.withLock { watchers in
             for (key, task) in watchers where wanted[key] == nil {
@@ -140,15 +162,28 @@ public final class ModelRouter: Service, Sendable {
 
     /// Returns once the instance has no request in flight through the gateway, or after `drainTimeout`.
     public func drain(_ id: InstanceID) async {
-        guard let pool = pool(for: id.model) else { return }
+        guard let pool = member(ofModel: id.model)?.pool else { return }
         await pool.waitUntilIdle(id: id.memberID, timeout: config.drainTimeout)
+    }
+
+    /// The drain of a model a reload removed: returns once every request it had queued or in flight is done
+    /// (its instances and endpoints keep serving them), or after `drainTimeout`, when what is still queued is
+    /// refused. Then the model is forgotten, and its endpoints stop being watched.
+    public func drainRemoved(_ name: String) async {
+        guard let pool = table.withLock({ $0.removed[name]?.pool }) else { return }
+        await pool.waitUntilQuiet(timeout: config.drainTimeout)
+        await pool.close()
+        table.withLock { table in
+            if table.removed[name]?.pool === pool { table.removed[name] = nil }
+        }
+        updateWatchers()
     }
 
     // MARK: - Membership
 
     private func applyInstanceEvents() async {
         for await event in events {
-            guard let (pool, model) = route(event.id.model) else { continue }
+            guard let (pool, model) = member(ofModel: event.id.model) else { continue }
             let id = event.id.memberID
             if event.state == .stopped || event.state == .failed {
                 // Gone for good (replaced, or given up on): leaves the pool once its requests are done.
@@ -171,7 +206,7 @@ public final class ModelRouter: Service, Sendable {
 
     /// An unmanaged llama-server: probed like an instance, balanced like one, never started or stopped.
     private func watchEndpoint(_ endpoint: String, model: ModelConfig) async {
-        guard let pool = pool(for: model.name) else { return }
+        guard let pool = member(ofModel: model.name)?.pool else { return }
         var wasReady = false
         var capacity = model.parallel ?? 1
         await pool.setEndpoint(endpoint, state: .starting, detail: nil)
@@ -180,6 +215,8 @@ public final class ModelRouter: Service, Sendable {
         logger[metadataKey: "endpoint"] = "\(endpoint)"
         while !Task.isCancelled {
             let result = await HealthProbe(client: client, url: endpoint + "/health", timeout: config.healthCheck.timeout).check()
+            // Stopped while probing (the endpoint left fleet.json): it must not come back into rotation.
+            if Task.isCancelled { break }
             let ready = result == .ready
             if ready != wasReady {
                 if ready, model.parallel == nil { capacity = await slots(at: endpoint) ?? capacity }
@@ -194,6 +231,10 @@ public final class ModelRouter: Service, Sendable {
             }
             try? await Task.sleep(for: ready ? config.healthCheck.interval : min(config.healthCheck.interval, .seconds(1)))
         }
+        // No longer in fleet.json: no new request goes to it; those in flight finish (it is not fleet's to stop).
+        await pool.retireMember(id: endpoint)
+        await pool.removeEndpoint(endpoint)
+        logger.info("endpoint removed; its requests in flight finish")
     }
 
     /// Members taken out of rotation by failover return once their `/health` answers 200.

@@ -1,4 +1,5 @@
 import Foundation
+import Glibc
 public import Logging
 
 /// A state change of one instance, as observers (the `fleet up` progress display, later the pools) see it.
@@ -285,12 +286,25 @@ public actor Instance {
             }
             group.addTask { await self.probe(port: port) }
             let first = await group.next() ?? .stopped
+            if case .unhealthy(let why)? = first {
+                // Declared dead: a process that stopped answering its health checks would not answer SIGTERM
+                // either (a SIGSTOPped one cannot). SIGKILL ends it now, and with it its connections, so its
+                // in-flight requests end at once (those that got no byte yet go to another instance).
+                await self.kill(reason: why)
+            }
             // Whichever ended first, the other must end too: a probe verdict stops the process (teardown runs
             // on cancellation), an exit makes probing pointless.
             group.cancelAll()
             for await _ in group {}
             return first ?? .stopped
         }
+    }
+
+    /// SIGKILL to the process group of the current process (fleet starts each in a group of its own).
+    private func kill(reason: String) {
+        guard let pid else { return }
+        logger.warning("declared dead after failed health checks: killing it", metadata: ["pid": "\(pid)", "probe": "\(reason)"])
+        _ = Glibc.kill(-pid, SIGKILL)
     }
 
     private func spawned(pid: Int32) {

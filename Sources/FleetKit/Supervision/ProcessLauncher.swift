@@ -23,6 +23,9 @@ public struct ProcessExit: Sendable, Equatable, CustomStringConvertible {
 /// SIGTERM to the group, a grace period, then SIGKILL when the calling task is cancelled.
 enum ProcessLauncher {
     /// `setpriv` from util-linux sets the parent-death signal before exec'ing the real command.
+    /// Environment variables that hold the controller's API keys: removed from every instance's environment.
+    static let controllerSecrets = ["FLEET_API_KEYS", "FLEET_ADMIN_KEYS", "FLEET_API_KEY"]
+
     static let setpriv: String? = ["/usr/bin/setpriv", "/bin/setpriv"].first { FileManager.default.isExecutableFile(atPath: $0) }
 
     /// Runs `command` until it exits, or until the task is cancelled (then stops it within `stopTimeout`).
@@ -40,6 +43,8 @@ enum ProcessLauncher {
         options.processGroupID = 0
         options.teardownSequence = [.gracefulShutDown(toProcessGroup: true, allowedDurationToNextStep: stopTimeout)]
         var environment: [Environment.Key: String?] = [:]
+        // The controller's own secrets never reach an instance (a model's `env` may still set them on purpose).
+        for secret in ProcessLauncher.controllerSecrets { environment[Environment.Key(rawValue: secret)!] = .some(nil) }
         for (key, value) in command.environment { environment[Environment.Key(rawValue: key)!] = value }
         let finalExecutable = executable
         let finalArguments = arguments

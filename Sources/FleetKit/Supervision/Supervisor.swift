@@ -15,6 +15,8 @@ public actor Supervisor: Service {
     /// Waits until an instance has no request in flight (or the drain timeout passed): the gateway's side of a
     /// retirement.
     private let drain: @Sendable (InstanceID) async -> Void
+    /// Waits until a model removed by a reload has nothing queued or in flight (or the drain timeout passed).
+    private let drainModel: @Sendable (String) async -> Void
     /// Every instance, sorted by model, replica and generation; during a restart a replica has two.
     private var instances: [Instance]
     /// Instances started after `run()` began reach its task group through here.
@@ -51,6 +53,7 @@ public actor Supervisor: Service {
     ///   - observe: called on every instance state change, on the instance's actor; must not block.
     public init(config: FleetConfig, executable: String, client: UpstreamClient, logger: Logger,
                 drain: @escaping @Sendable (InstanceID) async -> Void = { _ in },
+                drainModel: @escaping @Sendable (String) async -> Void = { _ in },
                 observe: @escaping @Sendable (InstanceEvent) -> Void = { _ in }) {
         self.config = config
         self.executable = executable
@@ -58,6 +61,7 @@ public actor Supervisor: Service {
         self.logger = logger
         self.observe = observe
         self.drain = drain
+        self.drainModel = drainModel
         let ports = PortPool(range: config.portRange)
         let lease = Instance.PortLease(take: { try await ports.take() }, give: { await ports.give($0) })
         self.lease = lease
@@ -426,6 +430,8 @@ public actor Supervisor: Service {
         }
         let wanted = Dictionary(uniqueKeysWithValues: newModels.map { ($0.name, $0) })
         for name in models.keys.sorted() where wanted[name] == nil {
+            // What it had queued or in flight finishes first, on every replica; then they go.
+            await drainModel(name)
             for instance in instances.filter({ $0.id.model == name }).reversed() {
                 await retire(instance)
             }

@@ -26,6 +26,8 @@ final class CurlTransfer {
     private var headSent = false
     /// After the head, the transfer fails when no byte arrives for this long (checked by the loop).
     let idleTimeout: Duration?
+    /// The head goes out with the first body byte (or at the end of an empty body), not before.
+    private let headWaitsForBody: Bool
     /// When the last byte arrived.
     private(set) var lastActivity = ContinuousClock.now
 
@@ -36,6 +38,7 @@ final class CurlTransfer {
         self.easy = easy
         self.url = request.url
         self.idleTimeout = request.idleTimeout
+        self.headWaitsForBody = request.headWaitsForBody
         self.deliverHead = sink.head
         self.continuation = sink.continuation
         self.cancel = sink.cancel
@@ -101,7 +104,7 @@ final class CurlTransfer {
         } else if trimmed.isEmpty {
             var status = 0
             _ = fleet_easy_getinfo_long(easy, CURLINFO_RESPONSE_CODE, &status)
-            if status >= 200 { sendHead(status: status) }
+            if status >= 200 && !headWaitsForBody { sendHead(status: status) }
         } else if let colon = trimmed.firstIndex(of: ":") {
             responseHeaders.append((name: String(trimmed[..<colon]),
                                     value: trimmed[trimmed.index(after: colon)...].trimmingCharacters(in: .whitespaces)))
@@ -121,12 +124,13 @@ final class CurlTransfer {
 
     fileprivate func receivedBody(_ bytes: UnsafeRawBufferPointer) {
         lastActivity = .now
+        // The chunk is in the stream before the head goes out, so whoever gets the head finds it there.
+        continuation.yield(ByteBuffer(bytes: bytes))
         if !headSent {
             var status = 0
             _ = fleet_easy_getinfo_long(easy, CURLINFO_RESPONSE_CODE, &status)
             sendHead(status: status)
         }
-        continuation.yield(ByteBuffer(bytes: bytes))
     }
 
     private func sendHead(status: Int) {

@@ -13,10 +13,14 @@ public struct UpstreamRequest: Sendable {
     /// Once the head has arrived, the transfer fails when no byte arrives for this long; `nil` means no limit.
     /// (Before the head, `connectTimeout` and `totalTimeout` apply; the gateway adds its first-byte timeout.)
     public var idleTimeout: Duration?
+    /// Hold the head back until the first byte of the body arrives (or the body turns out empty), so that a
+    /// transfer that breaks after its head but before any byte fails like one that never answered: the
+    /// gateway can still try another instance, since nothing has reached its client.
+    public var headWaitsForBody = false
 
     public init(method: String = "GET", url: String, headers: [(name: String, value: String)] = [],
                 body: [UInt8]? = nil, connectTimeout: Duration = .seconds(5), totalTimeout: Duration? = nil,
-                idleTimeout: Duration? = nil) {
+                idleTimeout: Duration? = nil, headWaitsForBody: Bool = false) {
         self.method = method
         self.url = url
         self.headers = headers
@@ -24,6 +28,7 @@ public struct UpstreamRequest: Sendable {
         self.connectTimeout = connectTimeout
         self.totalTimeout = totalTimeout
         self.idleTimeout = idleTimeout
+        self.headWaitsForBody = headWaitsForBody
     }
 }
 
