@@ -23,6 +23,11 @@ struct FakeOptions {
     var unhealthyAfter: Duration?
     /// Completions answer this HTTP status (with an error body) instead of completing; `/health` stays 200.
     var completionStatus: Int?
+    /// Completions think this long before anything is sent (llama-server's prompt processing), watching
+    /// whether their client leaves meanwhile (counted as `abandoned`).
+    var promptDelay: Duration = .zero
+    /// A streamed completion sends its head, then the process exits (code 4) before any byte of the body.
+    var dieAfterHead = false
 
     /// - Throws: a message naming the flag when a value is missing or malformed.
     init(arguments: [String]) throws {
@@ -52,6 +57,8 @@ struct FakeOptions {
             case "--fake-ignore-sigterm": ignoreSigterm = true
             case "--fake-unhealthy-after": unhealthyAfter = .milliseconds(Int64(try number(flag) * 1000))
             case "--fake-completion-status": completionStatus = Int(try number(flag))
+            case "--fake-prompt-delay": promptDelay = .milliseconds(Int64(try number(flag) * 1000))
+            case "--fake-die-after-head": dieAfterHead = true
             case "--model", "-m", "--ctx-size", "-c", "--n-gpu-layers", "-ngl", "--threads", "-t", "--batch-size",
                  "-b", "--flash-attn", "-fa":
                 _ = try value(flag)  // llama-server flags fleet passes: accepted, no effect here

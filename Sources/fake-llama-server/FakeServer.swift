@@ -13,8 +13,12 @@ final class FakeStats: Sendable {
         var disconnected = 0
         /// The body of the last completion request, as received.
         var lastRequest = ""
-        /// Set by `POST /fake/unhealthy`: `/health` answers 500 from then on.
+        /// Set by `POST /fake/unhealthy`: `/health` answers 500 from then on (`POST /fake/healthy` clears it).
         var unhealthy = false
+        /// Completions whose client left during the prompt delay (`--fake-prompt-delay`).
+        var abandoned = 0
+        /// Embedding requests answered.
+        var embeddings = 0
     }
 
     private let counts = Mutex(Counts())
@@ -58,6 +62,24 @@ struct FakeServer {
             stats.update { $0.unhealthy = true }
             return jsonResponse(#"{"unhealthy":true}"#)
         }
+        router.post("/fake/healthy") { _, _ in
+            stats.update { $0.unhealthy = false }
+            return jsonResponse(#"{"unhealthy":false}"#)
+        }
+        // The names of the environment variables the process got (never their values).
+        router.get("/fake/env") { _, _ in
+            let names = ProcessInfo.processInfo.environment.keys.sorted()
+            let data = (try? JSONSerialization.data(withJSONObject: names)) ?? Data()
+            return jsonResponse(String(decoding: data, as: UTF8.self))
+        }
+        router.post("/v1/embeddings") { request, _ in
+            let body = try await request.body.collect(upTo: 16 << 20)
+            stats.update {
+                $0.embeddings += 1
+                $0.lastRequest = String(buffer: body)
+            }
+            return jsonResponse(#"{"object":"list","model":"\#(options.alias)","data":[{"object":"embedding","index":0,"embedding":[0.1,0.2,0.3]}],"usage":{"prompt_tokens":2,"total_tokens":2}}"#)
+        }
         router.get("/fake/stats") { _, _ in
             let data = (try? JSONEncoder().encode(stats.snapshot)) ?? Data()
             return jsonResponse(String(decoding: data, as: UTF8.self))
@@ -72,7 +94,26 @@ struct FakeServer {
     }
 
     private func complete(_ request: Request, context: BasicRequestContext, chat: Bool) async throws -> Response {
-        let body = try await request.body.collect(upTo: 16 << 20)
+        guard options.promptDelay > .zero else {
+            return try await complete(request.body.collect(upTo: 16 << 20), chat: chat)
+        }
+        // Prompt processing: nothing is sent, so only the connection closing says the client left.
+        let body: ByteBuffer
+        do {
+            body = try await request.body.consumeWithCancellationOnInboundClose { body in
+                var whole = ByteBuffer()
+                for try await var part in body { whole.writeBuffer(&part) }
+                try await Task.sleep(for: options.promptDelay)
+                return whole
+            }
+        } catch {
+            stats.update { $0.abandoned += 1 }
+            throw error
+        }
+        return try await complete(body, chat: chat)
+    }
+
+    private func complete(_ body: ByteBuffer, chat: Bool) async throws -> Response {
         stats.update { $0.lastRequest = String(buffer: body) }
         if let status = options.completionStatus {
             stats.update { $0.requests += 1 }
@@ -122,7 +163,13 @@ struct FakeServer {
         return Response(
             status: .ok,
             headers: [.contentType: "text/event-stream", .cacheControl: "no-cache"],
-            body: ResponseBody { writer in
+            body: ResponseBody { [dieAfterHead = options.dieAfterHead] writer in
+                if dieAfterHead {
+                    // The head is out; the process dies before the first byte of the body.
+                    try await Task.sleep(for: .milliseconds(100))
+                    FileHandle.standardError.write(Data("fake: dying after the head on cue\n".utf8))
+                    exit(4)
+                }
                 var clean = false
                 defer { finish(clean) }
                 for index in 0..<tokens {

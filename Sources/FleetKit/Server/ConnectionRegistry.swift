@@ -76,7 +76,7 @@ public final class ConnectionRegistry: Sendable {
         }
     }
 
-    /// The connection closed: whatever its request asked to be told runs now.
+    /// The connection closed (or its client closed its side): whatever its request asked to be told runs now.
     func closed(_ id: ID) {
         let action = state.withLock { $0.records.removeValue(forKey: id)?.onClose }
         action?()
