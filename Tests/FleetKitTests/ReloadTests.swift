@@ -1,5 +1,6 @@
 import FleetTestSupport
 import Foundation
+import NIOCore
 import Testing
 @testable import FleetKit
 
@@ -105,6 +106,73 @@ extension ReloadTests {
             try write(#""w": { "path": "model.gguf", "replicas": 2 }"#, extra: #""watch": true,"#)
             try await eventually("the second replica, started by the watcher") { try await control.status().readyCount == 2 }
             #expect(pids(try await control.status())["w/0"] == before["w/0"])
+        }
+    }
+}
+
+/// A reload never cuts what it promised to drain.
+extension ReloadTests {
+    func stream(_ url: String, _ model: String, client: UpstreamClient) async throws -> String {
+        let stream = try await client.execute(UpstreamRequest(
+            method: "POST", url: url + "/v1/completions", body: Array(#"{"model":"\#(model)","stream":true}"#.utf8),
+            totalTimeout: .seconds(60)))
+        var text = "\(stream.status) "
+        for try await chunk in stream.body { text += String(buffer: chunk) }
+        return text
+    }
+
+    @Test func aRemovedModelFinishesWhatItHadQueuedAndInFlightThenStops() async throws {
+        let config = try write("""
+            "a": { "path": "model.gguf" },
+            "b": { "path": "model.gguf", "parallel": 1, "args": ["--fake-tokens", "20", "--fake-token-delay", "0.05"] }
+            """)
+        try await withController(config) { url, control in
+            let bPid = try #require(try await control.status().instances.first { $0.model == "b" }?.pid)
+            try await UpstreamClient.with { client in
+                async let first = stream(url, "b", client: client)
+                async let second = stream(url, "b", client: client)
+                async let third = stream(url, "b", client: client)
+                try await eventually("one in flight, two queued") {
+                    try await control.status().models.first { $0.name == "b" }?.queueDepth == 2
+                }
+                try write(#""a": { "path": "model.gguf" }"#)
+                let result = try await control.reload()
+                #expect(result.applied?.removed == ["b"])
+                for text in try await [first, second, third] {
+                    #expect(text.hasPrefix("200 ") && text.hasSuffix("data: [DONE]\n\n"), "every request finished whole: \(text.suffix(200))")
+                }
+                #expect(!ProcessProbe.isAlive(bPid), "then b stopped")
+                #expect(try await post(url + "/v1/completions", #"{"model":"b"}"#, client: client).status == 404)
+            }
+        }
+    }
+
+    @Test func anEndpointRemovedByReloadLeavesRotationAfterItsRequestsFinish() async throws {
+        let (endpoint, endpointURL) = try await startFakeEndpoint(["--fake-tokens", "20", "--fake-token-delay", "0.05", "--parallel", "4"])
+        defer { endpoint.terminate() }
+        let config = try write(#""a": { "path": "model.gguf", "parallel": 4, "endpoints": ["\#(endpointURL)"] }"#)
+        try await withController(config, waitForReady: 1) { url, control in
+            try await eventually("the endpoint in rotation") {
+                try await control.status().instances.contains { !$0.managed && $0.state == .ready }
+            }
+            try await UpstreamClient.with { client in
+                async let first = stream(url, "a", client: client)
+                async let second = stream(url, "a", client: client)
+                try await eventually("a stream on the endpoint") {
+                    try await control.status().instances.contains { !$0.managed && ($0.traffic?.inFlight ?? 0) >= 1 }
+                }
+                try write(#""a": { "path": "model.gguf", "parallel": 4 }"#)
+                #expect(try await control.reload().applied?.reconfigured == ["a"])
+                try await eventually("the endpoint is gone from status") {
+                    try await !control.status().instances.contains { !$0.managed }
+                }
+                for text in try await [first, second] {
+                    #expect(text.hasPrefix("200 ") && text.hasSuffix("data: [DONE]\n\n"), "in flight, finished whole: \(text.suffix(200))")
+                }
+                let before = try await fakeStats(endpointURL, client: client)["requests"] as? Int
+                for _ in 0..<4 { #expect(try await post(url + "/v1/completions", #"{"model":"a"}"#, client: client).status == 200) }
+                #expect(try await fakeStats(endpointURL, client: client)["requests"] as? Int == before, "no new request went to it")
+            }
         }
     }
 }
