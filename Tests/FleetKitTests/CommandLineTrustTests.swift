@@ -74,4 +74,40 @@ struct CommandLineTrustTests {
         #expect(allowed.code == 0, "\(allowed.output)")
         #expect(try await ControlClient(baseURL: "http://127.0.0.1:\(listenPort)").status().readyCount == 1)
     }
+
+    @Test func sigtermLetsTheAnswersInFlightFinishBeforeStopping() async throws {
+        let config = try writeConfig(model: #""path": "model.gguf", "parallel": 4"#)
+        let text = try String(contentsOfFile: config, encoding: .utf8)
+            .replacingOccurrences(of: #""--fake-loading-delay", "0.2""#,
+                                  with: #""--fake-loading-delay", "0.2", "--fake-tokens", "30", "--fake-token-delay", "0.05", "--parallel", "4""#)
+        try text.write(toFile: config, atomically: true, encoding: .utf8)
+        #expect(try await runCommand(Products.fleet, ["up", "--detach", "--config", config]).code == 0)
+        defer { _ = try? runCommandBlocking(Products.fleet, ["down", "--config", config]) }
+        let url = "http://127.0.0.1:\(listenPort)"
+        let pid = try await ControlClient(baseURL: url).status().controller.pid
+        let answers = try await UpstreamClient.with { client in
+            try await withThrowingTaskGroup(of: String.self) { group in
+                for stream in [true, false, true] {
+                    group.addTask {
+                        let response = try await client.fetch(UpstreamRequest(
+                            method: "POST", url: url + "/v1/completions",
+                            body: Array(#"{"model":"fake","stream":\#(stream)}"#.utf8), totalTimeout: .seconds(30)))
+                        return "\(response.status) " + response.bodyText
+                    }
+                }
+                try await eventually("three in flight") {
+                    try await ControlClient(baseURL: url).status().instances.first?.traffic?.inFlight == 3
+                }
+                kill(pid, SIGTERM)
+                return try await group.reduce(into: []) { $0.append($1) }
+            }
+        }
+        #expect(answers.count == 3)
+        for answer in answers {
+            #expect(answer.hasPrefix("200 ") && (answer.hasSuffix("data: [DONE]\n\n") || answer.contains("\"choices\"")),
+                    "accepted before SIGTERM, answered whole: \(answer.suffix(200))")
+        }
+        try await eventually(timeout: .seconds(20), "then the controller stops") { !ProcessProbe.isAlive(pid) }
+        #expect(processes(matching: directory + "/model.gguf").isEmpty)
+    }
 }

@@ -104,10 +104,15 @@ public struct FleetController: Sendable {
             onServerRunning: { _ in await onListening() },
             logger: logger)
 
-        let group = ServiceGroup(configuration: .init(
+        var groupConfiguration = ServiceGroupConfiguration(
             services: [.init(service: client), .init(service: router), .init(service: supervisor), .init(service: app)],
             gracefulShutdownSignals: signals,
-            logger: logger))
+            logger: logger)
+        // A graceful shutdown lets the answers in flight finish (the server stops accepting first), within
+        // drainTimeout; then every instance stops within stopTimeout. Past that, what is left is cancelled (and a
+        // stream still running ends with an error event, never as if complete).
+        groupConfiguration.maximumGracefulShutdownDuration = config.drainTimeout + config.stopTimeout + .seconds(5)
+        let group = ServiceGroup(configuration: groupConfiguration)
         try await withThrowingTaskGroup(of: Void.self) { tasks in
             tasks.addTask { try await group.run() }
             tasks.addTask {
