@@ -128,4 +128,32 @@ struct CancellationTests {
             }
         }
     }
+
+    @Test func aReaderThatStallsThenLeavesLosesNothingAndLeaksNothing() async throws {
+        let config = fakeFleetConfig(directory: directory, args: ["--fake-tokens", "3000", "--fake-token-delay", "0.001"])
+        try await withController(config) { _, control in
+            let port = try #require(try await control.status().instances[0].port)
+            let body = #"{"model":"fake","stream":true}"#
+            let request = "POST /v1/completions HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: \(body.utf8.count)\r\n\r\n\(body)"
+            // A reader that stalls, then reads on: the whole answer arrives, in order.
+            let patient = try RawConnection(port: config.listen.port)
+            patient.send(request)
+            try await Task.sleep(for: .seconds(2))
+            #expect(try await patient.waitFor("data: [DONE]", timeout: .seconds(20)))
+            let text = patient.receivedText
+            #expect(text.contains("tok0 ") && text.contains("tok2999 ") && !text.contains("upstream_cut"))
+            // A reader that stalls, then leaves: the instance sees it go, the slot and the lease come back.
+            let quitter = try RawConnection(port: config.listen.port)
+            quitter.send(request)
+            try await eventually("streaming") { try await control.status().instances[0].traffic?.inFlight == 1 }
+            try await Task.sleep(for: .milliseconds(500))
+            quitter.hangUp()
+            try await eventually("the slot is free again") { try await control.status().instances[0].traffic?.inFlight == 0 }
+            try await UpstreamClient.with { client in
+                try await eventually("the instance saw its client go") {
+                    try await fakeStats("http://127.0.0.1:\(port)", client: client)["disconnected"] as? Int == 1
+                }
+            }
+        }
+    }
 }
