@@ -98,13 +98,15 @@ final class ConnectionGuard: ChannelDuplexHandler, RemovableChannelHandler {
             }
             pending += 1
             readingBody = true
-            if let id { registry.setBusy(id, true) }
             arm(context, after: limits.bodyTimeout)
         case .body:
             arm(context, after: limits.bodyTimeout)
         case .end:
             readingBody = false
-            // The request is whole; the application takes as long as it takes (its own timeouts apply).
+            // The request is whole; the application takes as long as it takes (its own timeouts apply). Only now
+            // is the connection safe from eviction: one that trickles a body stays a candidate, or a few thousand
+            // of them could hold the listener.
+            if let id { registry.setBusy(id, true) }
             disarm()
         }
         context.fireChannelRead(data)
