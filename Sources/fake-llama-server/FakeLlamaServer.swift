@@ -9,6 +9,11 @@ import UnixSignals
 @main
 enum FakeLlamaServer {
     static func main() async {
+        if CommandLine.arguments.contains("--version") {
+            // As llama-server prints it, with a build new enough for fleet.
+            print("version: 0.0.0-fake (build 99999, commit fake-llama-server)\nbuilt with swiftc for tests")
+            exit(0)
+        }
         let options: FakeOptions
         do {
             options = try FakeOptions(arguments: Array(CommandLine.arguments.dropFirst()))

@@ -122,6 +122,11 @@ struct FakeServer {
         }
         let json = (try? JSONSerialization.jsonObject(with: Data(body.readableBytesView))) as? [String: Any] ?? [:]
         let stream = json["stream"] as? Bool ?? false
+        if chat, let tools = json["tools"] as? [[String: Any]], let function = tools.first?["function"] as? [String: Any],
+           let name = function["name"] as? String {
+            stats.update { $0.requests += 1; $0.completed += 1 }
+            return toolCall(name: name, stream: stream, model: options.alias)
+        }
         let maxTokens = json["max_tokens"] as? Int ?? options.tokens
         let tokens = min(options.tokens, maxTokens)
         let number = stats.update { counts -> Int in
@@ -186,6 +191,30 @@ struct FakeServer {
                 try await writer.finish(nil)
             })
     }
+}
+
+/// A request with `tools` is answered with a call to its first tool, as llama-server's chat parser sends one:
+/// whole in `message.tool_calls`, or streamed as `delta.tool_calls` whose arguments come in pieces.
+func toolCall(name: String, stream: Bool, model: String) -> Response {
+    let arguments = #"{\"city\":\"Paris\"}"#
+    guard stream else {
+        return jsonResponse(#"{"id":"fake-tool","object":"chat.completion","created":0,"model":"\#(model)","choices":[{"index":0,"finish_reason":"tool_calls","message":{"role":"assistant","content":null,"tool_calls":[{"id":"call_1","type":"function","function":{"name":"\#(name)","arguments":"\#(arguments)"}}]}}],"usage":{"prompt_tokens":20,"completion_tokens":9,"total_tokens":29}}"#)
+    }
+    func chunk(_ delta: String, finish: String = "null") -> String {
+        #"data: {"id":"fake-tool","object":"chat.completion.chunk","created":0,"model":"\#(model)","choices":[{"index":0,"finish_reason":\#(finish),"delta":\#(delta)}]}"# + "\n\n"
+    }
+    let pieces = [#"{\"ci"#, #"ty\":\"Pa"#, #"ris\"}"#]
+    var events = [chunk(#"{"role":"assistant","content":null,"tool_calls":[{"index":0,"id":"call_1","type":"function","function":{"name":"\#(name)","arguments":""}}]}"#)]
+    events += pieces.map { chunk(#"{"tool_calls":[{"index":0,"function":{"arguments":"\#($0)"}}]}"#) }
+    events.append(chunk("{}", finish: #""tool_calls""#))
+    events.append("data: [DONE]\n\n")
+    return Response(status: .ok, headers: [.contentType: "text/event-stream"], body: ResponseBody { [events] writer in
+        for event in events {
+            try await writer.write(ByteBuffer(string: event))
+            try await Task.sleep(for: .milliseconds(5))
+        }
+        try await writer.finish(nil)
+    })
 }
 
 func jsonResponse(_ text: String, status: HTTPResponse.Status = .ok) -> Response {

@@ -11,7 +11,10 @@ struct Up: AsyncParsableCommand {
             stops everything. With --detach it starts in the background and returns once every instance is ready,
             or failed (with why).
 
-            Without a fleet.json, `fleet up --model path/to/model.gguf` (or LLAMACPP_MODEL_PATH) runs one model.
+            Without a fleet.json, `fleet up --model path/to/model.gguf` (or LLAMACPP_MODEL_PATH) runs one model
+            with a 4096-token context (LLAMACPP_CONTEXT_SIZE), every layer on the GPU (LLAMACPP_GPU_LAYERS) and
+            batches of 512; LLAMACPP_API_URL adds an already-running llama-server to its pool (or, alone, serves
+            it as model "default"). LLAMACPP_ENABLED=false refuses to start.
             """
     )
 
@@ -34,9 +37,16 @@ struct Up: AsyncParsableCommand {
     var logLevel: String?
 
     func run() async throws {
+        let provider = ProviderEnvironment()
+        guard provider.enabled else {
+            throw failure("LLAMACPP_ENABLED is false in this environment, which switches the llama.cpp provider off, so fleet starts nothing; unset it (or set it to true) to run the fleet", code: 2)
+        }
+        guard provider.problems.isEmpty else {
+            throw failure("the environment has values fleet cannot use:\n" + provider.problems.map { "  \($0)" }.joined(separator: "\n"), code: 2)
+        }
         var config: FleetConfig
         do {
-            config = try loadConfig()
+            config = try loadConfig(provider)
         } catch {
             throw failure(error.description, code: 2)
         }
@@ -55,6 +65,9 @@ struct Up: AsyncParsableCommand {
             executable = try LlamaServerLocator.locate(configured: config.llamaServer)
         } catch {
             throw failure(error.description)
+        }
+        if let refusal = LlamaServerVersion.refusal(await LlamaServerVersion.of(executable: executable), executable: executable) {
+            throw failure(refusal)
         }
         if detach {
             try await runDetached(config)
@@ -90,7 +103,8 @@ struct Up: AsyncParsableCommand {
         }
         defer { ticker.cancel() }
         say("fleet \(FleetController.version): \(total) instance(s) of \(config.models.count) model(s) from \(config.source)")
-        say("llama-server: \(executable)")
+        let version = await LlamaServerVersion.of(executable: executable)
+        say("llama-server: \(executable)" + (version.map { " (\($0))" } ?? " (its version is unknown: `\(executable) --version` did not say)"))
         do {
             try await controller.run {
                 say("status: \(config.listen.url)/status — logs in \(config.stateDirectory)/logs")
@@ -115,13 +129,12 @@ struct Up: AsyncParsableCommand {
         LogFile.tail(path: "\(directory)/\(id.fileName).log", lines: 1)?.lines.last
     }
 
-    private func loadConfig() throws(ConfigError) -> FleetConfig {
-        if let model { return try FleetConfig.singleModel(path: model) }
-        let environmentModel = ProcessInfo.processInfo.environment["LLAMACPP_MODEL_PATH"]
-        if let environmentModel, !environmentModel.isEmpty, !FileManager.default.fileExists(atPath: config) {
-            return try FleetConfig.singleModel(path: environmentModel)
+    private func loadConfig(_ provider: ProviderEnvironment) throws(ConfigError) -> FleetConfig {
+        if let model { return try FleetConfig.singleModel(path: model, environment: provider) }
+        if !FileManager.default.fileExists(atPath: config), let zeroConfig = try FleetConfig.fromEnvironment(provider) {
+            return zeroConfig
         }
-        return try FleetConfig.load(file: config)
+        return try FleetConfig.load(file: config, environment: provider)
     }
 
     /// Starts `fleet up` again in the background and follows it through `/status` until it has settled.
@@ -134,8 +147,8 @@ struct Up: AsyncParsableCommand {
             arguments += ["--model", URL(fileURLWithPath: model).standardizedFileURL.path]
         } else {
             arguments += ["--config", URL(fileURLWithPath: self.config).standardizedFileURL.path]
-            if ProcessInfo.processInfo.environment["LLAMACPP_MODEL_PATH"] != nil,
-               !FileManager.default.fileExists(atPath: self.config) {
+            let provider = ProviderEnvironment()
+            if provider.modelPath != nil || provider.apiURL != nil, !FileManager.default.fileExists(atPath: self.config) {
                 arguments = ["up", "--log-level", level] + (listen.map { ["--listen", $0] } ?? [])
                     + (allowUnauthenticated ? ["--allow-unauthenticated"] : [])
             }

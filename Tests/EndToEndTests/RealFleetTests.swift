@@ -72,10 +72,12 @@ struct RealFleetTests {
         #expect(check.code == 0, "\(check.output)")
         let seen = try #require(try JSONSerialization.jsonObject(with: Data(check.output.utf8)) as? [String: Any], "\(check.output)")
         #expect((seen["pieces"] as? Int ?? 0) >= 2)
+        // Requests with `tools` reach llama-server intact and come back as content or tool calls, both ways.
+        #expect(seen["tools"] != nil && seen["streamedTools"] != nil, "\(check.output)")
 
         let status = try await ControlClient(baseURL: "http://127.0.0.1:\(listenPort)").status()
         let served = status.instances.map { $0.traffic?.served ?? 0 }
-        #expect(served == [1, 1], "round-robin gave each replica one of the two requests: \(served)")
+        #expect(served == [2, 2], "round-robin gave each replica two of the four requests: \(served)")
         #expect(status.instances.allSatisfy { $0.traffic?.inFlight == 0 })
         // The real llama-server's own token counts (usage, or timings at the end of a stream) reach status and
         // the metrics.

@@ -33,4 +33,24 @@ if len(pieces) < 2:
 if chunk_models != {alias}:
     sys.exit(f"streamed chunks name models {chunk_models}, expected only the alias {alias!r}")
 
-print(json.dumps({"models": ids, "plain": text, "streamed": "".join(pieces), "pieces": len(pieces)}))
+# Tool calls: llama-server's chat-template engine (--jinja, on by default) handles `tools`; a small model may
+# answer in words or call the tool, and either is a 200 the client can read.
+tools = [{"type": "function", "function": {"name": "get_weather", "description": "The weather in a city",
+          "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}}}]
+ask = [{"role": "user", "content": "What is the weather in Paris? Use the tool."}]
+called = client.chat.completions.create(model=model, messages=ask, tools=tools, tool_choice="auto", max_tokens=48, temperature=0)
+reply = called.choices[0].message
+if not (reply.content or reply.tool_calls):
+    sys.exit(f"a tools request got neither content nor a tool call: {called}")
+streamed_tool = {"content": "", "calls": 0}
+for chunk in client.chat.completions.create(model=model, messages=ask, tools=tools, max_tokens=48, temperature=0, stream=True):
+    if chunk.choices:
+        delta = chunk.choices[0].delta
+        streamed_tool["content"] += delta.content or ""
+        streamed_tool["calls"] += len(delta.tool_calls or [])
+if not (streamed_tool["content"] or streamed_tool["calls"]):
+    sys.exit("a streamed tools request got neither content nor a tool call")
+
+print(json.dumps({"models": ids, "plain": text, "streamed": "".join(pieces), "pieces": len(pieces),
+                  "tools": {"content": reply.content, "toolCalls": len(reply.tool_calls or [])},
+                  "streamedTools": streamed_tool}))

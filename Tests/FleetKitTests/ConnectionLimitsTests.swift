@@ -84,7 +84,7 @@ struct CancellationTests {
     let directory = temporaryDirectory()
 
     @Test func aClientThatLeavesWhileQueuedLeavesTheQueueAndIsNeverRun() async throws {
-        let config = fakeFleetConfig(directory: directory, args: ["--fake-tokens", "20", "--fake-token-delay", "0.1"]) {
+        let config = fakeFleetConfig(directory: directory, args: ["--fake-tokens", "300", "--fake-token-delay", "0.1"]) {
             $0.models[0].parallel = 1
         }
         try await withController(config) { url, control in
@@ -99,9 +99,11 @@ struct CancellationTests {
                 try await eventually(timeout: .seconds(2), "out of the queue within a second or two") {
                     try await control.status().models[0].queueDepth == 0
                 }
-                for try await _ in busy.body {}
+                // The slot frees: had the request stayed queued, it would run now.
+                busy.cancel()
+                try await eventually("the slot is free") { try await control.status().instances[0].traffic?.inFlight == 0 }
                 let port = try #require(try await control.status().instances[0].port)
-                try await Task.sleep(for: .milliseconds(300))
+                try await Task.sleep(for: .milliseconds(500))
                 let stats = try await fakeStats("http://127.0.0.1:\(port)", client: client)
                 #expect(stats["requests"] as? Int == 1, "the abandoned request never reached the instance")
             }

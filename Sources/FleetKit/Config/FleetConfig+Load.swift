@@ -20,7 +20,9 @@ extension FleetConfig {
     ///   out-of-range values, missing or non-GGUF model files, duplicate names or aliases, a port range too small.
     ///   With `checkFiles: false` the disk is not consulted (for `fleet models`, which reports a missing GGUF
     ///   itself).
-    public static func load(file: String, checkFiles: Bool = true) throws(ConfigError) -> FleetConfig {
+    ///   `environment`'s `LLAMACPP_CONTEXT_SIZE` / `LLAMACPP_GPU_LAYERS` fill in what a model leaves unset.
+    public static func load(file: String, checkFiles: Bool = true,
+                            environment: ProviderEnvironment = ProviderEnvironment()) throws(ConfigError) -> FleetConfig {
         let url = URL(fileURLWithPath: file).standardizedFileURL
         let data: Data
         do {
@@ -33,13 +35,14 @@ extension FleetConfig {
                 fix: exists ? "check its permissions" :
                     "create it (see docs/configuration.md), pass --config PATH, or run one model with --model PATH.gguf")])
         }
-        return try decode(data, source: file, baseDirectory: url.deletingLastPathComponent().path, checkFiles: checkFiles)
+        return try decode(data, source: file, baseDirectory: url.deletingLastPathComponent().path, checkFiles: checkFiles,
+                          environment: environment)
     }
 
     /// Decodes and validates fleet.json text; relative paths resolve against `baseDirectory`.
     /// - Throws: `ConfigError` with every problem found.
-    public static func decode(_ data: Data, source: String, baseDirectory: String,
-                              checkFiles: Bool = true) throws(ConfigError) -> FleetConfig {
+    public static func decode(_ data: Data, source: String, baseDirectory: String, checkFiles: Bool = true,
+                              environment: ProviderEnvironment = ProviderEnvironment()) throws(ConfigError) -> FleetConfig {
         let root: JSONValue
         do {
             root = try JSONValue.parse(data)
@@ -150,6 +153,9 @@ extension FleetConfig {
                           fix: "write it as { \"NAME\": { \"path\": \"...gguf\" } }")
         }
 
+        for index in config.models.indices where config.models[index].replicas > 0 {
+            environment.applyDefaults(to: &config.models[index])
+        }
         config.validate(into: &reader, checkFiles: checkFiles)
         if !reader.issues.isEmpty {
             throw ConfigError(file: source, issues: reader.issues)
@@ -373,8 +379,8 @@ extension FleetConfig {
     /// A one-model fleet for `fleet up --model PATH.gguf` (or `LLAMACPP_MODEL_PATH`): one replica, defaults
     /// everywhere, state under `./.fleet`, named after the file.
     /// - Throws: `ConfigError` when the file is missing or not GGUF.
-    public static func singleModel(path: String, workingDirectory: String = FileManager.default.currentDirectoryPath)
-        throws(ConfigError) -> FleetConfig {
+    public static func singleModel(path: String, workingDirectory: String = FileManager.default.currentDirectoryPath,
+                                   environment: ProviderEnvironment = ProviderEnvironment()) throws(ConfigError) -> FleetConfig {
         let absolute = resolve(path, against: workingDirectory)
         var name = URL(fileURLWithPath: absolute).deletingPathExtension().lastPathComponent
         if !isValidName(name) { name = "default" }
@@ -382,7 +388,28 @@ extension FleetConfig {
         if let problem = GGUFFile.problem(at: absolute) {
             throw ConfigError(file: source, issues: [ConfigIssue(path: "", message: problem.message, fix: problem.fix)])
         }
-        return FleetConfig(source: source, stateDirectory: resolve(".fleet", against: workingDirectory),
-                           models: [ModelConfig(name: name, path: absolute)])
+        var model = ModelConfig(name: name, path: absolute)
+        environment.zeroConfig(&model)
+        return FleetConfig(source: source, stateDirectory: resolve(".fleet", against: workingDirectory), models: [model])
+    }
+
+    /// A zero-config fleet from the environment alone: the GGUF of `LLAMACPP_MODEL_PATH`, and the running
+    /// llama-server of `LLAMACPP_API_URL` in the same pool (either may be missing, not both). A fleet of only
+    /// the running server serves it as model `default`. Nil when neither is set.
+    /// - Throws: `ConfigError` when `LLAMACPP_MODEL_PATH` is not a GGUF file.
+    public static func fromEnvironment(_ environment: ProviderEnvironment,
+                                       workingDirectory: String = FileManager.default.currentDirectoryPath)
+        throws(ConfigError) -> FleetConfig? {
+        if let path = environment.modelPath {
+            var config = try singleModel(path: path, workingDirectory: workingDirectory, environment: environment)
+            config.source = "LLAMACPP_MODEL_PATH=\(path)" + (environment.apiURL.map { " and LLAMACPP_API_URL=\($0)" } ?? "")
+            return config
+        }
+        guard let url = environment.apiURL else { return nil }
+        var model = ModelConfig(name: "default", path: "")
+        model.replicas = 0
+        model.endpoints = [url]
+        return FleetConfig(source: "LLAMACPP_API_URL=\(url)", stateDirectory: resolve(".fleet", against: workingDirectory),
+                           models: [model])
     }
 }

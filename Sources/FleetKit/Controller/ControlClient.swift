@@ -223,6 +223,14 @@ public struct ControlClient: Sendable {
         return nil
     }
 
+    /// The `llamaServer` of the config file, resolved against its folder (read leniently, like `baseURL`).
+    public static func llamaServer(configPath: String) -> String? {
+        guard let data = FileManager.default.contents(atPath: configPath),
+              case .object(let top)? = try? JSONValue.parse(data),
+              case .string(let path)? = top["llamaServer"] else { return nil }
+        return FleetConfig.resolve(path, against: URL(fileURLWithPath: configPath).deletingLastPathComponent().path)
+    }
+
     /// Where to find the controller: `--url` when given, else the `listen` of the config file (read leniently,
     /// so a broken fleet.json does not stop `fleet status` or `fleet down`), else the default address.
     public static func baseURL(url: String?, configPath: String) -> String {

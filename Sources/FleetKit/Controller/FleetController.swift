@@ -51,13 +51,23 @@ public struct FleetController: Sendable {
         }
     }
 
+    /// The llama-server is older than fleet supports.
+    public struct UnsupportedLlamaServer: Error, CustomStringConvertible {
+        public var description: String
+    }
+
     /// Runs until shut down. `onReady` is called once the HTTP server listens (instances may still be loading).
-    /// - Throws: `ListenAddressInUse` before starting anything when the listen address is taken; errors of the
+    /// - Throws: `UnsupportedLlamaServer` when the llama-server is older than fleet supports, `ListenAddressInUse`
+    ///   before starting anything when the listen address is taken; errors of the
     ///   HTTP server.
     public func run(onListening: @escaping @Sendable () async -> Void = {}) async throws {
         let keys = APIKeys(config.keys.adding(environment: ProcessInfo.processInfo.environment))
         if !config.listen.isLoopback && !keys.keys.isEnabled && !allowUnauthenticated {
             throw UnprotectedListen(address: config.listen)
+        }
+        let llamaServerVersion = await LlamaServerVersion.of(executable: executable)
+        if let refusal = LlamaServerVersion.refusal(llamaServerVersion, executable: executable) {
+            throw UnsupportedLlamaServer(description: refusal)
         }
         try await checkListenAddress()
         try FileManager.default.createDirectory(atPath: config.stateDirectory, withIntermediateDirectories: true)
@@ -77,7 +87,8 @@ public struct FleetController: Sendable {
         let (shutdownRequests, shutdownRequester) = AsyncStream<Void>.makeStream()
         let info = ControllerInfo(version: Self.version, pid: getpid(), listen: config.listen.description,
                                   url: config.listen.url, config: config.source, startedAt: Date(),
-                                  stateDirectory: config.stateDirectory, llamaServer: executable)
+                                  stateDirectory: config.stateDirectory, llamaServer: executable,
+                                  llamaServerVersion: llamaServerVersion)
         let http = Router(context: FleetRequestContext.self)
         // First, so they guard every route registered after them: web pages are refused before keys are looked at.
         http.add(middleware: BrowserGuard(allowedHosts: AllowedHosts(configured: config.allowedHosts,

@@ -104,6 +104,7 @@ td.last-error { white-space: normal; }
     <div><dt>version</dt><dd id="version">–</dd></div>
     <div><dt>url</dt><dd id="url">–</dd></div>
     <div><dt>up</dt><dd id="uptime">–</dd></div>
+    <div><dt>llama-server</dt><dd id="llama">–</dd></div>
     <div><dt>ready</dt><dd id="ready">–</dd></div>
     <div id="memory-item" hidden><dt>memory</dt><dd id="memory">–</dd></div>
   </dl>
@@ -202,6 +203,8 @@ function render(status) {
   setText($("version"), controller.version);
   setText($("url"), controller.url);
   setText($("uptime"), since(controller.startedAt));
+  const llama = controller.llamaServerVersion;
+  setText($("llama"), llama ? (llama.build > 0 ? "b" + llama.build : "build unknown") + " (" + llama.commit + ")" : "version unknown");
   const ready = instances.filter((instance) => instance.state === "ready").length;
   setText($("ready"), ready + " / " + instances.length + " instances");
   $("memory-item").hidden = !status.memory;

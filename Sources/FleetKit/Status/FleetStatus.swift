@@ -29,9 +29,11 @@ public struct ControllerInfo: Codable, Sendable {
     public var startedAt: Date
     public var stateDirectory: String
     public var llamaServer: String
+    /// What `llamaServer --version` said, when it said something fleet understands.
+    public var llamaServerVersion: LlamaServerVersion?
 
     public init(version: String, pid: Int32, listen: String, url: String, config: String, startedAt: Date,
-                stateDirectory: String, llamaServer: String) {
+                stateDirectory: String, llamaServer: String, llamaServerVersion: LlamaServerVersion? = nil) {
         self.version = version
         self.pid = pid
         self.listen = listen
@@ -40,6 +42,7 @@ public struct ControllerInfo: Codable, Sendable {
         self.startedAt = startedAt
         self.stateDirectory = stateDirectory
         self.llamaServer = llamaServer
+        self.llamaServerVersion = llamaServerVersion
     }
 }
 

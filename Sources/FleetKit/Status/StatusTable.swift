@@ -7,6 +7,7 @@ public enum StatusTable {
         let c = status.controller
         lines.append("fleet \(c.version) at \(c.url) (pid \(c.pid), up \(duration(now.timeIntervalSince(c.startedAt)))) — \(status.readyCount)/\(status.instances.count) instances ready")
         lines.append("config: \(c.config)")
+        lines.append("llama-server: \(c.llamaServer)" + (c.llamaServerVersion.map { ", \($0)" } ?? ", version unknown"))
         if let memory = status.memory {
             lines.append("memory: \(memory.inUse.formattedBytes) of \(memory.budget.formattedBytes) budget in use (estimated)")
         }
