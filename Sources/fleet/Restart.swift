@@ -30,14 +30,17 @@ struct Restart: AsyncParsableCommand {
         let client = controller.client
         do {
             let models = all ? try await client.status().models.map(\.name) : [model!]
+            var failed = 0
             for name in models {
                 say("restarting \(name)…")
                 let result = try await client.restart(model: name)
                 for swap in result.replaced {
                     say("  \(swap.replica): pid \(swap.oldPid.map(String.init) ?? "-") on port \(swap.oldPort.map(String.init) ?? "-") → pid \(swap.newPid.map(String.init) ?? "-") on port \(swap.newPort.map(String.init) ?? "-")")
                 }
+                say("  " + result.requestsSummary)
+                failed += result.requests?.failed ?? 0
             }
-            say("done: no request was dropped")
+            say(failed == 0 ? "done" : "done, but \(failed) request(s) failed meanwhile: `fleet status` and `fleet logs` show why")
         } catch {
             throw failure("\(error)")
         }

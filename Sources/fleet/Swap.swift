@@ -30,7 +30,8 @@ struct Swap: AsyncParsableCommand {
                 say("  \(swap.replica): pid \(swap.oldPid.map(String.init) ?? "-") → pid \(swap.newPid.map(String.init) ?? "-") on port \(swap.newPort.map(String.init) ?? "-")")
             }
             if let update = result.configUpdate { say("fleet.json \(update)") }
-            say("done: \(model) runs \(absolute); no request was dropped")
+            say("  " + result.requestsSummary)
+            say("done: \(model) runs \(absolute)")
         } catch {
             throw failure("\(error)")
         }

@@ -152,7 +152,7 @@ struct CommandLineTests {
 
         let restart = try await fleet("restart", "fake", "--config", config)
         #expect(restart.code == 0, "\(restart.output)")
-        #expect(restart.output.contains("fake/0: pid") && restart.output.contains("done: no request was dropped"))
+        #expect(restart.output.contains("fake/0: pid") && restart.output.contains("no request failed"))
 
         let newModel = fakeGGUF(in: directory, name: "v2.gguf")
         let swap = try await fleet("swap", "fake", newModel, "--config", config)

@@ -70,6 +70,8 @@ struct HotSwapTests {
             #expect(load.completed.withLock { $0 } > 20)
 
             #expect(result.replaced.map(\.replica) == ["fake/0", "fake/1"])
+            let counted = try #require(result.requests, "the controller counted the model's requests meanwhile")
+            #expect(counted.failed == 0 && counted.served > 0 && result.requestsSummary.hasSuffix("no request failed"))
             let after = try await control.status().instances
             let fake = after.filter { $0.model == "fake" }
             #expect(fake.count == 2 && fake.allSatisfy { $0.state == .ready && $0.generation == 1 })
@@ -183,6 +185,29 @@ struct SwapTests {
             #expect(file.contains(#""path": "model.gguf""#))
             let response = try await UpstreamClient.with { try await post(url + "/v1/completions", #"{"model":"fake"}"#, client: $0) }
             #expect(response.status == 200)
+        }
+    }
+
+    @Test func aRestartSaysHowManyRequestsFailedWhenSomeDid() async throws {
+        // Every completion of this model fails (503 from the instance): the restart must not claim otherwise.
+        let config = fakeFleetConfig(directory: directory, args: ["--fake-completion-status", "503"]) {
+            $0.gateway.retries = 0
+        }
+        try await withController(config) { url, control in
+            let failing = Task {
+                try await UpstreamClient.with { client in
+                    for _ in 0..<6 {
+                        _ = try await post(url + "/v1/completions", #"{"model":"fake"}"#, client: client)
+                        try await Task.sleep(for: .milliseconds(100))
+                    }
+                }
+            }
+            try await Task.sleep(for: .milliseconds(150))
+            let result = try await control.restart(model: "fake")
+            try await failing.value
+            let counted = try #require(result.requests)
+            #expect(counted.failed > 0, "\(counted)")
+            #expect(!result.requestsSummary.contains("no request failed") && result.requestsSummary.contains("\(counted.failed) failed"))
         }
     }
 }

@@ -40,8 +40,11 @@ public struct ControllerRoutes: Sendable {
         router.post("/control/restart/:model") { _, context in
             let name = context.parameters.get("model") ?? ""
             do {
+                let before = await self.router.pool(for: name)?.totals
                 let replaced = try await supervisor.restart(model: name)
-                return json(RestartResult(model: name, replaced: replaced))
+                var result = RestartResult(model: name, replaced: replaced)
+                result.requests = await requests(on: name, since: before)
+                return json(result)
             } catch let error as Supervisor.RestartError {
                 return json(["error": error.description], status: Self.status(for: error))
             }
@@ -54,8 +57,10 @@ public struct ControllerRoutes: Sendable {
             }
             let path = FleetConfig.resolve(swap.path, against: FileManager.default.currentDirectoryPath)
             do {
+                let before = await self.router.pool(for: name)?.totals
                 let replaced = try await supervisor.restart(model: name, path: path)
                 var result = RestartResult(model: name, replaced: replaced)
+                result.requests = await requests(on: name, since: before)
                 result.path = path
                 result.configUpdate = updateConfigFile(model: name, path: path)
                 return json(result)
@@ -74,6 +79,12 @@ public struct ControllerRoutes: Sendable {
             requestShutdown()
             return json(["status": "shutting down"], status: .accepted)
         }
+    }
+
+    /// What the model's pool answered since `before` (nil when it has no pool).
+    private func requests(on model: String, since before: ModelPool.Totals?) async -> ModelPool.Totals? {
+        guard let before, let after = await router.pool(for: model)?.totals else { return nil }
+        return after - before
     }
 
     /// The supervisor's view of every instance, joined with the pools' view of the traffic (and the unmanaged
@@ -146,10 +157,19 @@ public struct RestartResult: Codable, Sendable {
     public var path: String?
     /// For a swap: whether fleet.json was updated.
     public var configUpdate: String?
+    /// The model's requests answered while the replacement ran, whole or not (counted by its pool).
+    public var requests: ModelPool.Totals?
 
     public init(model: String, replaced: [Supervisor.Replacement]) {
         self.model = model
         self.replaced = replaced
+    }
+
+    /// What the controller counted on the model while it was replaced: "no request failed" only when none did.
+    public var requestsSummary: String {
+        guard let requests else { return "requests during the replacement: not counted (the model has no pool)" }
+        let served = "\(requests.served) request(s) answered during the replacement"
+        return requests.failed == 0 ? "\(served); no request failed" : "\(served), \(requests.failed) failed"
     }
 }
 

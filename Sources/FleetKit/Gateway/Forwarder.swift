@@ -25,6 +25,7 @@ struct Forwarder: Sendable {
             }
         } catch let error as OpenAIError {
             // Refused by the gateway (queue full or timed out, every attempt failed): counted, with no instance.
+            await pool.recordRefusal()
             metrics?.request(model: canonicalName, instance: "", status: Int(error.status.code),
                              duration: .now - received, firstByte: nil, tokens: nil)
             throw error

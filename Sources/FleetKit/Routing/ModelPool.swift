@@ -75,6 +75,25 @@ public actor ModelPool {
         var timeout: Task<Void, Never>
     }
 
+    /// Every request this pool answered, whole (`served`) or not (`failed`: an instance's error or a cut answer,
+    /// or a refusal by the gateway: queue full, queue timeout, every attempt failed). A client that left counts
+    /// as neither. What `fleet restart` and `fleet swap` report, from counts rather than hope.
+    public struct Totals: Sendable, Equatable, Codable {
+        public var served = 0
+        public var failed = 0
+
+        public static func - (after: Totals, before: Totals) -> Totals {
+            Totals(served: after.served - before.served, failed: after.failed - before.failed)
+        }
+    }
+
+    public private(set) var totals = Totals()
+
+    /// The gateway refused a request for this model (it never reached an instance, or every attempt failed).
+    public func recordRefusal() {
+        totals.failed += 1
+    }
+
     /// Counters per member, shown in status.
     public struct MemberStats: Sendable, Equatable {
         public var served = 0
@@ -229,6 +248,7 @@ public actor ModelPool {
         var counters = stats[memberID] ?? MemberStats()
         switch outcome {
         case .success(let firstByte, let tokens):
+            totals.served += 1
             counters.served += 1
             counters.lastLatency = latency
             counters.lastFirstByte = firstByte
@@ -237,6 +257,7 @@ public actor ModelPool {
                 counters.lastTokensPerSecond = latency > .zero ? Double(tokens) / latency.seconds : nil
             }
         case .failure:
+            totals.failed += 1
             counters.errors += 1
         case .cancelled:
             break
