@@ -353,3 +353,18 @@ struct ConfigFileEditorTests {
         }
     }
 }
+
+extension ConfigTests {
+    @Test func everyControllerKeyIsEitherReloadedOrReportedAsNeedingARestart() {
+        let restartOnly = Set(FleetConfig.restartOnlySettings.map(\.key))
+        #expect(restartOnly.isDisjoint(with: FleetConfig.reloadableKeys))
+        #expect(restartOnly.union(FleetConfig.reloadableKeys) == Set(FleetConfig.controllerKeys))
+    }
+
+    @Test func aChangedWatchIsReportedAsNeedingARestart() throws {
+        let running = try decode(#"{ "models": { "m": { "path": "model.gguf" } } }"#, checkFiles: false)
+        let fresh = try decode(#"{ "watch": true, "gateway": { "retries": 1 }, "models": { "m": { "path": "model.gguf" } } }"#,
+                               checkFiles: false)
+        #expect(fresh.settingsNeedingRestart(comparedWith: running) == ["watch", "gateway"])
+    }
+}

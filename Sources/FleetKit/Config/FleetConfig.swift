@@ -6,7 +6,7 @@ import Foundation
 public struct FleetConfig: Sendable, Equatable {
     /// Where this configuration came from: the fleet.json path, or a description for zero-config runs.
     public var source: String
-    /// The address the controller serves its status endpoint (and, later, the gateway) on.
+    /// The address the controller serves the gateway, the dashboard, status and the control API on.
     public var listen: ListenAddress
     /// The llama-server executable as configured; `nil` means "find it" (see `LlamaServerLocator`).
     public var llamaServer: String?

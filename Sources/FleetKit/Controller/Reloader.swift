@@ -39,17 +39,7 @@ public struct Reloader: Sendable {
         } catch {
             return Result(applied: nil, errors: error.issues.map(\.description), needsControllerRestart: [])
         }
-        var later: [String] = []
-        if fresh.listen != running.listen { later.append("listen") }
-        if fresh.llamaServer != running.llamaServer { later.append("llamaServer") }
-        if fresh.portRange != running.portRange { later.append("portRange") }
-        if fresh.stateDirectory != running.stateDirectory { later.append("stateDir") }
-        if fresh.healthCheck != running.healthCheck { later.append("healthCheck") }
-        if fresh.restart != running.restart { later.append("restart") }
-        if fresh.stopTimeout != running.stopTimeout { later.append("stopTimeout") }
-        if fresh.drainTimeout != running.drainTimeout { later.append("drainTimeout") }
-        if fresh.gateway != running.gateway { later.append("gateway") }
-        if fresh.allowedHosts != running.allowedHosts { later.append("allowedHosts") }
+        let later = fresh.settingsNeedingRestart(comparedWith: running)
         if let keys {
             keys.replace(with: fresh.keys.adding(environment: ProcessInfo.processInfo.environment))
         }

@@ -325,11 +325,6 @@ public actor ModelPool {
         members[index].ready = false
     }
 
-    public func removeMember(id: String) {
-        members.removeAll { $0.id == id }
-        dispatchWaiters()
-    }
-
     /// Takes a member out of rotation after it failed a request before sending anything; `readmit` puts it
     /// back once a health check passes.
     public func suspend(id: String) {

@@ -2,7 +2,7 @@ import Foundation
 import Glibc
 public import Logging
 
-/// A state change of one instance, as observers (the `fleet up` progress display, later the pools) see it.
+/// A state change of one instance, as observers (the pools, the metrics, the `fleet up` progress display) see it.
 public struct InstanceEvent: Sendable {
     public var id: InstanceID
     public var previous: InstanceState

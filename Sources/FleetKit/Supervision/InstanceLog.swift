@@ -1,17 +1,14 @@
 import Foundation
 
-/// An instance's captured output: the last lines in memory (for status, errors and `fleet logs`) and every line
-/// appended to a log file under the state directory. One per instance; both pipes write to it.
+/// An instance's captured output: every line appended to a log file under the state directory (`fleet logs`
+/// reads it), and standard error's last lines in memory (why a process died, for status). One per instance;
+/// both pipes write to it.
 public actor InstanceLog {
     public nonisolated let filePath: String
-    private let capacity: Int
-    private var lines: [String] = []
-    private var start = 0
     private var file: FileHandle?
 
-    public init(filePath: String, capacity: Int = 500) {
+    public init(filePath: String) {
         self.filePath = filePath
-        self.capacity = capacity
         let directory = (filePath as NSString).deletingLastPathComponent
         try? FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         if !FileManager.default.fileExists(atPath: filePath) {
@@ -28,12 +25,6 @@ public actor InstanceLog {
         if fromStandardError {
             errorLines.append(line)
             if errorLines.count > 40 { errorLines.removeFirst(errorLines.count - 40) }
-        }
-        if lines.count < capacity {
-            lines.append(line)
-        } else {
-            lines[start] = line
-            start = (start + 1) % capacity
         }
         file?.write(Data((line + "\n").utf8))
     }
@@ -52,12 +43,6 @@ public actor InstanceLog {
     /// The newest `count` lines of standard error, oldest first.
     public func errorTail(_ count: Int) -> [String] {
         Array(errorLines.suffix(count))
-    }
-
-    /// The newest `count` lines, oldest first.
-    public func tail(_ count: Int) -> [String] {
-        let ordered = Array(lines[start...] + lines[..<start])
-        return Array(ordered.suffix(count))
     }
 
     deinit { try? file?.close() }

@@ -116,9 +116,6 @@ public actor Supervisor: Service {
         logger.info("every instance stopped")
     }
 
-    /// The GGUF a model runs now (after any swap).
-    public func modelPath(_ name: String) -> String? { models[name]?.path }
-
     /// Every instance's status, sorted by model, replica and generation; an idle model shows its replicas as
     /// `idle`.
     public func statuses() async -> [InstanceStatus] {
