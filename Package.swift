@@ -13,7 +13,10 @@ let package = Package(
     products: [
         .executable(name: "fleet", targets: ["fleet"]),
         .executable(name: "fake-llama-server", targets: ["fake-llama-server"]),
-        .library(name: "FleetKit", targets: ["FleetKit"]),
+        // The engine, in layers (each depends only on those listed before it): FleetCore, FleetConfig,
+        // FleetUpstream, FleetSupervision and FleetRouting, FleetServer; FleetClient talks to a running one.
+        .library(name: "FleetKit", targets: ["FleetCore", "FleetConfig", "FleetUpstream", "FleetSupervision",
+                                             "FleetRouting", "FleetServer", "FleetClient"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
@@ -25,6 +28,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-http-types", from: "1.8.0"),
         .package(url: "https://github.com/apple/swift-metrics", from: "2.13.0"),
         .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
+        .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
     ],
     targets: [
         // The only C: libcurl, plus non-variadic wrappers for its variadic setopt/getinfo calls.
@@ -33,26 +37,69 @@ let package = Package(
             pkgConfig: "libcurl",
             providers: [.apt(["libcurl4-openssl-dev"])]
         ),
+        // Ids, states, events, the status and control documents, formatting, process helpers: no dependencies.
+        .target(name: "FleetCore", swiftSettings: swiftSettings),
+        // fleet.json: read, validate, defaults from the environment, the GGUF files it names, the keys.
+        .target(name: "FleetConfig", dependencies: ["FleetCore"], swiftSettings: swiftSettings),
+        // The one HTTP client (libcurl's multi handle on one thread): the only importer of CCurl.
         .target(
-            name: "FleetKit",
+            name: "FleetUpstream",
             dependencies: [
-                "CCurl",
+                "FleetCore", "CCurl",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        // llama-server processes: spawn, probe, restart, hot swap, reload, memory.
+        .target(
+            name: "FleetSupervision",
+            dependencies: [
+                "FleetCore", "FleetConfig", "FleetUpstream",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "Subprocess", package: "swift-subprocess"),
+                .product(name: "SystemPackage", package: "swift-system"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        // Which instance takes a request: pools, queues, leases, policies, endpoints.
+        .target(
+            name: "FleetRouting",
+            dependencies: [
+                "FleetCore", "FleetConfig", "FleetUpstream",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        // The controller: HTTP (gateway, control, status, dashboard, metrics), security, connections, and the
+        // service group that runs it all.
+        .target(
+            name: "FleetServer",
+            dependencies: [
+                "FleetCore", "FleetConfig", "FleetUpstream", "FleetSupervision", "FleetRouting",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "UnixSignals", package: "swift-service-lifecycle"),
-                .product(name: "Subprocess", package: "swift-subprocess"),
-                .product(name: "SystemPackage", package: "swift-system"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
+                .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "CoreMetrics", package: "swift-metrics"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
             ],
             swiftSettings: swiftSettings
         ),
+        // What the CLI uses to talk to a running controller (and to start one in the background).
+        .target(
+            name: "FleetClient",
+            dependencies: ["FleetCore", "FleetConfig", "FleetUpstream", .product(name: "NIOCore", package: "swift-nio")],
+            swiftSettings: swiftSettings
+        ),
         .executableTarget(
             name: "fleet",
             dependencies: [
-                "FleetKit",
+                "FleetCore", "FleetConfig", "FleetSupervision", "FleetServer", "FleetClient",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],
@@ -69,21 +116,23 @@ let package = Package(
         // Helpers both test targets share: where the built executables are, free ports, polling, processes.
         .target(
             name: "FleetTestSupport",
-            dependencies: ["FleetKit", .product(name: "Logging", package: "swift-log")],
+            dependencies: ["FleetCore", "FleetConfig", "FleetUpstream", "FleetSupervision",
+                           .product(name: "Logging", package: "swift-log")],
             path: "Tests/FleetTestSupport",
             swiftSettings: swiftSettings
         ),
         .testTarget(
             name: "FleetKitTests",
             dependencies: [
-                "FleetKit",
-                "FleetTestSupport",
+                "FleetCore", "FleetConfig", "FleetUpstream", "FleetSupervision", "FleetRouting", "FleetServer",
+                "FleetClient", "FleetTestSupport",
             ],
             swiftSettings: swiftSettings
         ),
         .testTarget(
             name: "EndToEndTests",
-            dependencies: ["FleetKit", "FleetTestSupport"],
+            dependencies: ["FleetCore", "FleetConfig", "FleetUpstream", "FleetSupervision", "FleetServer", "FleetClient",
+                           "FleetTestSupport"],
             exclude: ["openai_client_check.py", "openai_load.py"],
             swiftSettings: swiftSettings
         ),

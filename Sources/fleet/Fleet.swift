@@ -1,5 +1,9 @@
 import ArgumentParser
-import FleetKit
+import FleetClient
+import FleetConfig
+import FleetCore
+import FleetServer
+import FleetSupervision
 import Foundation
 import Logging
 

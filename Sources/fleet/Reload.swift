@@ -1,5 +1,9 @@
 import ArgumentParser
-import FleetKit
+import FleetClient
+import FleetConfig
+import FleetCore
+import FleetServer
+import FleetSupervision
 import Foundation
 
 struct Reload: AsyncParsableCommand {
@@ -16,7 +20,7 @@ struct Reload: AsyncParsableCommand {
     @OptionGroup var controller: ControllerOptions
 
     func run() async throws {
-        let result: Reloader.Result
+        let result: ReloadResult
         do {
             result = try await controller.client.reload()
         } catch {

@@ -1,4 +1,9 @@
-import FleetKit
+import FleetClient
+import FleetConfig
+import FleetCore
+import FleetServer
+import FleetSupervision
+import FleetUpstream
 import FleetTestSupport
 import Foundation
 import Testing

@@ -3,7 +3,13 @@ import Foundation
 import HTTPTypes
 import Hummingbird
 import Testing
-@testable import FleetKit
+@testable import FleetClient
+@testable import FleetConfig
+@testable import FleetCore
+@testable import FleetRouting
+@testable import FleetServer
+@testable import FleetSupervision
+@testable import FleetUpstream
 
 @Suite("API keys: the rules")
 struct KeySetTests {

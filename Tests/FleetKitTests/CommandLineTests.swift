@@ -1,7 +1,13 @@
 import Foundation
 import FleetTestSupport
 import Testing
-@testable import FleetKit
+@testable import FleetClient
+@testable import FleetConfig
+@testable import FleetCore
+@testable import FleetRouting
+@testable import FleetServer
+@testable import FleetSupervision
+@testable import FleetUpstream
 
 /// The `fleet` executable as users run it, over fake servers: up (foreground and detached), status, down,
 /// validate, and no orphans whichever way the controller ends.

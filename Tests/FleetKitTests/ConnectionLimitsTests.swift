@@ -1,7 +1,13 @@
 import FleetTestSupport
 import Foundation
 import Testing
-@testable import FleetKit
+@testable import FleetClient
+@testable import FleetConfig
+@testable import FleetCore
+@testable import FleetRouting
+@testable import FleetServer
+@testable import FleetSupervision
+@testable import FleetUpstream
 
 /// Connections that send nothing, half a request or a lie, or simply too many of them, cannot take the
 /// controller's listener away from everyone else.

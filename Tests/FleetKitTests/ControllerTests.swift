@@ -1,7 +1,13 @@
 import Foundation
 import FleetTestSupport
 import Testing
-@testable import FleetKit
+@testable import FleetClient
+@testable import FleetConfig
+@testable import FleetCore
+@testable import FleetRouting
+@testable import FleetServer
+@testable import FleetSupervision
+@testable import FleetUpstream
 
 /// The controller in-process: status endpoint, health, control API, refusing a taken address.
 @Suite("controller and status endpoint", .timeLimit(.minutes(2)))

@@ -1,7 +1,13 @@
 import FleetTestSupport
 import Foundation
 import Testing
-@testable import FleetKit
+@testable import FleetClient
+@testable import FleetConfig
+@testable import FleetCore
+@testable import FleetRouting
+@testable import FleetServer
+@testable import FleetSupervision
+@testable import FleetUpstream
 
 /// The dashboard page: served at `/` and `/ui`, and rendered by a real headless Chromium against a running fleet.
 @Suite("dashboard", .timeLimit(.minutes(3)))

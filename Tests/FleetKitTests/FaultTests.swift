@@ -3,7 +3,13 @@ import Foundation
 import Glibc
 import NIOCore
 import Testing
-@testable import FleetKit
+@testable import FleetClient
+@testable import FleetConfig
+@testable import FleetCore
+@testable import FleetRouting
+@testable import FleetServer
+@testable import FleetSupervision
+@testable import FleetUpstream
 
 /// What a client sees when things break underneath it: never a cut answer that looks whole, never a request
 /// lost to a hung or killed instance that another could have served.

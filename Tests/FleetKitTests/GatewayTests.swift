@@ -2,7 +2,13 @@ import FleetTestSupport
 import Foundation
 import NIOCore
 import Testing
-@testable import FleetKit
+@testable import FleetClient
+@testable import FleetConfig
+@testable import FleetCore
+@testable import FleetRouting
+@testable import FleetServer
+@testable import FleetSupervision
+@testable import FleetUpstream
 
 /// The OpenAI gateway end to end over fake servers: routing, spreading, streaming, limits, failover.
 @Suite("gateway over fake servers", .timeLimit(.minutes(3)))

@@ -2,7 +2,13 @@ import Foundation
 import FleetTestSupport
 import Synchronization
 import Testing
-@testable import FleetKit
+@testable import FleetClient
+@testable import FleetConfig
+@testable import FleetCore
+@testable import FleetRouting
+@testable import FleetServer
+@testable import FleetSupervision
+@testable import FleetUpstream
 
 /// Where `swift build` put the package's executables (beside the test bundle).
 /// Hands each test its own block of ports, so tests run in parallel without meeting.

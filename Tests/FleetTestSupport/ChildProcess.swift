@@ -1,7 +1,10 @@
 public import Foundation
 import Glibc
 import Synchronization
-import FleetKit
+import FleetConfig
+import FleetCore
+import FleetSupervision
+import FleetUpstream
 
 /// A child process for tests, started with `PosixSpawn` rather than Foundation's `Process`, whose `run()`
 /// crashed twice in ~15 full runs here (swift-corelibs-foundation#5472). The child gets stdin from a file or

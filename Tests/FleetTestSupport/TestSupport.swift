@@ -2,7 +2,10 @@ public import Foundation
 public import Logging
 import Synchronization
 public import Testing
-import FleetKit
+import FleetConfig
+import FleetCore
+import FleetSupervision
+import FleetUpstream
 
 public enum Products {
     public static var directory: String {

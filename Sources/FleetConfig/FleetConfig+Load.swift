@@ -1,0 +1,416 @@
+public import Foundation
+public import FleetCore
+
+extension FleetConfig {
+    /// The keys fleet.json accepts at its top level.
+    static let controllerKeys = ["$schema", "listen", "llamaServer", "portRange", "stateDir", "healthCheck",
+                                 "restart", "stopTimeout", "drainTimeout", "watch", "gateway", "memoryBudget", "apiKeys",
+                                 "apiKeysFile", "adminKeys", "adminKeysFile", "allowedHosts", "models"]
+    static let gatewayKeys = ["maxBodySize", "connectTimeout", "firstByteTimeout", "idleTimeout", "retries",
+                              "headerTimeout", "bodyTimeout", "keepAliveTimeout", "maxConnections"]
+    static let queueKeys = ["maxSize", "timeout"]
+    static let healthCheckKeys = ["interval", "timeout", "startupTimeout", "unhealthyAfter", "restartAfter"]
+    static let restartKeys = ["initialDelay", "maxDelay", "multiplier", "maxCrashes", "crashWindow"]
+    static let modelKeys = ["path", "replicas", "contextSize", "gpuLayers", "threads", "parallel", "batchSize",
+                            "flashAttention", "args", "env", "aliases", "defaults", "policy", "queue", "endpoints", "start",
+                            "idleTimeout", "memory"]
+    static let defaultsKeys = ["temperature", "top_p", "top_k"]
+
+    /// Reads, decodes and validates a fleet.json.
+    /// - Throws: `ConfigError` listing every problem: unreadable file, invalid JSON, unknown keys, wrong types,
+    ///   out-of-range values, missing or non-GGUF model files, duplicate names or aliases, a port range too small.
+    ///   With `checkFiles: false` the disk is not consulted (for `fleet models`, which reports a missing GGUF
+    ///   itself).
+    ///   `environment`'s `LLAMACPP_CONTEXT_SIZE` / `LLAMACPP_GPU_LAYERS` fill in what a model leaves unset.
+    public static func load(file: String, checkFiles: Bool = true,
+                            environment: ProviderEnvironment = ProviderEnvironment()) throws(ConfigError) -> FleetConfig {
+        let url = URL(fileURLWithPath: file).standardizedFileURL
+        let data: Data
+        do {
+            data = try Data(contentsOf: url)
+        } catch {
+            let exists = FileManager.default.fileExists(atPath: url.path)
+            throw ConfigError(file: file, issues: [ConfigIssue(
+                path: "",
+                message: exists ? "cannot read the file (\(Self.reason(error)))" : "no such file",
+                fix: exists ? "check its permissions" :
+                    "create it (see docs/configuration.md), pass --config PATH, or run one model with --model PATH.gguf")])
+        }
+        return try decode(data, source: file, baseDirectory: url.deletingLastPathComponent().path, checkFiles: checkFiles,
+                          environment: environment)
+    }
+
+    /// Decodes and validates fleet.json text; relative paths resolve against `baseDirectory`.
+    /// - Throws: `ConfigError` with every problem found.
+    public static func decode(_ data: Data, source: String, baseDirectory: String, checkFiles: Bool = true,
+                              environment: ProviderEnvironment = ProviderEnvironment()) throws(ConfigError) -> FleetConfig {
+        let root: JSONValue
+        do {
+            root = try JSONValue.parse(data)
+        } catch {
+            throw ConfigError(file: source, issues: [ConfigIssue(
+                path: "", message: "not valid JSON: \(Self.reason(error))",
+                fix: "fix the syntax (a trailing comma or a missing quote is the usual cause)")])
+        }
+        var reader = ConfigReader()
+        var config = FleetConfig(source: source, stateDirectory: Self.resolve(".fleet", against: baseDirectory), models: [])
+        guard let top = reader.object(root, at: "", allowed: controllerKeys) else {
+            throw ConfigError(file: source, issues: reader.issues)
+        }
+
+        if let text = reader.string(top, "listen", at: "") {
+            if let address = ListenAddress(parsing: text) {
+                config.listen = address
+            } else {
+                reader.report("listen", "\"\(text)\" is not host:port", fix: "write it like \"127.0.0.1:8090\"")
+            }
+        }
+        config.llamaServer = reader.string(top, "llamaServer", at: "").map { Self.resolve($0, against: baseDirectory) }
+        if let text = reader.string(top, "portRange", at: "") {
+            if let range = Self.parsePortRange(text) {
+                config.portRange = range
+            } else {
+                reader.report("portRange", "\"\(text)\" is not a port range",
+                              fix: "write it like \"8100-8199\" (ports 1024-65535, low to high)")
+            }
+        }
+        if let dir = reader.string(top, "stateDir", at: "") {
+            config.stateDirectory = Self.resolve(dir, against: baseDirectory)
+        }
+        if let value = top["healthCheck"], let object = reader.object(value, at: "healthCheck", allowed: healthCheckKeys) {
+            let path = "healthCheck"
+            var health = HealthCheckSettings()
+            health.interval = reader.duration(object, "interval", at: path, minimum: .milliseconds(50)) ?? health.interval
+            health.timeout = reader.duration(object, "timeout", at: path, minimum: .milliseconds(50)) ?? health.timeout
+            health.startupTimeout = reader.duration(object, "startupTimeout", at: path, minimum: .milliseconds(100))
+                ?? health.startupTimeout
+            health.unhealthyAfter = reader.int(object, "unhealthyAfter", at: path, range: 1...1000) ?? health.unhealthyAfter
+            health.restartAfter = reader.int(object, "restartAfter", at: path, range: 1...1000) ?? health.restartAfter
+            if health.restartAfter < health.unhealthyAfter {
+                reader.report("healthCheck.restartAfter", "is smaller than unhealthyAfter (\(health.unhealthyAfter))",
+                              fix: "set restartAfter to at least unhealthyAfter")
+            }
+            config.healthCheck = health
+        }
+        if let value = top["restart"], let object = reader.object(value, at: "restart", allowed: restartKeys) {
+            let path = "restart"
+            var restart = RestartSettings()
+            restart.initialDelay = reader.duration(object, "initialDelay", at: path) ?? restart.initialDelay
+            restart.maxDelay = reader.duration(object, "maxDelay", at: path) ?? restart.maxDelay
+            restart.multiplier = reader.double(object, "multiplier", at: path, range: 1...100) ?? restart.multiplier
+            restart.maxCrashes = reader.int(object, "maxCrashes", at: path, range: 1...10_000) ?? restart.maxCrashes
+            restart.crashWindow = reader.duration(object, "crashWindow", at: path, minimum: .seconds(1)) ?? restart.crashWindow
+            if restart.maxDelay < restart.initialDelay {
+                reader.report("restart.maxDelay", "is shorter than initialDelay", fix: "set maxDelay to at least initialDelay")
+            }
+            config.restart = restart
+        }
+        config.stopTimeout = reader.duration(top, "stopTimeout", at: "") ?? config.stopTimeout
+        config.drainTimeout = reader.duration(top, "drainTimeout", at: "") ?? config.drainTimeout
+        config.watch = reader.bool(top, "watch", at: "") ?? config.watch
+        config.memoryBudget = reader.size(top, "memoryBudget", at: "")
+        config.keys = KeySet(
+            user: Self.readKeys(top, "apiKeys", file: "apiKeysFile", baseDirectory: baseDirectory, checkFiles: checkFiles, reader: &reader),
+            admin: Self.readKeys(top, "adminKeys", file: "adminKeysFile", baseDirectory: baseDirectory, checkFiles: checkFiles, reader: &reader))
+        if let value = top["gateway"], let object = reader.object(value, at: "gateway", allowed: gatewayKeys) {
+            let path = "gateway"
+            var gateway = GatewaySettings()
+            gateway.maxBodySize = reader.size(object, "maxBodySize", at: path) ?? gateway.maxBodySize
+            gateway.connectTimeout = reader.duration(object, "connectTimeout", at: path, minimum: .milliseconds(10))
+                ?? gateway.connectTimeout
+            gateway.firstByteTimeout = reader.duration(object, "firstByteTimeout", at: path, minimum: .milliseconds(10))
+                ?? gateway.firstByteTimeout
+            gateway.idleTimeout = reader.duration(object, "idleTimeout", at: path, minimum: .seconds(1)) ?? gateway.idleTimeout
+            gateway.retries = reader.int(object, "retries", at: path, range: 0...10) ?? gateway.retries
+            gateway.headerTimeout = reader.duration(object, "headerTimeout", at: path, minimum: .milliseconds(100))
+                ?? gateway.headerTimeout
+            gateway.bodyTimeout = reader.duration(object, "bodyTimeout", at: path, minimum: .milliseconds(100))
+                ?? gateway.bodyTimeout
+            gateway.keepAliveTimeout = reader.duration(object, "keepAliveTimeout", at: path, minimum: .milliseconds(100))
+                ?? gateway.keepAliveTimeout
+            gateway.maxConnections = reader.int(object, "maxConnections", at: path, range: 16...1_000_000)
+                ?? gateway.maxConnections
+            config.gateway = gateway
+        }
+        config.allowedHosts = reader.stringArray(top, "allowedHosts", at: "",
+                                                 hint: "host names clients use to reach this fleet, e.g. [\"fleet.lan\"]")
+            ?? config.allowedHosts
+
+        switch top["models"] {
+        case nil, .null?:
+            reader.report("models", "no models are declared",
+                          fix: "add one, e.g. \"models\": { \"gemma\": { \"path\": \"models/gemma.gguf\" } }")
+        case .object(let models)?:
+            if models.isEmpty {
+                reader.report("models", "no models are declared", fix: "add at least one model")
+            }
+            for name in models.keys.sorted() {
+                if let model = Self.readModel(name: name, value: models[name]!, baseDirectory: baseDirectory, reader: &reader) {
+                    config.models.append(model)
+                }
+            }
+        case let other?:
+            reader.report("models", "expected an object keyed by model name, found \(other.typeName)",
+                          fix: "write it as { \"NAME\": { \"path\": \"...gguf\" } }")
+        }
+
+        for index in config.models.indices where config.models[index].replicas > 0 {
+            environment.applyDefaults(to: &config.models[index])
+        }
+        config.validate(into: &reader, checkFiles: checkFiles)
+        if !reader.issues.isEmpty {
+            throw ConfigError(file: source, issues: reader.issues)
+        }
+        return config
+    }
+
+    private static func readModel(name: String, value: JSONValue, baseDirectory: String,
+                                  reader: inout ConfigReader) -> ModelConfig? {
+        let path = "models.\(name)"
+        if !Self.isValidName(name) {
+            reader.report(path, "\"\(name)\" is not a usable model name",
+                          fix: "use letters, digits and . _ - : (no spaces or slashes)")
+        }
+        guard let object = reader.object(value, at: path, allowed: modelKeys) else { return nil }
+        // A model served only by unmanaged endpoints needs no GGUF of its own.
+        let remoteOnly = object["path"] == nil && object["endpoints"] != nil
+        let file = reader.string(object, "path", at: path)
+        if file == nil && object["path"] == nil && !remoteOnly {
+            reader.report("\(path).path", "is required",
+                          fix: "give the GGUF file, relative to fleet.json or absolute (or only \"endpoints\" for remote servers)")
+        }
+        guard file != nil || remoteOnly else { return nil }
+        var model = ModelConfig(name: name, path: file.map { resolve($0, against: baseDirectory) } ?? "")
+        model.replicas = reader.int(object, "replicas", at: path, range: 0...64) ?? (remoteOnly ? 0 : 1)
+        if remoteOnly && model.replicas > 0 {
+            reader.report("\(path).replicas", "needs a \"path\" to run", fix: "add the GGUF \"path\", or remove replicas")
+        }
+        model.contextSize = reader.int(object, "contextSize", at: path, range: 0...10_000_000)
+        model.gpuLayers = reader.int(object, "gpuLayers", at: path, range: -1...10_000)
+        model.threads = reader.int(object, "threads", at: path, range: 1...1024)
+        model.parallel = reader.int(object, "parallel", at: path, range: 1...1024)
+        model.batchSize = reader.int(object, "batchSize", at: path, range: 1...1_000_000)
+        switch object["flashAttention"] {
+        case nil, .null?: break
+        case .bool(let flag)?: model.flashAttention = flag ? .on : .off
+        case .string(let text)? where FlashAttention(rawValue: text) != nil: model.flashAttention = FlashAttention(rawValue: text)
+        case let other?:
+            reader.report("\(path).flashAttention", "expected true, false, \"on\", \"off\" or \"auto\", found \(other.typeName)",
+                          fix: "use true, false or \"auto\"")
+        }
+        model.args = reader.stringArray(object, "args", at: path,
+                                        hint: "give each argument as its own string: [\"--seed\", \"42\"]") ?? []
+        if case .string? = object["args"] {
+            // A shell string would be split wrongly: say so precisely rather than only "wrong type".
+            reader.report("\(path).args", "is a single string; arguments are never parsed by a shell",
+                          fix: "split it into an array: \"--seed 42\" becomes [\"--seed\", \"42\"]")
+        }
+        for flag in model.args where ["--port", "--host", "-m", "--model"].contains(flag) {
+            reader.report("\(path).args", "sets \(flag), which fleet sets itself",
+                          fix: flag.contains("m") ? "use the model's \"path\" key" : "remove it; use portRange for ports")
+        }
+        model.env = reader.stringMap(object, "env", at: path) ?? [:]
+        model.aliases = reader.stringArray(object, "aliases", at: path, hint: "write it as [\"alias\", ...]") ?? []
+        for alias in model.aliases where !isValidName(alias) {
+            reader.report("\(path).aliases", "\"\(alias)\" is not a usable name",
+                          fix: "use letters, digits and . _ - : (no spaces or slashes)")
+        }
+        if let value = object["defaults"], let defaults = reader.object(value, at: "\(path).defaults", allowed: defaultsKeys) {
+            let dpath = "\(path).defaults"
+            model.defaults.temperature = reader.double(defaults, "temperature", at: dpath, range: 0...10)
+            model.defaults.topP = reader.double(defaults, "top_p", at: dpath, range: 0...1)
+            model.defaults.topK = reader.int(defaults, "top_k", at: dpath, range: 0...100_000)
+        }
+        if let text = reader.string(object, "policy", at: path) {
+            if let policy = SchedulingPolicy(rawValue: text) {
+                model.policy = policy
+            } else {
+                reader.report("\(path).policy", "\"\(text)\" is not a policy",
+                              fix: "use one of: " + SchedulingPolicy.allCases.map { "\"\($0.rawValue)\"" }.joined(separator: ", "))
+            }
+        }
+        if let value = object["queue"], let queue = reader.object(value, at: "\(path).queue", allowed: queueKeys) {
+            model.queue.maxSize = reader.int(queue, "maxSize", at: "\(path).queue", range: 0...1_000_000) ?? model.queue.maxSize
+            model.queue.timeout = reader.duration(queue, "timeout", at: "\(path).queue") ?? model.queue.timeout
+        }
+        if let start = reader.string(object, "start", at: path) {
+            switch start {
+            case "always": model.startOnDemand = false
+            case "onDemand": model.startOnDemand = true
+            default: reader.report("\(path).start", "\"\(start)\" is not a start mode", fix: "use \"always\" or \"onDemand\"")
+            }
+        }
+        model.idleTimeout = reader.duration(object, "idleTimeout", at: path, minimum: .seconds(1))
+        model.memory = reader.size(object, "memory", at: path)
+        model.endpoints = reader.stringArray(object, "endpoints", at: path, hint: "write it as [\"http://host:port\"]") ?? []
+        for (index, endpoint) in model.endpoints.enumerated() {
+            guard let url = URL(string: endpoint), url.scheme == "http" || url.scheme == "https", url.host != nil,
+                  url.path.isEmpty || url.path == "/" else {
+                reader.report("\(path).endpoints[\(index)]", "\"\(endpoint)\" is not a server address",
+                              fix: "write it like \"http://10.0.0.5:8080\" (scheme, host and port; no path)")
+                continue
+            }
+            model.endpoints[index] = endpoint.hasSuffix("/") ? String(endpoint.dropLast()) : endpoint
+        }
+        return model
+    }
+
+    /// Keys from an array in the file and from a key file (one per line, `#` comments). Keys must be at least 8
+    /// characters without spaces; a problem names the key's position, never the key.
+    private static func readKeys(_ top: [String: JSONValue], _ key: String, file fileKey: String, baseDirectory: String,
+                                 checkFiles: Bool, reader: inout ConfigReader) -> [String] {
+        var keys = reader.stringArray(top, key, at: "", hint: "write it as [\"a-long-random-key\"]") ?? []
+        if let path = reader.string(top, fileKey, at: ""), checkFiles {
+            let resolved = resolve(path, against: baseDirectory)
+            do {
+                keys += try KeySet.readFile(resolved)
+            } catch {
+                reader.report(fileKey, "\(resolved) cannot be read", fix: "create it with one key per line, or remove \(fileKey)")
+            }
+        }
+        for (index, candidate) in keys.enumerated()
+        where candidate.count < 8 || candidate.contains(where: { $0.isWhitespace }) {
+            reader.report("\(key)[\(index)]", "is too short or contains spaces",
+                          fix: "use a random key of at least 8 characters, e.g. `openssl rand -hex 24`")
+        }
+        return keys
+    }
+
+    /// Checks that need the whole configuration (or the disk): names, ports, model files.
+    private func validate(into reader: inout ConfigReader, checkFiles: Bool) {
+        var owners: [String: String] = [:]
+        for model in models {
+            owners[model.name] = model.name
+        }
+        for model in models {
+            for alias in model.aliases {
+                if let owner = owners[alias] {
+                    let what = owner == alias ? "the name of model \"\(owner)\"" : "already an alias of \"\(owner)\""
+                    reader.report("models.\(model.name).aliases", "\"\(alias)\" is \(what)",
+                                  fix: "each model name and alias must be unique; pick another alias")
+                } else {
+                    owners[alias] = model.name
+                }
+            }
+        }
+        let replicas = models.reduce(0) { $0 + $1.replicas }
+        if portRange.count < replicas {
+            reader.report("portRange", "has \(portRange.count) ports for \(replicas) replicas",
+                          fix: "widen it to at least \(replicas) ports (twice that leaves room for restarts)")
+        }
+        if portRange.contains(listen.port) {
+            reader.report("listen", "port \(listen.port) lies inside portRange \(portRange.lowerBound)-\(portRange.upperBound)",
+                          fix: "move listen or portRange so they do not overlap")
+        }
+        if let server = llamaServer, checkFiles, !FileManager.default.isExecutableFile(atPath: server) {
+            reader.report("llamaServer", "\(server) is not an executable file",
+                          fix: "point it at llama-server, or remove the key to search PATH and the install cache")
+        }
+        guard checkFiles else { return }
+        var unreadable = false
+        for model in models where !model.path.isEmpty {
+            if let problem = GGUFFile.problem(at: model.path) {
+                reader.report("models.\(model.name).path", problem.message, fix: problem.fix)
+                unreadable = true
+            }
+        }
+        if let budget = memoryBudget, !unreadable {
+            checkBudget(budget, into: &reader)
+        }
+    }
+
+    /// Refuses a fleet that can never fit its memory budget (see `MemoryBudget.problems`).
+    private func checkBudget(_ budget: Int, into reader: inout ConfigReader) {
+        var entries: [MemoryBudget.Entry] = []
+        for model in models where !model.path.isEmpty {
+            let cost: Int
+            if let memory = model.memory {
+                cost = memory
+            } else {
+                do {
+                    cost = MemoryEstimate(metadata: try GGUFMetadata.read(path: model.path), contextSize: model.contextSize).total
+                } catch {
+                    reader.report("models.\(model.name).path", "its GGUF header cannot be read to estimate its memory: \(error.detail)",
+                                  fix: "set \"memory\" on the model (e.g. \"4GiB\"), or check the file")
+                    continue
+                }
+            }
+            entries.append(MemoryBudget.Entry(model: model, instanceCost: cost))
+        }
+        for problem in MemoryBudget.problems(entries, budget: budget) {
+            reader.report(problem.path, problem.message, fix: problem.fix)
+        }
+    }
+
+    static func parsePortRange(_ text: String) -> ClosedRange<Int>? {
+        let parts = text.split(separator: "-").map { Int($0.trimmingCharacters(in: .whitespaces)) }
+        guard parts.count == 2, let low = parts[0], let high = parts[1], 1024 <= low, low <= high, high <= 65535 else {
+            return nil
+        }
+        return low...high
+    }
+
+    static func isValidName(_ name: String) -> Bool {
+        !name.isEmpty && name.unicodeScalars.allSatisfy {
+            CharacterSet.alphanumerics.contains($0) || "._-:".unicodeScalars.contains($0)
+        }
+    }
+
+    /// Expands `~` and resolves a relative path against a directory.
+    public static func resolve(_ path: String, against base: String) -> String {
+        let expanded = (path as NSString).expandingTildeInPath
+        if expanded.hasPrefix("/") { return URL(fileURLWithPath: expanded).standardizedFileURL.path }
+        return URL(fileURLWithPath: base).appendingPathComponent(expanded).standardizedFileURL.path
+    }
+
+    private static func reason(_ error: any Error) -> String {
+        let ns = error as NSError
+        if let debug = ns.userInfo[NSDebugDescriptionErrorKey] as? String { return debug }
+        if let underlying = ns.userInfo[NSUnderlyingErrorKey] as? NSError,
+           let debug = underlying.userInfo[NSDebugDescriptionErrorKey] as? String { return debug }
+        if case DecodingError.dataCorrupted(let context) = error {
+            if let underlying = context.underlyingError { return reason(underlying) }
+            return context.debugDescription
+        }
+        return ns.localizedDescription
+    }
+}
+
+extension FleetConfig {
+    /// A one-model fleet for `fleet up --model PATH.gguf` (or `LLAMACPP_MODEL_PATH`): one replica, defaults
+    /// everywhere, state under `./.fleet`, named after the file.
+    /// - Throws: `ConfigError` when the file is missing or not GGUF.
+    public static func singleModel(path: String, workingDirectory: String = FileManager.default.currentDirectoryPath,
+                                   environment: ProviderEnvironment = ProviderEnvironment()) throws(ConfigError) -> FleetConfig {
+        let absolute = resolve(path, against: workingDirectory)
+        var name = URL(fileURLWithPath: absolute).deletingPathExtension().lastPathComponent
+        if !isValidName(name) { name = "default" }
+        let source = "--model \(path)"
+        if let problem = GGUFFile.problem(at: absolute) {
+            throw ConfigError(file: source, issues: [ConfigIssue(path: "", message: problem.message, fix: problem.fix)])
+        }
+        var model = ModelConfig(name: name, path: absolute)
+        environment.zeroConfig(&model)
+        return FleetConfig(source: source, stateDirectory: resolve(".fleet", against: workingDirectory), models: [model])
+    }
+
+    /// A zero-config fleet from the environment alone: the GGUF of `LLAMACPP_MODEL_PATH`, and the running
+    /// llama-server of `LLAMACPP_API_URL` in the same pool (either may be missing, not both). A fleet of only
+    /// the running server serves it as model `default`. Nil when neither is set.
+    /// - Throws: `ConfigError` when `LLAMACPP_MODEL_PATH` is not a GGUF file.
+    public static func fromEnvironment(_ environment: ProviderEnvironment,
+                                       workingDirectory: String = FileManager.default.currentDirectoryPath)
+        throws(ConfigError) -> FleetConfig? {
+        if let path = environment.modelPath {
+            var config = try singleModel(path: path, workingDirectory: workingDirectory, environment: environment)
+            config.source = "LLAMACPP_MODEL_PATH=\(path)" + (environment.apiURL.map { " and LLAMACPP_API_URL=\($0)" } ?? "")
+            return config
+        }
+        guard let url = environment.apiURL else { return nil }
+        var model = ModelConfig(name: "default", path: "")
+        model.replicas = 0
+        model.endpoints = [url]
+        return FleetConfig(source: "LLAMACPP_API_URL=\(url)", stateDirectory: resolve(".fleet", against: workingDirectory),
+                           models: [model])
+    }
+}

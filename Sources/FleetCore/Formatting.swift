@@ -1,0 +1,46 @@
+import Foundation
+
+extension Duration {
+    /// The duration the way fleet.json writes them: `500ms`, `2s`, `1.5s`, `5m`, `1h`.
+    public var formatted: String {
+        let ms = milliseconds
+        if ms < 1000 { return "\(ms)ms" }
+        if ms % 3_600_000 == 0 { return "\(ms / 3_600_000)h" }
+        if ms % 60_000 == 0 { return "\(ms / 60_000)m" }
+        if ms % 1000 == 0 { return "\(ms / 1000)s" }
+        return String(format: "%.1fs", Double(ms) / 1000)
+    }
+
+    /// The duration in (fractional) seconds.
+    public var seconds: Double {
+        let (whole, fraction) = components
+        return Double(whole) + Double(fraction) / 1e18
+    }
+
+    /// Whole milliseconds.
+    public var milliseconds: Int {
+        let (seconds, attoseconds) = components
+        return Int(seconds) * 1000 + Int(attoseconds / 1_000_000_000_000_000)
+    }
+
+    /// Whole nanoseconds.
+    public var nanoseconds: Int64 {
+        let (seconds, attoseconds) = components
+        return seconds * 1_000_000_000 + attoseconds / 1_000_000_000
+    }
+}
+
+extension Int {
+    /// Bytes as people read them: `1.2 GiB`, `640 MiB`, `512 KiB`.
+    public var formattedBytes: String {
+        let units = ["B", "KiB", "MiB", "GiB", "TiB"]
+        var value = Double(self)
+        var unit = 0
+        while value >= 1024 && unit < units.count - 1 {
+            value /= 1024
+            unit += 1
+        }
+        if unit == 0 { return "\(self) B" }
+        return value >= 100 ? "\(Int(value.rounded())) \(units[unit])" : "\((value * 10).rounded() / 10) \(units[unit])"
+    }
+}

@@ -1,0 +1,373 @@
+public import Foundation
+import Synchronization
+public import FleetCore
+public import FleetConfig
+public import FleetUpstream
+
+/// Why the gateway could not get an instance for a request.
+public enum PoolError: Error, Sendable, Equatable {
+    /// The queue already holds `maxSize` waiting requests (HTTP 429).
+    case queueFull(maxSize: Int)
+    /// The request waited `timeout` without a free slot (HTTP 503).
+    case queueTimeout(Duration)
+    /// Every member was already tried for this request (failover has nowhere left to go).
+    case exhausted
+    /// The model was removed from the fleet (by a reload) and its drain is over.
+    case closed
+}
+
+/// What the gateway holds while a request runs on a member: released exactly once, at the end of the response,
+/// on failure, or (as a last resort) when the lease is dropped without a release.
+public final class Lease: Sendable {
+    public let memberID: String
+    public let baseURL: String
+    package let started: ContinuousClock.Instant
+    private let pool: ModelPool
+    private let released = Atomic<Bool>(false)
+
+    init(pool: ModelPool, memberID: String, baseURL: String) {
+        self.pool = pool
+        self.memberID = memberID
+        self.baseURL = baseURL
+        self.started = .now
+    }
+
+    /// How the request ended, for the member's counters.
+    public enum Outcome: Sendable {
+        /// `tokens`: what llama-server said it generated, when it said.
+        case success(firstByte: Duration?, tokens: Int? = nil)
+        case failure
+        /// The client went away; neither a success nor the member's fault.
+        case cancelled
+    }
+
+    public func release(_ outcome: Outcome) async {
+        guard !released.exchange(true, ordering: .acquiringAndReleasing) else { return }
+        await pool.release(memberID: memberID, outcome: outcome, latency: .now - started)
+    }
+
+    deinit {
+        // Never leak a slot: a response body that was never written still gives its slot back.
+        if !released.load(ordering: .acquiring) {
+            let pool = pool, id = memberID, latency = ContinuousClock.now - started
+            Task { await pool.release(memberID: id, outcome: .cancelled, latency: latency) }
+        }
+    }
+}
+
+/// One model's members, their in-flight counts, and the queue of requests waiting for a slot. The actor is
+/// the only owner of those counts: taken at dispatch, given back at the end of the stream or on cancellation.
+public actor ModelPool {
+    public nonisolated let model: String
+    public private(set) var policy: SchedulingPolicy
+    public private(set) var queue: QueueSettings
+
+    private var members: [PoolMember] = []
+    private var stats: [String: MemberStats] = [:]
+    private var cursor = 0
+    private var waiters: [Waiter] = []
+    /// The last time a request finished (or a member became ready): what `idleTimeout` measures from, and what
+    /// eviction orders by. Nothing in flight or queued is a precondition of both, so arrivals need not count.
+    private var lastActivity = ContinuousClock.now
+    private var nextWaiter: UInt64 = 0
+
+    private struct Waiter {
+        var id: UInt64
+        var excluding: Set<String>
+        var continuation: CheckedContinuation<Lease, any Error>
+        var timeout: Task<Void, Never>
+    }
+
+    public private(set) var totals = RequestTotals()
+
+    /// The gateway refused a request for this model (it never reached an instance, or every attempt failed).
+    public func recordRefusal() {
+        totals.failed += 1
+    }
+
+    /// Counters per member, shown in status.
+    public struct MemberStats: Sendable, Equatable {
+        public var served = 0
+        public var errors = 0
+        public var lastLatency: Duration?
+        public var lastFirstByte: Duration?
+        /// Tokens generated over every answer that reported them.
+        public var tokens = 0
+        /// The last answer's generated tokens per second of its whole duration.
+        public var lastTokensPerSecond: Double?
+    }
+
+    public init(model: String, policy: SchedulingPolicy, queue: QueueSettings) {
+        self.model = model
+        self.policy = policy
+        self.queue = queue
+    }
+
+    /// How long since a request finished (or a member became ready), when none is in flight or
+    /// waiting and some member is ready; nil while busy or loading.
+    public func idleFor() -> Duration? {
+        guard waiters.isEmpty, members.contains(where: \.ready), members.allSatisfy({ $0.inFlight == 0 }) else { return nil }
+        return .now - lastActivity
+    }
+
+    /// Whether requests are in flight or queued, and when one last finished: what `memoryBudget`
+    /// eviction goes by.
+    public func usage() -> PoolUsage {
+        PoolUsage(busy: !waiters.isEmpty || members.contains { $0.inFlight > 0 }, lastUsed: lastActivity)
+    }
+
+    /// A reload changed how this model schedules or queues; requests already waiting keep waiting.
+    public func reconfigure(policy: SchedulingPolicy, queue: QueueSettings) {
+        self.policy = policy
+        self.queue = queue
+    }
+
+    // MARK: - Dispatch
+
+    /// A member with a free slot, now or once one frees up (FIFO, woken by releases, not by polling).
+    /// - Throws: `PoolError.queueFull` when the queue is full, `PoolError.queueTimeout` after `queue.timeout`,
+    ///   `PoolError.exhausted` when `excluding` names every member, `CancellationError` when the caller is
+    ///   cancelled while waiting.
+    public func acquire(excluding: Set<String> = []) async throws -> Lease {
+        if closed { throw PoolError.closed }
+        if waiters.isEmpty, let lease = take(excluding: excluding) { return lease }
+        if !excluding.isEmpty && members.allSatisfy({ excluding.contains($0.id) }) { throw PoolError.exhausted }
+        guard waiters.count < queue.maxSize else { throw PoolError.queueFull(maxSize: queue.maxSize) }
+        nextWaiter += 1
+        let id = nextWaiter
+        let timeout = queue.timeout
+        return try await withTaskCancellationHandler {
+            try await withCheckedThrowingContinuation { continuation in
+                let timer = Task { [weak self] in
+                    try? await Task.sleep(for: timeout)
+                    await self?.expire(id, with: PoolError.queueTimeout(timeout))
+                }
+                waiters.append(Waiter(id: id, excluding: excluding, continuation: continuation, timeout: timer))
+                // A release may have happened while this request was arriving.
+                dispatchWaiters()
+            }
+        } onCancel: {
+            Task { await self.expire(id, with: CancellationError()) }
+        }
+    }
+
+    private func take(excluding: Set<String>) -> Lease? {
+        guard let index = Scheduler.pick(members, policy: policy, cursor: &cursor, excluding: excluding) else { return nil }
+        members[index].inFlight += 1
+        return Lease(pool: self, memberID: members[index].id, baseURL: members[index].baseURL)
+    }
+
+    private func expire(_ id: UInt64, with error: any Error) {
+        guard let index = waiters.firstIndex(where: { $0.id == id }) else { return }
+        let waiter = waiters.remove(at: index)
+        waiter.timeout.cancel()
+        waiter.continuation.resume(throwing: error)
+        wakeQuietWaitersIfQuiet()
+    }
+
+    // MARK: - Closing (the model was removed)
+
+    private var closed = false
+    private var quietWaiters: [CheckedContinuation<Void, Never>] = []
+
+    private var isQuiet: Bool { waiters.isEmpty && members.allSatisfy { $0.inFlight == 0 } }
+
+    /// Returns once nothing is in flight or queued, or after `timeout`: a removed model's drain. Its members
+    /// keep serving what was queued meanwhile (no new request can reach a removed model).
+    public func waitUntilQuiet(timeout: Duration) async {
+        // With no member at all (an idle on-demand model) nothing queued can be served: no use waiting.
+        guard !isQuiet, !members.isEmpty else { return }
+        let timer = Task { [weak self] in
+            try? await Task.sleep(for: timeout)
+            await self?.wakeQuietWaiters()
+        }
+        await withCheckedContinuation { quietWaiters.append($0) }
+        timer.cancel()
+    }
+
+    private func wakeQuietWaitersIfQuiet() {
+        if !quietWaiters.isEmpty && isQuiet { wakeQuietWaiters() }
+    }
+
+    private func wakeQuietWaiters() {
+        let waiting = quietWaiters
+        quietWaiters.removeAll()
+        waiting.forEach { $0.resume() }
+    }
+
+    /// Refuses every request still queued (`PoolError.closed`) and any later one: the end of a removed model's
+    /// drain.
+    public func close() {
+        closed = true
+        let refused = waiters
+        waiters.removeAll()
+        for waiter in refused {
+            waiter.timeout.cancel()
+            waiter.continuation.resume(throwing: PoolError.closed)
+        }
+    }
+
+    /// Whether no member is left (every one retired and released).
+    public var isEmpty: Bool { members.isEmpty }
+
+    /// Hands freed slots to waiting requests, oldest first. A waiter that cannot use any free member (it
+    /// excludes them all) does not block the ones behind it.
+    private func dispatchWaiters() {
+        var index = 0
+        while index < waiters.count {
+            if let lease = take(excluding: waiters[index].excluding) {
+                let waiter = waiters.remove(at: index)
+                waiter.timeout.cancel()
+                waiter.continuation.resume(returning: lease)
+            } else if members.contains(where: \.hasFreeSlot) {
+                index += 1
+            } else {
+                return
+            }
+        }
+    }
+
+    func release(memberID: String, outcome: Lease.Outcome, latency: Duration) {
+        lastActivity = .now
+        if let index = members.firstIndex(where: { $0.id == memberID }) {
+            members[index].inFlight = max(0, members[index].inFlight - 1)
+            if members[index].inFlight == 0 {
+                wakeIdleWaiters(memberID)
+                if retiring.remove(memberID) != nil { members.remove(at: index) }
+            }
+        }
+        var counters = stats[memberID] ?? MemberStats()
+        switch outcome {
+        case .success(let firstByte, let tokens):
+            totals.served += 1
+            counters.served += 1
+            counters.lastLatency = latency
+            counters.lastFirstByte = firstByte
+            if let tokens, tokens > 0 {
+                counters.tokens += tokens
+                counters.lastTokensPerSecond = latency > .zero ? Double(tokens) / latency.seconds : nil
+            }
+        case .failure:
+            totals.failed += 1
+            counters.errors += 1
+        case .cancelled:
+            break
+        }
+        stats[memberID] = counters
+        dispatchWaiters()
+        wakeQuietWaitersIfQuiet()
+    }
+
+    // MARK: - Membership
+
+    /// Adds or updates a member: in rotation when `ready`. A member leaving rotation keeps its in-flight
+    /// requests; they finish and release as usual.
+    public func setMember(id: String, baseURL: String, capacity: Int, ready: Bool) {
+        if let index = members.firstIndex(where: { $0.id == id }) {
+            if members[index].baseURL != baseURL { members[index].suspended = false }
+            members[index].baseURL = baseURL
+            members[index].capacity = max(1, capacity)
+            members[index].ready = ready
+            if ready { members[index].suspended = false }
+            // Idle time counts from when the model can serve, not from before it loaded.
+            if ready { lastActivity = .now }
+        } else {
+            members.append(PoolMember(id: id, baseURL: baseURL, capacity: max(1, capacity), ready: ready))
+            members.sort { $0.id < $1.id }
+            if ready { lastActivity = .now }
+        }
+        dispatchWaiters()
+    }
+
+    /// Members that are gone for good: removed as soon as their last request is released.
+    private var retiring: Set<String> = []
+    /// Drains waiting for a member to have nothing in flight.
+    private var idleWaiters: [String: [CheckedContinuation<Void, Never>]] = [:]
+
+    /// Takes a member out for good: out of rotation now, out of the pool once its in-flight requests finish.
+    public func retireMember(id: String) {
+        guard let index = members.firstIndex(where: { $0.id == id }) else { return }
+        if members[index].inFlight == 0 {
+            members.remove(at: index)
+        } else {
+            members[index].ready = false
+            retiring.insert(id)
+        }
+    }
+
+    /// Returns once `id` has no request in flight, or after `timeout` (a drain must end).
+    public func waitUntilIdle(id: String, timeout: Duration) async {
+        guard let member = members.first(where: { $0.id == id }), member.inFlight > 0 else { return }
+        let timer = Task { [weak self] in
+            try? await Task.sleep(for: timeout)
+            await self?.wakeIdleWaiters(id)
+        }
+        await withCheckedContinuation { idleWaiters[id, default: []].append($0) }
+        timer.cancel()
+    }
+
+    private func wakeIdleWaiters(_ id: String) {
+        idleWaiters.removeValue(forKey: id)?.forEach { $0.resume() }
+    }
+
+    /// Marks a member not ready; it keeps its in-flight requests and its place.
+    public func takeOutOfRotation(id: String) {
+        guard let index = members.firstIndex(where: { $0.id == id }) else { return }
+        members[index].ready = false
+    }
+
+    /// Takes a member out of rotation after it failed a request before sending anything; `readmit` puts it
+    /// back once a health check passes.
+    public func suspend(id: String) {
+        guard let index = members.firstIndex(where: { $0.id == id }) else { return }
+        members[index].suspended = true
+    }
+
+    public func readmit(id: String) {
+        guard let index = members.firstIndex(where: { $0.id == id }), members[index].suspended else { return }
+        members[index].suspended = false
+        dispatchWaiters()
+    }
+
+    /// What the health checks say of each unmanaged endpoint, for status.
+    private var endpoints: [String: EndpointState] = [:]
+
+    public struct EndpointState: Sendable, Equatable {
+        public var state: InstanceState
+        public var since: Date
+        public var detail: String?
+    }
+
+    /// An endpoint no longer in fleet.json: gone from status (its member retires on its own).
+    func removeEndpoint(_ url: String) {
+        endpoints[url] = nil
+    }
+
+    func setEndpoint(_ url: String, state: InstanceState, detail: String?) {
+        if endpoints[url]?.state != state || endpoints[url]?.detail != detail {
+            let since = endpoints[url]?.state == state ? endpoints[url]!.since : Date()
+            endpoints[url] = EndpointState(state: state, since: since, detail: detail)
+        }
+    }
+
+    // MARK: - Status
+
+    public func snapshot() -> PoolSnapshot {
+        PoolSnapshot(model: model, policy: policy, queueDepth: waiters.count,
+                     members: members.map { ($0, stats[$0.id] ?? MemberStats()) }, endpoints: endpoints)
+    }
+}
+
+/// A pool as status shows it.
+public struct PoolSnapshot: Sendable {
+    public var model: String
+    public var policy: SchedulingPolicy
+    public var queueDepth: Int
+    public var members: [(member: PoolMember, stats: ModelPool.MemberStats)]
+    public var endpoints: [String: ModelPool.EndpointState]
+
+    public func member(_ id: String) -> (member: PoolMember, stats: ModelPool.MemberStats)? {
+        members.first { $0.member.id == id }
+    }
+}
+

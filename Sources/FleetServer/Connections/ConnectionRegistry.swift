@@ -1,0 +1,160 @@
+import NIOCore
+import Synchronization
+public import FleetCore
+public import FleetConfig
+public import FleetUpstream
+public import FleetSupervision
+public import FleetRouting
+
+/// Every open client connection of the controller's listener, in one place: it enforces
+/// `gateway.maxConnections` (a new connection beyond the cap closes the connection idle the longest; one
+/// serving a request is never closed for it), and it tells a request when its client has gone, so the gateway
+/// stops queueing, processing or generating for nobody.
+///
+/// The one owner of that state; the per-connection `ConnectionGuard` (on its event loop) reports what
+/// happens, routes (on any thread) ask. One short lock per change.
+public final class ConnectionRegistry: Sendable {
+    public typealias ID = ObjectIdentifier
+
+    private struct Record {
+        var channel: any Channel
+        /// A request is being handled or answered: never closed to make room.
+        var busy = false
+        /// When it last finished a request or opened: eviction closes the longest idle first.
+        var idleSince: ContinuousClock.Instant
+        /// What to do if the client goes away now (set by the request being served).
+        var onClose: (@Sendable () -> Void)?
+    }
+
+    private struct State {
+        var records: [ID: Record] = [:]
+        /// Connections closed because the cap was reached, since start.
+        var evicted = 0
+    }
+
+    /// The most connections open at once.
+    public let maxConnections: Int
+    private let state = Mutex(State())
+
+    public init(maxConnections: Int) {
+        self.maxConnections = max(1, maxConnections)
+    }
+
+    /// Connections open now.
+    public var count: Int { state.withLock { $0.records.count } }
+
+    /// Connections closed to stay under `maxConnections` since start.
+    public var evicted: Int { state.withLock { $0.evicted } }
+
+    /// A connection opened. Beyond the cap, the longest idle connections are closed (this one included when
+    /// every other one is busy).
+    func opened(_ channel: any Channel) {
+        let id = ObjectIdentifier(channel)
+        let victims: [any Channel] = state.withLock { state in
+            state.records[id] = Record(channel: channel, idleSince: .now)
+            var excess = state.records.count - maxConnections
+            guard excess > 0 else { return [] }
+            var victims: [any Channel] = []
+            // Rare (only at the cap), so a scan is fine: the oldest idle ones, the new one last of all.
+            let idle = state.records.filter { !$0.value.busy && $0.key != id }
+                .sorted { $0.value.idleSince < $1.value.idleSince }
+            for (key, record) in idle where excess > 0 {
+                state.records[key] = nil
+                victims.append(record.channel)
+                excess -= 1
+            }
+            if excess > 0 {
+                state.records[id] = nil
+                victims.append(channel)
+            }
+            state.evicted += victims.count
+            return victims
+        }
+        for victim in victims { victim.close(promise: nil) }
+    }
+
+    /// A request started (`busy`) or its answer ended.
+    func setBusy(_ id: ID, _ busy: Bool) {
+        state.withLock { state in
+            state.records[id]?.busy = busy
+            if !busy { state.records[id]?.idleSince = .now }
+        }
+    }
+
+    /// The connection closed (or its client closed its side): whatever its request asked to be told runs now.
+    func closed(_ id: ID) {
+        let action = state.withLock { $0.records.removeValue(forKey: id)?.onClose }
+        action?()
+    }
+
+    /// Whether the connection is still open.
+    public func isOpen(_ id: ID) -> Bool { state.withLock { $0.records[id] != nil } }
+
+    /// Runs `action` when the connection closes, instead of whatever was set before; at once (and returns
+    /// false) when it is closed already.
+    @discardableResult
+    func onClose(_ id: ID, _ action: @escaping @Sendable () -> Void) -> Bool {
+        let open = state.withLock { state -> Bool in
+            guard state.records[id] != nil else { return false }
+            state.records[id]?.onClose = action
+            return true
+        }
+        if !open { action() }
+        return open
+    }
+
+    /// The request no longer needs to be told.
+    func clearOnClose(_ id: ID) {
+        state.withLock { $0.records[id]?.onClose = nil }
+    }
+}
+
+/// The client connection a request came in on, as a route sees it: whether the client is still there, and a
+/// way to stop work for it the moment it leaves.
+public struct ClientConnection: Sendable {
+    let registry: ConnectionRegistry?
+    let id: ConnectionRegistry.ID?
+
+    /// For code paths with no connection behind them (tests calling a route directly).
+    public static let detached = ClientConnection(registry: nil, id: nil)
+
+    init(registry: ConnectionRegistry, channel: any Channel) {
+        self.registry = registry
+        self.id = ObjectIdentifier(channel)
+    }
+
+    init(registry: ConnectionRegistry?, id: ConnectionRegistry.ID?) {
+        self.registry = registry
+        self.id = id
+    }
+
+    public var isOpen: Bool {
+        guard let registry, let id else { return true }
+        return registry.isOpen(id)
+    }
+
+    /// Runs `operation`, cancelled as soon as the client's connection closes (while a request waits in a queue,
+    /// or for an instance's first byte, nothing is written that could fail and tell).
+    public func cancellingOnClose<T: Sendable>(_ operation: @escaping @Sendable () async throws -> T) async throws -> T {
+        guard let registry, let id else { return try await operation() }
+        let task = Task { try await operation() }
+        registry.onClose(id) { task.cancel() }
+        defer { registry.clearOnClose(id) }
+        return try await withTaskCancellationHandler {
+            try await task.value
+        } onCancel: {
+            task.cancel()
+        }
+    }
+
+    /// Runs `action` once if the client leaves before `clearOnClose()`; at once if it has already left.
+    public func onClose(_ action: @escaping @Sendable () -> Void) {
+        guard let registry, let id else { return }
+        registry.onClose(id, action)
+    }
+
+    public func clearOnClose() {
+        guard let registry, let id else { return }
+        registry.clearOnClose(id)
+    }
+}

@@ -1,0 +1,161 @@
+public import Hummingbird
+import Foundation
+import NIOCore
+public import FleetCore
+public import FleetConfig
+public import FleetUpstream
+public import FleetSupervision
+public import FleetRouting
+
+/// The controller's own HTTP routes: `/health`, `/status`, `/metrics` and the control API (`/control/...`). The
+/// OpenAI gateway, the logs and the dashboard routes join them on the same router.
+public struct ControllerRoutes: Sendable {
+    let supervisor: Supervisor
+    let router: ModelRouter
+    let controller: ControllerInfo
+    let requestShutdown: @Sendable () -> Void
+    let reloader: Reloader?
+    let metrics: FleetMetrics?
+
+    public init(supervisor: Supervisor, router: ModelRouter, controller: ControllerInfo, reloader: Reloader? = nil,
+                metrics: FleetMetrics? = nil, requestShutdown: @escaping @Sendable () -> Void) {
+        self.supervisor = supervisor
+        self.metrics = metrics
+        self.router = router
+        self.reloader = reloader
+        self.controller = controller
+        self.requestShutdown = requestShutdown
+    }
+
+    public func register(on router: Router<some RequestContext>) {
+        router.get("/health") { _, _ in
+            let instances = await supervisor.statuses()
+            let ready = instances.filter { $0.state == .ready }.count
+            return json(ControllerHealth(status: "ok", ready: ready, instances: instances.count))
+        }
+        router.get("/status") { _, _ in
+            json(await status())
+        }
+        router.get("/metrics") { _, _ in
+            guard let metrics else { return json(["error": "metrics are not collected by this controller"], status: .notFound) }
+            let text = metrics.render(await status())
+            return Response(status: .ok, headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"],
+                            body: ResponseBody(byteBuffer: ByteBuffer(string: text)))
+        }
+        router.post("/control/restart/:model") { _, context in
+            let name = context.parameters.get("model") ?? ""
+            do {
+                let before = await self.router.pool(for: name)?.totals
+                let replaced = try await supervisor.restart(model: name)
+                var result = RestartResult(model: name, replaced: replaced)
+                result.requests = await requests(on: name, since: before)
+                return json(result)
+            } catch let error as Supervisor.RestartError {
+                return json(["error": error.description], status: Self.status(for: error))
+            }
+        }
+        router.post("/control/swap/:model") { request, context in
+            let name = context.parameters.get("model") ?? ""
+            let body = try await request.body.collect(upTo: 64 << 10)
+            guard let swap = try? JSONDecoder().decode(SwapRequest.self, from: Data(body.readableBytesView)) else {
+                return json(["error": "send {\"path\": \"/path/to/model.gguf\"}"], status: .badRequest)
+            }
+            let path = FleetConfig.resolve(swap.path, against: FileManager.default.currentDirectoryPath)
+            do {
+                let before = await self.router.pool(for: name)?.totals
+                let replaced = try await supervisor.restart(model: name, path: path)
+                var result = RestartResult(model: name, replaced: replaced)
+                result.requests = await requests(on: name, since: before)
+                result.path = path
+                result.configUpdate = updateConfigFile(model: name, path: path)
+                return json(result)
+            } catch let error as Supervisor.RestartError {
+                return json(["error": error.description], status: Self.status(for: error))
+            }
+        }
+        router.post("/control/reload") { _, _ in
+            guard let reloader else {
+                return json(["error": "this fleet was not started from a fleet.json; there is nothing to reload"], status: .conflict)
+            }
+            let result = await reloader.reload()
+            return json(result, status: result.errors.isEmpty ? .ok : .badRequest)
+        }
+        router.post("/control/shutdown") { _, _ in
+            requestShutdown()
+            return json(["status": "shutting down"], status: .accepted)
+        }
+    }
+
+    /// What the model's pool answered since `before` (nil when it has no pool).
+    private func requests(on model: String, since before: RequestTotals?) async -> RequestTotals? {
+        guard let before, let after = await router.pool(for: model)?.totals else { return nil }
+        return after - before
+    }
+
+    /// The supervisor's view of every instance, joined with the pools' view of the traffic (and the unmanaged
+    /// endpoints, which only the pools know).
+    static func status(for error: Supervisor.RestartError) -> HTTPResponse.Status {
+        switch error {
+        case .unknownModel: .notFound
+        case .alreadyRestarting, .shuttingDown: .conflict
+        case .notAModel: .badRequest
+        case .replacementFailed, .replacementFailedInPlace: .internalServerError
+        }
+    }
+
+    /// After a successful swap, fleet.json says so: the model's `path` is rewritten in place (the rest of the
+    /// file untouched). Returns what happened, for the answer.
+    private func updateConfigFile(model: String, path: String) -> String {
+        let file = controller.config
+        guard FileManager.default.fileExists(atPath: file), let text = try? String(contentsOfFile: file, encoding: .utf8) else {
+            return "not updated: the fleet was not started from a fleet.json"
+        }
+        let folder = (file as NSString).deletingLastPathComponent
+        let written = path.hasPrefix(folder + "/") ? String(path.dropFirst(folder.count + 1)) : path
+        do {
+            let edited = try ConfigFileEditor.settingModelPath(in: text, model: model, to: written)
+            try edited.write(toFile: file, atomically: true, encoding: .utf8)
+            return "updated: \(file) now has \"path\": \"\(written)\" for \(model)"
+        } catch {
+            return "not updated (\(error)); edit \(file) by hand or the next start runs the old model"
+        }
+    }
+
+    public func status() async -> FleetStatus {
+        let pools = await router.snapshots()
+        var instances = await supervisor.statuses()
+        for index in instances.indices {
+            let instance = instances[index]
+            let id = InstanceID(model: instance.model, replica: instance.replica, generation: instance.generation)
+            guard let pool = pools.first(where: { $0.model == instance.model }),
+                  let (member, stats) = pool.member(id.memberID) else { continue }
+            instances[index].traffic = TrafficStatus(member: member, stats: stats)
+        }
+        for pool in pools {
+            for (url, endpoint) in pool.endpoints.sorted(by: { $0.key < $1.key }) {
+                var status = InstanceStatus(id: url, model: pool.model, replica: -1, port: URL(string: url)?.port, pid: nil,
+                                            state: endpoint.state, since: endpoint.since, readySince: nil, restarts: 0,
+                                            lastError: endpoint.detail, logFile: "")
+                status.managed = false
+                if let (member, stats) = pool.member(url) { status.traffic = TrafficStatus(member: member, stats: stats) }
+                instances.append(status)
+            }
+        }
+        let models = await supervisor.currentModels().map { model in
+            let pool = pools.first { $0.model == model.name }
+            var status = ModelStatus(name: model.name, aliases: model.aliases, path: model.path, replicas: model.replicas,
+                                     policy: model.policy.rawValue, queueDepth: pool?.queueDepth ?? 0, endpoints: model.endpoints)
+            status.start = model.startOnDemand ? "onDemand" : "always"
+            status.idleTimeoutSeconds = model.idleTimeout?.seconds
+            return status
+        }
+        let memory = await supervisor.memoryStatus().map { MemoryStatus(budget: $0.budget, inUse: $0.inUse) }
+        return FleetStatus(controller: controller, models: models, instances: instances, memory: memory)
+    }
+}
+
+func json(_ value: some Encodable, status: HTTPResponse.Status = .ok) -> Response {
+    let data = (try? StatusCoding.encoder().encode(value)) ?? Data("{}".utf8)
+    return Response(status: status, headers: [.contentType: "application/json"],
+                    body: ResponseBody(byteBuffer: ByteBuffer(bytes: data)))
+}

@@ -1,0 +1,240 @@
+import Foundation
+import Hummingbird
+import HTTPTypes
+import NIOCore
+public import FleetCore
+public import FleetConfig
+public import FleetUpstream
+public import FleetSupervision
+public import FleetRouting
+
+/// Sends one request to an instance of its model's pool and streams the answer back: picks a member, fails
+/// over to another while nothing has reached the client yet, and gives the slot back when the response ends
+/// (or the client goes away).
+struct Forwarder: Sendable {
+    let client: UpstreamClient
+    let settings: GatewaySettings
+    let metrics: FleetMetrics?
+
+    struct FirstByteTimeout: Error {}
+
+    /// - Parameter connection: the connection the request came in on: when it closes, a queued request leaves the
+    ///   queue and the instance's work on it is cancelled (its connection closed) at once.
+    func forward(_ request: ForwardRequest, path: String, pool: ModelPool, canonicalName: String,
+                 connection: ClientConnection = .detached) async throws -> Response {
+        let received = ContinuousClock.now
+        do {
+            return try await connection.cancellingOnClose {
+                try await attempt(request, path: path, pool: pool, canonicalName: canonicalName, received: received,
+                                  connection: connection)
+            }
+        } catch let error as OpenAIError {
+            // Refused by the gateway (queue full or timed out, every attempt failed): counted, with no instance.
+            await pool.recordRefusal()
+            metrics?.request(model: canonicalName, instance: "", status: Int(error.status.code),
+                             duration: .now - received, firstByte: nil, tokens: nil)
+            throw error
+        } catch is CancellationError {
+            // The client left while its request waited in the queue or for the instance's first byte.
+            metrics?.request(model: canonicalName, instance: "", status: 499, duration: .now - received,
+                             firstByte: nil, tokens: nil)
+            throw OpenAIError(status: .init(code: 499), message: "the client closed the connection", code: "client_closed")
+        }
+    }
+
+    private func attempt(_ request: ForwardRequest, path: String, pool: ModelPool, canonicalName: String,
+                         received: ContinuousClock.Instant, connection: ClientConnection) async throws -> Response {
+        var excluded: Set<String> = []
+        var lastFailure = "no instance answered"
+        for _ in 0...settings.retries {
+            let lease: Lease
+            do {
+                lease = try await pool.acquire(excluding: excluded)
+            } catch PoolError.queueFull(let maxSize) {
+                throw OpenAIError(status: .tooManyRequests,
+                                  message: "model \"\(request.model)\" is busy: \(maxSize) requests already wait (queue.maxSize); retry later",
+                                  type: "rate_limit_error", code: "queue_full", retryAfter: 1)
+            } catch PoolError.exhausted {
+                break
+            } catch PoolError.closed {
+                throw OpenAIError(status: .serviceUnavailable,
+                                  message: "model \"\(request.model)\" was removed from this fleet (fleet reload) while the request waited; its drain (drainTimeout) is over",
+                                  type: "server_error", code: "model_removed")
+            } catch PoolError.queueTimeout(let timeout) {
+                throw OpenAIError(status: .serviceUnavailable,
+                                  message: "no instance of model \"\(request.model)\" could take the request within \(timeout.formatted) (queue.timeout); \(lastFailure)",
+                                  type: "server_error", code: "queue_timeout", retryAfter: 5)
+            }
+
+            let upstream: UpstreamStream
+            do {
+                upstream = try await firstByte(of: UpstreamRequest(
+                    method: "POST", url: lease.baseURL + path,
+                    headers: [("Content-Type", "application/json")],
+                    body: Array(request.body.readableBytesView),
+                    connectTimeout: settings.connectTimeout, idleTimeout: settings.idleTimeout,
+                    // Committed to this instance only once a byte of its answer is there: an instance that
+                    // dies after its head (a kill during prompt processing) is failed over like one that
+                    // never answered.
+                    headWaitsForBody: true))
+            } catch is CancellationError {
+                await lease.release(.cancelled)
+                throw CancellationError()
+            } catch {
+                lastFailure = "\(lease.memberID): \(error)"
+                await failed(lease, pool: pool, excluded: &excluded)
+                continue
+            }
+            if upstream.status >= 500 {
+                lastFailure = "\(lease.memberID) answered HTTP \(upstream.status)"
+                await failed(lease, pool: pool, excluded: &excluded)
+                continue
+            }
+            // From here on bytes reach the client: no more retries.
+            let rename = request.model != canonicalName || lease.memberID.hasPrefix("http") ? request.model : nil
+            return response(upstream, lease: lease, streaming: request.stream, rename: rename,
+                            model: canonicalName, received: received, connection: connection)
+        }
+        throw OpenAIError(status: .badGateway, message: "every attempt failed; last: \(lastFailure)",
+                          type: "server_error", code: "upstream_failed")
+    }
+
+    private func failed(_ lease: Lease, pool: ModelPool, excluded: inout Set<String>) async {
+        excluded.insert(lease.memberID)
+        await pool.suspend(id: lease.memberID)
+        await lease.release(.failure)
+    }
+
+    /// The upstream's head, or `FirstByteTimeout` after `firstByteTimeout` (which also aborts the transfer).
+    private func firstByte(of request: UpstreamRequest) async throws -> UpstreamStream {
+        try await withThrowingTaskGroup(of: UpstreamStream?.self) { group in
+            group.addTask { try await client.execute(request) }
+            group.addTask {
+                try await Task.sleep(for: settings.firstByteTimeout)
+                throw UpstreamError(kind: .timeout, url: request.url,
+                                    detail: "no answer within \(settings.firstByteTimeout.formatted) (gateway.firstByteTimeout)")
+            }
+            defer { group.cancelAll() }
+            return try await group.next()!!
+        }
+    }
+
+    private func response(_ upstream: UpstreamStream, lease: Lease, streaming: Bool, rename: String?,
+                          model: String, received: ContinuousClock.Instant, connection: ClientConnection) -> Response {
+        var headers: HTTPFields = [:]
+        headers[.contentType] = upstream.header("content-type") ?? (streaming ? "text/event-stream" : "application/json")
+        if streaming {
+            headers[.cacheControl] = "no-cache"
+            headers[HTTPField.Name("X-Accel-Buffering")!] = "no"
+        }
+        let body = upstream.body
+        let cancelUpstream = upstream.cancel
+        let started = lease.started
+        let metrics = self.metrics
+        let status = upstream.status
+        return Response(status: .init(code: upstream.status), headers: headers, body: ResponseBody { writer in
+            // A client that leaves while nothing is being written (a long prompt, a slow token) is noticed by
+            // its connection closing: the upstream transfer is cancelled at once, so llama-server stops.
+            connection.onClose { cancelUpstream() }
+            defer { connection.clearOnClose() }
+            var firstByte: Duration?
+            var clientGone = false
+            var broken: (any Error)?
+            var framer = SSEFramer()
+            var whole = ByteBuffer()
+            // The last two chunks: where llama-server reports how many tokens it generated (TokenCount).
+            var tail: [ByteBuffer] = []
+            // Whether what the client got so far ends between two events (where an error event may follow).
+            var atEventBoundary = true
+            do {
+                for try await chunk in body {
+                    if firstByte == nil { firstByte = .now - started }
+                    if tail.count == 2 { tail.removeFirst() }
+                    tail.append(chunk)
+                    guard let rename else {
+                        try await write(chunk, to: &writer, clientGone: &clientGone)
+                        atEventBoundary = Self.endsEvent(chunk)
+                        continue
+                    }
+                    if streaming {
+                        for event in framer.feed(chunk) {
+                            try await write(ModelFieldRewriter.rewrite(event, to: rename), to: &writer, clientGone: &clientGone)
+                        }
+                    } else {
+                        var chunk = chunk
+                        whole.writeBuffer(&chunk)
+                    }
+                }
+                if let rename {
+                    if let rest = framer.flush() { try await write(rest, to: &writer, clientGone: &clientGone) }
+                    if whole.readableBytes > 0 {
+                        try await write(ModelFieldRewriter.rewrite(whole, to: rename), to: &writer, clientGone: &clientGone)
+                    }
+                }
+            } catch {
+                if !clientGone && !connection.isOpen { clientGone = true }
+                if !clientGone { broken = error }
+            }
+            // The client went away (or the upstream broke): close the upstream connection now, so llama-server
+            // stops generating and frees the slot.
+            if clientGone || broken != nil { cancelUpstream() }
+            let tokens = clientGone || broken != nil ? nil : TokenCount.scan(tail)
+            await lease.release(clientGone ? .cancelled : broken != nil ? .failure : .success(firstByte: firstByte, tokens: tokens))
+            if let metrics {
+                // A client that left is counted as 499 (nginx's "client closed request"), a broken upstream as 502.
+                let answered = clientGone ? 499 : broken != nil ? 502 : status
+                metrics.request(model: model, instance: Self.instanceLabel(lease.memberID), status: answered,
+                                duration: .now - received, firstByte: firstByte.map { $0 + (started - received) },
+                                tokens: tokens)
+            }
+            if let broken {
+                // Never end a cut answer as if it were whole: a stream gets an error event its client raises,
+                // then (like any cut answer) the connection closes without the final chunk, which every HTTP
+                // client reports as an incomplete body.
+                if streaming {
+                    let cut = OpenAIError(status: .badGateway,
+                                          message: "the answer was cut before its end: \(Self.reason(broken, member: lease.memberID))",
+                                          type: "server_error", code: "upstream_cut")
+                    if !atEventBoundary { try? await writer.write(ByteBuffer(string: "\n\n")) }
+                    try? await writer.write(cut.event)
+                }
+                throw AnswerCut(reason: Self.reason(broken, member: lease.memberID))
+            }
+            if !clientGone { try await writer.finish(nil) }
+        })
+    }
+
+    /// Thrown by a response body that was cut, so the server closes the connection without ending the body.
+    struct AnswerCut: Error, CustomStringConvertible {
+        var reason: String
+        var description: String { "answer cut: \(reason)" }
+    }
+
+    private static func reason(_ error: any Error, member: String) -> String {
+        if error is CancellationError { return "\(instanceLabel(member)) was disconnected by fleet (shutting down)" }
+        return "\(error)"
+    }
+
+    /// Whether a chunk of an event stream ends where an event does (a blank line).
+    private static func endsEvent(_ chunk: ByteBuffer) -> Bool {
+        let view = chunk.readableBytesView
+        guard view.count >= 2 else { return false }
+        return view[view.index(view.endIndex, offsetBy: -1)] == UInt8(ascii: "\n")
+            && view[view.index(view.endIndex, offsetBy: -2)] == UInt8(ascii: "\n")
+    }
+
+    /// `gemma/0#2` → `gemma/0`: metrics follow the replica across hot swaps; endpoint URLs stay as they are.
+    static func instanceLabel(_ memberID: String) -> String {
+        guard !memberID.hasPrefix("http"), let hash = memberID.lastIndex(of: "#") else { return memberID }
+        return String(memberID[..<hash])
+    }
+
+    private func write(_ buffer: ByteBuffer, to writer: inout some ResponseBodyWriter, clientGone: inout Bool) async throws {
+        do {
+            try await writer.write(buffer)
+        } catch {
+            clientGone = true
+            throw error
+        }
+    }
+}

@@ -1,0 +1,112 @@
+import CoreMetrics
+import Foundation
+public import Prometheus
+import Synchronization
+public import FleetCore
+public import FleetConfig
+public import FleetUpstream
+public import FleetSupervision
+public import FleetRouting
+
+/// The controller's Prometheus metrics (`GET /metrics`). Events on the request path (requests by status,
+/// durations, time to first token, tokens generated) and instance restarts are recorded through swift-metrics,
+/// backed by this controller's own swift-prometheus registry (never the process-wide bootstrap, so several
+/// controllers in one process — the tests — keep their numbers apart). Levels (in-flight, queue depth, instance
+/// state, memory, the controller process) are read when scraped.
+public final class FleetMetrics: Sendable {
+    public let registry: PrometheusCollectorRegistry
+    private let factory: PrometheusMetricsFactory
+    /// Scrape-time gauges set by the last scrape, so those whose instance or model is gone are unregistered.
+    private let levels = Mutex<[String: Prometheus.Gauge]>([:])
+
+    public init() {
+        registry = PrometheusCollectorRegistry()
+        var factory = PrometheusMetricsFactory(registry: registry)
+        // Completions take from milliseconds (a cached prompt, one token) to minutes (long generations).
+        factory.defaultDurationHistogramBuckets = [
+            .milliseconds(5), .milliseconds(10), .milliseconds(25), .milliseconds(50), .milliseconds(100),
+            .milliseconds(250), .milliseconds(500), .seconds(1), .seconds(2.5), .seconds(5), .seconds(10),
+            .seconds(30), .seconds(60), .seconds(120), .seconds(300),
+        ]
+        self.factory = factory
+    }
+
+    // MARK: - Events
+
+    /// A completion request answered by an instance (`instance` is its replica id, e.g. `gemma/0`, or an
+    /// endpoint's URL) or refused by the gateway (`instance` empty: queue full, queue timeout, every attempt
+    /// failed). `status` is what the client got.
+    public func request(model: String, instance: String, status: Int, duration: Duration, firstByte: Duration?,
+                        tokens: Int?) {
+        let labels = [("model", model), ("instance", instance)]
+        CoreMetrics.Counter(label: "fleet_requests_total", dimensions: labels + [("status", String(status))],
+                            factory: factory).increment()
+        CoreMetrics.Timer(label: "fleet_request_duration_seconds", dimensions: [("model", model)], factory: factory)
+            .recordNanoseconds(duration.nanoseconds)
+        if let firstByte {
+            CoreMetrics.Timer(label: "fleet_time_to_first_token_seconds", dimensions: [("model", model)], factory: factory)
+                .recordNanoseconds(firstByte.nanoseconds)
+        }
+        if let tokens, tokens > 0 {
+            CoreMetrics.Counter(label: "fleet_tokens_generated_total", dimensions: labels, factory: factory)
+                .increment(by: tokens)
+        }
+    }
+
+    /// Counts crash restarts (an instance leaving `unhealthy` to start again) and failures.
+    public func instanceChanged(_ event: InstanceEvent) {
+        let labels = [("model", event.id.model), ("instance", "\(event.id.model)/\(event.id.replica)")]
+        if event.previous == .unhealthy && event.state == .starting {
+            CoreMetrics.Counter(label: "fleet_instance_restarts_total", dimensions: labels, factory: factory).increment()
+        }
+    }
+
+    // MARK: - Scrape
+
+    /// The Prometheus text exposition of everything, with the levels read from `status` now.
+    public func render(_ status: FleetStatus) -> String {
+        levels.withLock { gauges in
+            var seen: Set<String> = []
+            func set(_ name: String, _ help: String, _ labels: [(String, String)], _ value: Double) {
+                let key = name + "|" + labels.map { "\($0.0)=\($0.1)" }.joined(separator: ",")
+                seen.insert(key)
+                let gauge = gauges[key] ?? registry.makeGauge(
+                    descriptor: MetricNameDescriptor(metricName: name, unitName: "", helpText: help), labels: labels)
+                gauges[key] = gauge
+                gauge.set(value)
+            }
+
+            for instance in status.instances {
+                let labels = [("model", instance.model), ("instance", instance.managed ? "\(instance.model)/\(instance.replica)" : instance.id)]
+                // A replica shows twice during a hot swap (two generations): the newest one speaks for it.
+                for state in InstanceState.allCases {
+                    set("fleet_instance_state", "1 for the state each instance is in (idle, starting, ready, unhealthy, stopping, stopped, failed)",
+                        labels + [("state", state.rawValue)], instance.state == state ? 1 : 0)
+                }
+                if let traffic = instance.traffic {
+                    set("fleet_requests_in_flight", "requests an instance is serving now", labels, Double(traffic.inFlight))
+                    set("fleet_instance_slots", "requests an instance serves at once (llama-server slots)", labels, Double(traffic.capacity))
+                }
+            }
+            for model in status.models {
+                set("fleet_queue_depth", "requests waiting for a free slot of the model", [("model", model.name)], Double(model.queueDepth))
+            }
+            if let memory = status.memory {
+                set("fleet_memory_budget_bytes", "memoryBudget", [], Double(memory.budget))
+                set("fleet_memory_in_use_bytes", "estimated memory of the running instances", [], Double(memory.inUse))
+            }
+            let process = ProcessStats.current()
+            set("process_cpu_seconds_total", "controller CPU time (user and system)", [], process.cpuSeconds)
+            set("process_resident_memory_bytes", "controller resident memory", [], Double(process.residentBytes))
+            set("process_open_fds", "controller open file descriptors", [], Double(process.openFileDescriptors))
+            set("process_start_time_seconds", "controller start time since the Unix epoch", [], status.controller.startedAt.timeIntervalSince1970)
+
+            for (key, gauge) in gauges where !seen.contains(key) {
+                registry.unregisterGauge(gauge)
+                gauges[key] = nil
+            }
+            return registry.emitToString()
+        }
+    }
+}
+

@@ -1,0 +1,136 @@
+import Foundation
+import Glibc
+public import Hummingbird
+import HTTPTypes
+public import FleetCore
+public import FleetConfig
+public import FleetUpstream
+public import FleetSupervision
+public import FleetRouting
+
+/// Keeps web pages out of the controller, with or without API keys: a page the user opens must not be able to
+/// shut the fleet down (cross-site request forgery) nor read `/status` or `/logs` through a hostname it
+/// rebinds to 127.0.0.1 (DNS rebinding).
+///
+/// - **Host**: every request's `Host` must name this controller: an IP address, `localhost` (or a
+///   `*.localhost` name), this machine's hostname, the `listen` host, or one of `allowedHosts` (`"*"` allows
+///   any). A rebinding page always sends its own domain name, so it gets 403.
+/// - **Cross-site**: a request that changes something (any method but GET and HEAD) is refused when the
+///   browser says it comes from another site (`Sec-Fetch-Site` other than `same-origin` or `none`) or from
+///   another origin (`Origin` that is not this `Host`, or `null`).
+/// - **Control routes** (`POST /control/...`) also need `Content-Type: application/json` or an `X-Fleet-Client`
+///   header: a plain HTML form cannot send either, and a page's script can send them cross-site only after a
+///   CORS preflight, which the controller never grants. The fleet CLI and the dashboard send them.
+public struct BrowserGuard<Context: RequestContext>: RouterMiddleware {
+    let allowedHosts: AllowedHosts
+
+    public init(allowedHosts: AllowedHosts) {
+        self.allowedHosts = allowedHosts
+    }
+
+    public func handle(_ request: Request, context: Context,
+                       next: (Request, Context) async throws -> Response) async throws -> Response {
+        // HTTP/1's Host header arrives as the request's authority.
+        if let refusal = Self.refusal(method: request.method, path: request.uri.path, host: request.head.authority,
+                                      headers: request.headers, allowedHosts: allowedHosts) {
+            return refusal.response
+        }
+        return try await next(request, context)
+    }
+
+    /// Why the request is refused (403), or nil. Pure, so every rule is tested without a server.
+    static func refusal(method: HTTPRequest.Method, path: String, host: String?, headers: HTTPFields,
+                        allowedHosts: AllowedHosts) -> OpenAIError? {
+        if let host, !allowedHosts.allows(hostHeader: host) {
+            return OpenAIError(
+                status: .forbidden,
+                message: "Host \"\(host)\" is not this fleet's name; if you reach it by that name, add it to \"allowedHosts\" in fleet.json",
+                type: "permission_error", code: "host_not_allowed")
+        }
+        guard method != .get && method != .head else { return nil }
+        if let site = headers[HTTPField.Name("Sec-Fetch-Site")!]?.lowercased(), site != "same-origin", site != "none" {
+            return crossSite("the browser marked it \(site)")
+        }
+        if let origin = headers[.origin] {
+            guard let host, let originHost = Self.hostAndPort(ofOrigin: origin), originHost == host.lowercased() else {
+                return crossSite("it comes from the page at \(origin)")
+            }
+        }
+        if path.hasPrefix("/control/") {
+            let json = headers[.contentType]?.lowercased().hasPrefix("application/json") ?? false
+            if !json && headers[HTTPField.Name("X-Fleet-Client")!] == nil {
+                return OpenAIError(
+                    status: .forbidden,
+                    message: "control requests need \"Content-Type: application/json\" or an \"X-Fleet-Client\" header (so that a web page cannot send them); the fleet CLI and the dashboard send them",
+                    type: "permission_error", code: "control_header_required")
+            }
+        }
+        return nil
+    }
+
+    private static func crossSite(_ why: String) -> OpenAIError {
+        OpenAIError(status: .forbidden,
+                    message: "cross-site request refused (\(why)): only the fleet's own dashboard, its CLI and non-browser clients may send requests that change something",
+                    type: "permission_error", code: "cross_site_request")
+    }
+
+    /// `http://127.0.0.1:8090` → `127.0.0.1:8090`, lowercased; the default port is left out, as browsers send
+    /// `Host` without it.
+    static func hostAndPort(ofOrigin origin: String) -> String? {
+        guard origin != "null", let url = URL(string: origin), let host = url.host else { return nil }
+        let bracketed = host.contains(":") && !host.hasPrefix("[") ? "[\(host)]" : host
+        let defaultPort = url.scheme == "https" ? 443 : 80
+        guard let port = url.port, port != defaultPort else { return bracketed.lowercased() }
+        return "\(bracketed):\(port)".lowercased()
+    }
+}
+
+/// The names a request's `Host` may carry (see `BrowserGuard`).
+public struct AllowedHosts: Sendable, Equatable {
+    /// Lowercased names from `allowedHosts`, the listen host and this machine's hostname.
+    public var names: Set<String>
+    /// `allowedHosts` contains `"*"`: no check.
+    public var any: Bool
+
+    public init(configured: [String], listenHost: String, machineHostname: String? = AllowedHosts.machineHostname()) {
+        any = configured.contains("*")
+        var names = Set(configured.map { $0.lowercased() })
+        names.insert(listenHost.lowercased())
+        if let machineHostname {
+            names.insert(machineHostname.lowercased())
+            if let short = machineHostname.split(separator: ".").first { names.insert(short.lowercased()) }
+        }
+        self.names = names
+    }
+
+    /// Whether a `Host` header (`name`, `name:port`, `[v6]:port`) names this controller.
+    public func allows(hostHeader: String) -> Bool {
+        if any { return true }
+        var host = hostHeader.trimmingCharacters(in: .whitespaces).lowercased()
+        if host.hasPrefix("[") {
+            // An IPv6 literal: only an address can be written that way.
+            return host.contains("]")
+        }
+        if let colon = host.lastIndex(of: ":") { host = String(host[..<colon]) }
+        if host.hasSuffix(".") { host.removeLast() }
+        if host.isEmpty { return false }
+        if host == "localhost" || host.hasSuffix(".localhost") { return true }
+        if Self.isIPv4(host) { return true }
+        return names.contains(host)
+    }
+
+    private static func isIPv4(_ text: String) -> Bool {
+        let parts = text.split(separator: ".", omittingEmptySubsequences: false)
+        return parts.count == 4 && parts.allSatisfy { part in
+            !part.isEmpty && part.count <= 3 && part.allSatisfy(\.isASCII) && part.allSatisfy(\.isNumber) && Int(part)! <= 255
+        }
+    }
+
+    /// This machine's hostname: people reach a fleet on their LAN by it.
+    public static func machineHostname() -> String? {
+        var buffer = [CChar](repeating: 0, count: 256)
+        guard gethostname(&buffer, buffer.count) == 0 else { return nil }
+        let name = String(cString: buffer)
+        return name.isEmpty ? nil : name
+    }
+}

@@ -1,0 +1,368 @@
+import Foundation
+import Glibc
+public import Logging
+public import FleetCore
+public import FleetConfig
+public import FleetUpstream
+
+/// Everything an instance needs to know about how to run, fixed at creation.
+public struct InstanceSettings: Sendable {
+    public var model: ModelConfig
+    public var executable: String
+    public var healthCheck: HealthCheckSettings
+    public var restart: RestartSettings
+    public var stopTimeout: Duration
+    public var logDirectory: String
+    /// How often a starting instance's `/health` is polled: short, so `ready` is seen soon after it happens.
+    public var readinessPollInterval: Duration = .milliseconds(100)
+
+    public init(model: ModelConfig, executable: String, healthCheck: HealthCheckSettings, restart: RestartSettings,
+                stopTimeout: Duration, logDirectory: String) {
+        self.model = model
+        self.executable = executable
+        self.healthCheck = healthCheck
+        self.restart = restart
+        self.stopTimeout = stopTimeout
+        self.logDirectory = logDirectory
+    }
+}
+
+/// One llama-server process and its life: spawn, wait until ready, probe, restart with backoff, stop.
+/// The actor owns the process, its port while it runs, and its state; nothing else changes them.
+public actor Instance {
+    public nonisolated let id: InstanceID
+    public nonisolated let log: InstanceLog
+    private let settings: InstanceSettings
+    private let client: UpstreamClient
+    private let ports: PortLease
+    private let observe: @Sendable (InstanceEvent) -> Void
+    private let logger: Logger
+
+    public private(set) var state: InstanceState = .stopped
+    private var since = Date()
+    private var port: Int?
+    private var pid: Int32?
+    private var restarts = 0
+    private var lastError: String?
+    private var lastOutput: [String] = []
+    private var readySince: Date?
+    private var spawnedAt: ContinuousClock.Instant?
+    private var backoff: RestartBackoff
+    private var wantsRunning = true
+    /// The current process life (spawn + probes) or restart wait; cancelling it stops the process.
+    private var current: Task<LifeOutcome, Never>?
+
+    /// Lends ports from the supervisor's allocator.
+    public struct PortLease: Sendable {
+        public var take: @Sendable () async throws -> Int
+        public var give: @Sendable (Int) async -> Void
+
+        public init(take: @escaping @Sendable () async throws -> Int, give: @escaping @Sendable (Int) async -> Void) {
+            self.take = take
+            self.give = give
+        }
+    }
+
+    public init(id: InstanceID, settings: InstanceSettings, client: UpstreamClient, ports: PortLease,
+                logger: Logger, observe: @escaping @Sendable (InstanceEvent) -> Void) {
+        self.id = id
+        self.settings = settings
+        self.client = client
+        self.ports = ports
+        self.observe = observe
+        var logger = logger
+        logger[metadataKey: "instance"] = "\(id)"
+        self.logger = logger
+        self.backoff = RestartBackoff(settings: settings.restart)
+        self.log = InstanceLog(filePath: "\(settings.logDirectory)/\(id.fileName).log")
+    }
+
+    /// How one process life ended.
+    enum LifeOutcome: Sendable {
+        case exited(ProcessExit)
+        case startupTimeout(last: String)
+        case unhealthy(String)
+        case spawnFailed(String)
+        case stopped
+    }
+
+    /// Supervises the instance until `stop()` (or cancellation of the calling task), or until it fails for good.
+    public func run() async {
+        await withTaskCancellationHandler {
+            await supervise()
+        } onCancel: {
+            Task { await self.stop() }
+        }
+    }
+
+    /// Stops the instance: SIGTERM to its process group, `stopTimeout` of grace, then SIGKILL. `run()` returns
+    /// once the process is gone.
+    public func stop() {
+        guard wantsRunning else { return }
+        wantsRunning = false
+        if state == .starting || state == .ready || state == .unhealthy {
+            transition(to: .stopping)
+        }
+        current?.cancel()
+    }
+
+    public func status() -> InstanceStatus {
+        var status = InstanceStatus(id: id.description, model: id.model, replica: id.replica, port: port, pid: pid,
+                                    state: state, since: since, readySince: readySince, restarts: restarts,
+                                    lastError: lastError, logFile: log.filePath)
+        status.generation = id.generation
+        status.lastOutput = lastOutput.isEmpty ? nil : lastOutput
+        return status
+    }
+
+    /// Waits until the instance is `ready` (true), or has shown it will not get there on its own: a failed start
+    /// (`unhealthy` or `failed` before it was ever ready) or a stop (false).
+    public func waitUntilReady() async -> Bool {
+        while true {
+            switch state {
+            case .ready: return true
+            case .failed: return false
+            // `stopped` is also where an instance begins, before its run() starts: only a stop ends the wait.
+            case .stopped where !wantsRunning, .stopping where !wantsRunning: return false
+            case .unhealthy where readySince == nil && restarts == 0 && lastError != nil: return false
+            default: await nextTransition()
+            }
+        }
+    }
+
+    /// Waits until the process is gone (`stopped` or `failed`).
+    public func waitUntilStopped() async {
+        while state != .stopped && state != .failed {
+            await nextTransition()
+        }
+    }
+
+    private var transitionWaiters: [CheckedContinuation<Void, Never>] = []
+
+    private func nextTransition() async {
+        await withCheckedContinuation { transitionWaiters.append($0) }
+    }
+
+    /// Retires the instance without failing a request: out of rotation first (`stopping`), then `drain` (which
+    /// returns once its in-flight requests finished, or its drain timeout passed), then the process is stopped.
+    public func retire(drain: @Sendable () async -> Void) async {
+        guard wantsRunning else { return }
+        wantsRunning = false
+        if state == .starting || state == .ready || state == .unhealthy {
+            transition(to: .stopping, detail: "replaced; draining")
+        }
+        await drain()
+        current?.cancel()
+    }
+
+    // MARK: - Supervision loop
+
+    private func supervise() async {
+        while wantsRunning {
+            guard let port = await leasePort() else { return }
+            guard wantsRunning else { break }
+            transition(to: .starting)
+            let life = Task { await self.live(port: port) }
+            current = life
+            let outcome = await life.value
+            current = nil
+            pid = nil
+            readySince = nil
+            guard wantsRunning else { break }
+
+            let reason: String
+            switch outcome {
+            case .stopped:
+                continue
+            case .spawnFailed(let message):
+                fail("cannot start \(settings.executable): \(message)")
+                return
+            case .exited(let exit):
+                let tail = await log.errorTail(5)
+                reason = "\(exit)" + (tail.isEmpty ? "" : "; last output: " + tail.joined(separator: " | "))
+            case .startupTimeout(let last):
+                reason = "not ready after \(settings.healthCheck.startupTimeout.formatted) (last probe: \(last))"
+            case .unhealthy(let why):
+                reason = "failed \(settings.healthCheck.restartAfter) health checks in a row (\(why))"
+            }
+            lastError = reason
+            // Standard error's last lines of the life that just ended: status and `fleet up` show them.
+            lastOutput = await log.errorTail(12)
+            switch backoff.recordCrash(at: .now) {
+            case .giveUp(let crashes):
+                await releasePort()
+                fail("crash loop: \(crashes) \(crashes == 1 ? "failure" : "failures") within \(settings.restart.crashWindow.formatted); last: \(reason)")
+                return
+            case .restart(let delay):
+                transition(to: .unhealthy, detail: "\(reason); restarting in \(delay.formatted)")
+                let wait = Task { () -> LifeOutcome in
+                    try? await Task.sleep(for: delay)
+                    return .stopped
+                }
+                current = wait
+                _ = await wait.value
+                current = nil
+                restarts += 1
+            }
+        }
+        // However the last life ended (a stop can land while the process was still loading), a stopped
+        // instance says so: `waitUntilStopped` depends on it.
+        if state.isActive {
+            if state != .stopping { transition(to: .stopping) }
+            transition(to: .stopped)
+        }
+        await releasePort()
+    }
+
+    /// The port for the next process: the same one as before when it is still free, so an instance keeps its
+    /// address across restarts; otherwise a new one.
+    private func leasePort() async -> Int? {
+        if let port, PortAllocator.isFree(port) { return port }
+        await releasePort()
+        do {
+            let taken = try await ports.take()
+            port = taken
+            return taken
+        } catch {
+            fail("\(error)")
+            return nil
+        }
+    }
+
+    private func releasePort() async {
+        if let port {
+            await ports.give(port)
+            self.port = nil
+        }
+    }
+
+    private func fail(_ reason: String) {
+        lastError = reason
+        wantsRunning = false
+        transition(to: .failed, detail: reason)
+    }
+
+    /// One process life: spawn, then probe until it exits, stops being healthy, or is cancelled.
+    private nonisolated func live(port: Int) async -> LifeOutcome {
+        let command = LlamaServerCommand(executable: settings.executable, model: settings.model, port: port)
+        await log.beginLife("spawning: \(command.display)")
+        return await withTaskGroup(of: LifeOutcome?.self) { group in
+            group.addTask {
+                do {
+                    let exit = try await ProcessLauncher.run(command, stopTimeout: self.settings.stopTimeout, log: self.log) { pid in
+                        await self.spawned(pid: pid)
+                    }
+                    await self.log.mark(exit.description)
+                    return Task.isCancelled ? .stopped : .exited(exit)
+                } catch is CancellationError {
+                    await self.log.mark("stopped")
+                    return .stopped
+                } catch {
+                    return Task.isCancelled ? .stopped : .spawnFailed("\(error)")
+                }
+            }
+            group.addTask { await self.probe(port: port) }
+            let first = await group.next() ?? .stopped
+            if case .unhealthy(let why)? = first {
+                // Declared dead: a process that stopped answering its health checks would not answer SIGTERM
+                // either (a SIGSTOPped one cannot). SIGKILL ends it now, and with it its connections, so its
+                // in-flight requests end at once (those that got no byte yet go to another instance).
+                await self.kill(reason: why)
+            }
+            // Whichever ended first, the other must end too: a probe verdict stops the process (teardown runs
+            // on cancellation), an exit makes probing pointless.
+            group.cancelAll()
+            for await _ in group {}
+            return first ?? .stopped
+        }
+    }
+
+    /// SIGKILL to the process group of the current process (fleet starts each in a group of its own).
+    private func kill(reason: String) {
+        guard let pid else { return }
+        logger.warning("declared dead after failed health checks: killing it", metadata: ["pid": "\(pid)", "probe": "\(reason)"])
+        _ = Glibc.kill(-pid, SIGKILL)
+    }
+
+    private func spawned(pid: Int32) {
+        self.pid = pid
+        spawnedAt = .now
+        logger.info("spawned", metadata: ["pid": "\(pid)", "port": "\(port ?? 0)"])
+    }
+
+    /// Readiness, then liveness. Returns a verdict that ends this process life, or nil when cancelled.
+    private nonisolated func probe(port: Int) async -> LifeOutcome? {
+        let health = settings.healthCheck
+        let probe = HealthProbe(client: client, port: port, timeout: health.timeout)
+        let deadline = ContinuousClock.now + health.startupTimeout
+        var last = "no answer yet"
+        while true {
+            if Task.isCancelled { return nil }
+            let result = await probe.check()
+            if result == .ready { break }
+            if case .down(let why) = result { last = why } else { last = "loading model" }
+            if ContinuousClock.now >= deadline { return .startupTimeout(last: last) }
+            do { try await Task.sleep(for: settings.readinessPollInterval) } catch { return nil }
+        }
+        await becameReady()
+
+        var failures = 0
+        while true {
+            do { try await Task.sleep(for: health.interval) } catch { return nil }
+            switch await probe.check() {
+            case .ready:
+                failures = 0
+                await recovered()
+            case .loading:
+                failures += 1
+                last = "answers 503 again"
+            case .down(let why):
+                failures += 1
+                last = why
+            }
+            if Task.isCancelled { return nil }
+            if failures >= health.restartAfter { return .unhealthy(last) }
+            if failures >= health.unhealthyAfter { await unhealthy(last, failures: failures) }
+        }
+    }
+
+    private func becameReady() {
+        // Retired or stopped while loading: it stays on its way out, never back in rotation.
+        guard wantsRunning else { return }
+        // lastError stays: after a restart, status still says why the instance restarted.
+        readySince = Date()
+        transition(to: .ready)
+    }
+
+    private func recovered() {
+        if wantsRunning && state == .unhealthy { transition(to: .ready, detail: "health checks pass again") }
+    }
+
+    private func unhealthy(_ why: String, failures: Int) {
+        guard wantsRunning && state == .ready else { return }
+        lastError = "\(failures) failed health checks: \(why)"
+        transition(to: .unhealthy, detail: lastError)
+    }
+
+    private func transition(to next: InstanceState, detail: String? = nil) {
+        guard next != state else { return }
+        let previous = state
+        if !previous.canTransition(to: next) {
+            logger.error("unexpected state change", metadata: ["from": "\(previous)", "to": "\(next)"])
+        }
+        state = next
+        since = Date()
+        var metadata: Logger.Metadata = ["from": "\(previous)", "to": "\(next)"]
+        if let port { metadata["port"] = "\(port)" }
+        if let pid { metadata["pid"] = "\(pid)" }
+        if let detail { metadata["detail"] = "\(detail)" }
+        logger.info("state changed", metadata: metadata)
+        var event = InstanceEvent(id: id, previous: previous, state: next, port: port, pid: pid, detail: detail,
+                                  sinceSpawn: spawnedAt.map { .now - $0 })
+        if next == .unhealthy || next == .failed { event.output = lastOutput }
+        observe(event)
+        let waiters = transitionWaiters
+        transitionWaiters.removeAll()
+        waiters.forEach { $0.resume() }
+    }
+}

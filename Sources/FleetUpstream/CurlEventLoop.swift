@@ -1,0 +1,224 @@
+internal import CCurl
+import Foundation
+import NIOCore
+import Synchronization
+public import FleetCore
+
+/// The one thread that owns curl: the `CURLM` multi handle and every easy handle live and die here.
+///
+/// Other code talks to it only through `submit` and `cancel`, which put a command in the inbox and wake the
+/// thread with `curl_multi_wakeup` (documented thread-safe). The thread waits in `curl_multi_poll`, so an idle
+/// loop uses no CPU. Handles are added and removed only between `curl_multi_perform` calls, never inside a curl
+/// callback.
+final class CurlEventLoop: Sendable {
+    private enum Command {
+        case add(id: UInt64, request: UpstreamRequest, sink: TransferSink)
+        case cancel(id: UInt64)
+    }
+
+    private struct Inbox {
+        var commands: [Command] = []
+        var nextID: UInt64 = 0
+        var stopping = false
+    }
+
+    /// The `CURLM*`. Sendable by this argument: after `init` the pointer is only dereferenced on the loop
+    /// thread, except by `curl_multi_wakeup`, which libcurl documents as callable from any thread; the handle is
+    /// cleaned up by the loop thread after the last wakeup can happen (`stop` sets `stopping` under the inbox
+    /// lock, and `wake` checks it under the same lock).
+    private struct MultiHandle: @unchecked Sendable {
+        let pointer: UnsafeMutableRawPointer
+    }
+
+    private let multi: MultiHandle
+    private let inbox = Mutex(Inbox())
+    private let finished = Mutex<CheckedContinuation<Void, Never>?>(nil)
+    private let started = Atomic<Bool>(false)
+
+    init() {
+        curl_global_init(Int(CURL_GLOBAL_DEFAULT))
+        multi = MultiHandle(pointer: curl_multi_init()!)
+        // Keep plenty of idle keep-alive connections: one per instance slot is the steady state.
+        _ = fleet_multi_setopt_long(multi.pointer, CURLMOPT_MAXCONNECTS, 1024)
+    }
+
+    /// Starts a transfer and returns once its head (status and headers) arrived; the body streams on. Cancelling
+    /// the waiting task, or dropping the body stream, removes the easy handle at once, which closes the
+    /// connection so the upstream sees the client go.
+    /// - Throws: `UpstreamError` when the transfer fails before the head, `CancellationError` when cancelled.
+    func execute(_ request: UpstreamRequest) async throws -> UpstreamStream {
+        let (body, continuation) = AsyncThrowingStream<ByteBuffer, any Error>.makeStream()
+        let id: UInt64? = inbox.withLock { inbox in
+            guard !inbox.stopping else { return nil }
+            inbox.nextID += 1
+            return inbox.nextID
+        }
+        guard let id else {
+            throw UpstreamError(kind: .invalidRequest, url: request.url, detail: "the client is shut down")
+        }
+        continuation.onTermination = { [weak self] termination in
+            if case .cancelled = termination { self?.post(.cancel(id: id)) }
+        }
+        return try await withTaskCancellationHandler {
+            try await withCheckedThrowingContinuation { (head: CheckedContinuation<UpstreamStream, any Error>) in
+                let sink = TransferSink(head: { head.resume(with: $0) }, body: body, continuation: continuation,
+                                        cancel: { [weak self] in self?.post(.cancel(id: id)) })
+                post(.add(id: id, request: request, sink: sink), orFail: sink)
+            }
+        } onCancel: {
+            post(.cancel(id: id))
+        }
+    }
+
+    private func post(_ command: Command, orFail sink: TransferSink) {
+        let accepted = inbox.withLock { inbox in
+            guard !inbox.stopping else { return false }
+            inbox.commands.append(command)
+            return true
+        }
+        if accepted {
+            wake()
+        } else {
+            sink.head(.failure(UpstreamError(kind: .invalidRequest, url: "", detail: "the client is shut down")))
+        }
+    }
+
+    private func post(_ command: Command) {
+        let accepted = inbox.withLock { inbox in
+            guard !inbox.stopping else { return false }
+            inbox.commands.append(command)
+            return true
+        }
+        if accepted { wake() }
+    }
+
+    private func wake() {
+        inbox.withLock { inbox in
+            if !inbox.stopping { _ = curl_multi_wakeup(multi.pointer) }
+        }
+    }
+
+    /// Runs the loop on a new thread until `stop()`; returns when the thread has cleaned up every handle.
+    func run() async {
+        guard !started.exchange(true, ordering: .relaxed) else { return }
+        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+            finished.withLock { $0 = continuation }
+            let thread = Thread { [self] in self.loop() }
+            thread.name = "fleet-curl"
+            thread.start()
+        }
+    }
+
+    /// Asks the loop to finish: transfers in flight fail with `cancelled`, handles are cleaned up.
+    func stop() {
+        inbox.withLock { inbox in
+            inbox.stopping = true
+            _ = curl_multi_wakeup(multi.pointer)
+        }
+    }
+
+    // MARK: - The loop thread
+
+    private func loop() {
+        var transfers: [UInt64: CurlTransfer] = [:]
+        var byHandle: [UnsafeMutableRawPointer: UInt64] = [:]
+        var stillRunning: Int32 = 0
+        var cancelledEarly: Set<UInt64> = []
+        var lastAdded: UInt64 = 0
+        var lastIdleScan = ContinuousClock.now
+        var idleWatched = 0  // transfers with an idle timeout
+
+        func remove(_ id: UInt64) -> CurlTransfer? {
+            guard let transfer = transfers.removeValue(forKey: id) else { return nil }
+            if transfer.idleTimeout != nil { idleWatched -= 1 }
+            byHandle[transfer.easy] = nil
+            curl_multi_remove_handle(multi.pointer, transfer.easy)
+            return transfer
+        }
+
+        while true {
+            let (commands, stopping) = inbox.withLock { inbox in
+                defer { inbox.commands.removeAll(keepingCapacity: true) }
+                return (inbox.commands, inbox.stopping)
+            }
+            if stopping {
+                // Commands taken in the same breath as the stop still get an answer: a waiting execute()
+                // must never be left suspended.
+                for case .add(_, _, let sink) in commands {
+                    sink.head(.failure(CancellationError()))
+                    sink.continuation.finish(throwing: CancellationError())
+                }
+                break
+            }
+            for command in commands {
+                switch command {
+                case .add(let id, let request, let sink):
+                    if cancelledEarly.remove(id) != nil {
+                        sink.head(.failure(CancellationError()))
+                        sink.continuation.finish(throwing: CancellationError())
+                        continue
+                    }
+                    lastAdded = max(lastAdded, id)
+                    do {
+                        let transfer = try CurlTransfer(request: request, sink: sink)
+                        transfers[id] = transfer
+                        if transfer.idleTimeout != nil { idleWatched += 1 }
+                        byHandle[transfer.easy] = id
+                        curl_multi_add_handle(multi.pointer, transfer.easy)
+                    } catch {
+                        sink.head(.failure(error))
+                        sink.continuation.finish(throwing: error)
+                    }
+                case .cancel(let id):
+                    if let transfer = remove(id) {
+                        transfer.finish(throwing: CancellationError())
+                    } else if id > lastAdded {
+                        // Cancelled before its add was processed (the two race through the inbox).
+                        cancelledEarly.insert(id)
+                    }
+                }
+            }
+
+            curl_multi_perform(multi.pointer, &stillRunning)
+            var queued: Int32 = 0
+            while let message = curl_multi_info_read(multi.pointer, &queued) {
+                guard message.pointee.msg == CURLMSG_DONE, let easy = message.pointee.easy_handle,
+                      let id = byHandle[easy] else { continue }
+                let result = message.pointee.data.result
+                if let transfer = remove(id) {
+                    transfer.complete(result)
+                }
+            }
+            // Idle timeouts are the loop's to enforce (curl's low-speed check averages over windows and does
+            // not see a stream that stalls between tokens). Checked a few times a second, only while some
+            // transfer has one.
+            var pollMilliseconds: Int32 = 10_000
+            if idleWatched > 0 {
+                pollMilliseconds = 250
+                let now = ContinuousClock.now
+                if now - lastIdleScan >= .milliseconds(200) {
+                    lastIdleScan = now
+                    for (id, transfer) in transfers where transfer.isIdle(at: now) {
+                        remove(id)?.failIdle()
+                    }
+                }
+            }
+            curl_multi_poll(multi.pointer, nil, 0, pollMilliseconds, nil)
+        }
+
+        for id in Array(transfers.keys) {
+            remove(id)?.finish(throwing: CancellationError())
+        }
+        for command in inbox.withLock({ $0.commands }) {
+            if case .add(_, _, let sink) = command {
+                sink.head(.failure(CancellationError()))
+                sink.continuation.finish(throwing: CancellationError())
+            }
+        }
+        curl_multi_cleanup(multi.pointer)
+        finished.withLock { continuation in
+            continuation?.resume()
+            continuation = nil
+        }
+    }
+}

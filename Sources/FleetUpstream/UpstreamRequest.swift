@@ -1,0 +1,95 @@
+public import NIOCore
+public import FleetCore
+
+/// One HTTP request to an upstream (an instance, or a controller when the CLI talks to one).
+public struct UpstreamRequest: Sendable {
+    public var method: String
+    public var url: String
+    public var headers: [(name: String, value: String)]
+    public var body: [UInt8]?
+    /// Longest wait for the TCP connection.
+    public var connectTimeout: Duration
+    /// Longest wait for the whole transfer; `nil` means no limit (streams run as long as tokens flow).
+    public var totalTimeout: Duration?
+    /// Once the head has arrived, the transfer fails when no byte arrives for this long; `nil` means no limit.
+    /// (Before the head, `connectTimeout` and `totalTimeout` apply; the gateway adds its first-byte timeout.)
+    public var idleTimeout: Duration?
+    /// Hold the head back until the first byte of the body arrives (or the body turns out empty), so that a
+    /// transfer that breaks after its head but before any byte fails like one that never answered: the
+    /// gateway can still try another instance, since nothing has reached its client.
+    public var headWaitsForBody = false
+
+    public init(method: String = "GET", url: String, headers: [(name: String, value: String)] = [],
+                body: [UInt8]? = nil, connectTimeout: Duration = .seconds(5), totalTimeout: Duration? = nil,
+                idleTimeout: Duration? = nil, headWaitsForBody: Bool = false) {
+        self.method = method
+        self.url = url
+        self.headers = headers
+        self.body = body
+        self.connectTimeout = connectTimeout
+        self.totalTimeout = totalTimeout
+        self.idleTimeout = idleTimeout
+        self.headWaitsForBody = headWaitsForBody
+    }
+}
+
+/// A response whose head has arrived and whose body streams: chunks as curl receives them. Dropping the body
+/// (or cancelling its consumer) aborts the transfer and closes the connection.
+public struct UpstreamStream: Sendable {
+    public var status: Int
+    public var headers: [(name: String, value: String)]
+    public var body: AsyncThrowingStream<ByteBuffer, any Error>
+    /// Aborts the transfer now: the handle is removed and the connection closed, so the upstream sees its
+    /// client go. Harmless after the end.
+    public var cancel: @Sendable () -> Void = {}
+
+    public func header(_ name: String) -> String? {
+        headers.first { $0.name.lowercased() == name.lowercased() }?.value
+    }
+}
+
+/// A whole response, for callers that want it buffered.
+public struct UpstreamResponse: Sendable {
+    public var status: Int
+    public var headers: [(name: String, value: String)]
+    public var body: ByteBuffer
+
+    public var bodyText: String { String(buffer: body) }
+
+    public func header(_ name: String) -> String? {
+        headers.first { $0.name.lowercased() == name.lowercased() }?.value
+    }
+}
+
+/// Why an upstream transfer failed, in kinds a caller can act on.
+public struct UpstreamError: Error, Sendable, CustomStringConvertible {
+    public enum Kind: String, Sendable {
+        /// Nothing listens on the port, or the host is unreachable.
+        case connectFailed
+        /// The connect, idle or total timeout passed.
+        case timeout
+        /// The connection broke during the transfer.
+        case transferBroken
+        /// The request could not be set up (bad URL, curl refused an option).
+        case invalidRequest
+    }
+
+    public var kind: Kind
+    public var url: String
+    public var detail: String
+
+    public init(kind: Kind, url: String, detail: String) {
+        self.kind = kind
+        self.url = url
+        self.detail = detail
+    }
+
+    public var description: String {
+        switch kind {
+        case .connectFailed: "cannot connect to \(url): \(detail)"
+        case .timeout: "timed out talking to \(url): \(detail)"
+        case .transferBroken: "transfer from \(url) broke: \(detail)"
+        case .invalidRequest: "invalid request to \(url): \(detail)"
+        }
+    }
+}
