@@ -11,7 +11,8 @@ MODEL=$(scripts/fetch-model.sh | tail -n 1)
 OPENAI_PYTHON=$(scripts/install-openai-client.sh | tail -n 1)
 
 echo "[test] building fleet and its tests" >&2
-swift build --build-tests
+# The modules are layers: a target that imports one it does not list in Package.swift is an error, not luck.
+swift build --build-tests --explicit-target-dependency-import-check error
 
 echo "[test] running every test (llama-server: $LLAMA_SERVER, model: $MODEL)" >&2
 FLEET_LLAMA_SERVER="$LLAMA_SERVER" FLEET_TEST_MODEL="$MODEL" FLEET_OPENAI_PYTHON="$OPENAI_PYTHON" \
