@@ -210,40 +210,19 @@ public struct ControlClient: Sendable {
         let environment = environment ?? ProcessInfo.processInfo.environment
         if let explicit, !explicit.isEmpty { return explicit }
         if let key = environment["FLEET_API_KEY"], !key.isEmpty { return key }
-        if let data = FileManager.default.contents(atPath: configPath), case .object(let top)? = try? JSONValue.parse(data) {
-            let base = URL(fileURLWithPath: configPath).deletingLastPathComponent().path
-            for (list, file) in [("adminKeys", "adminKeysFile"), ("apiKeys", "apiKeysFile")] {
-                if case .array(let keys)? = top[list], case .string(let key)? = keys.first { return key }
-                if case .string(let path)? = top[file],
-                   let key = try? KeySet.readFile(FleetConfig.resolve(path, against: base)).first { return key }
-            }
-        }
-        for name in ["FLEET_ADMIN_KEYS", "FLEET_API_KEYS"] {
-            if let first = environment[name]?.split(separator: ",").first {
-                return first.trimmingCharacters(in: .whitespaces)
-            }
-        }
-        return nil
+        let keys = (FleetConfig.loadLeniently(file: configPath)?.keys ?? KeySet()).adding(environment: environment)
+        return keys.admin.first ?? keys.user.first
     }
 
-    /// The `llamaServer` of the config file, resolved against its folder (read leniently, like `baseURL`).
+    /// The `llamaServer` of the config file, resolved against its folder (read leniently).
     public static func llamaServer(configPath: String) -> String? {
-        guard let data = FileManager.default.contents(atPath: configPath),
-              case .object(let top)? = try? JSONValue.parse(data),
-              case .string(let path)? = top["llamaServer"] else { return nil }
-        return FleetConfig.resolve(path, against: URL(fileURLWithPath: configPath).deletingLastPathComponent().path)
+        FleetConfig.loadLeniently(file: configPath)?.llamaServer
     }
 
     /// Where to find the controller: `--url` when given, else the `listen` of the config file (read leniently,
     /// so a broken fleet.json does not stop `fleet status` or `fleet down`), else the default address.
     public static func baseURL(url: String?, configPath: String) -> String {
         if let url { return url }
-        if let data = FileManager.default.contents(atPath: configPath),
-           case .object(let top)? = try? JSONValue.parse(data),
-           case .string(let listen)? = top["listen"],
-           let address = ListenAddress(parsing: listen) {
-            return address.url
-        }
-        return ListenAddress.default.url
+        return (FleetConfig.loadLeniently(file: configPath)?.listen ?? ListenAddress.default).url
     }
 }

@@ -42,8 +42,12 @@ extension FleetConfig {
 
     /// Decodes and validates fleet.json text; relative paths resolve against `baseDirectory`.
     /// - Throws: `ConfigError` with every problem found.
+    /// - Parameter lenient: return what could be read even when the file has problems (each key is read on its
+    ///   own; one that is wrong keeps its default). For the CLI's lookups (`listen`, keys, `llamaServer`), so a
+    ///   typo elsewhere never stops `fleet status` or `fleet down`. Still throws for text that is not JSON.
     public static func decode(_ data: Data, source: String, baseDirectory: String, checkFiles: Bool = true,
-                              environment: ProviderEnvironment = ProviderEnvironment()) throws(ConfigError) -> FleetConfig {
+                              environment: ProviderEnvironment = ProviderEnvironment(),
+                              lenient: Bool = false) throws(ConfigError) -> FleetConfig {
         let root: JSONValue
         do {
             root = try JSONValue.parse(data)
@@ -158,10 +162,17 @@ extension FleetConfig {
             environment.applyDefaults(to: &config.models[index])
         }
         config.validate(into: &reader, checkFiles: checkFiles)
-        if !reader.issues.isEmpty {
+        if !reader.issues.isEmpty && !lenient {
             throw ConfigError(file: source, issues: reader.issues)
         }
         return config
+    }
+
+    /// fleet.json read leniently (see `decode(lenient:)`): nil only when the file cannot be read or is not JSON.
+    public static func loadLeniently(file: String) -> FleetConfig? {
+        let url = URL(fileURLWithPath: file).standardizedFileURL
+        guard let data = try? Data(contentsOf: url) else { return nil }
+        return try? decode(data, source: file, baseDirectory: url.deletingLastPathComponent().path, lenient: true)
     }
 
     private static func readModel(name: String, value: JSONValue, baseDirectory: String,

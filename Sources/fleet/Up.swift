@@ -60,9 +60,10 @@ struct Up: AsyncParsableCommand {
             }
             config.listen = address
         }
-        let keys = config.keys.adding(environment: ProcessInfo.processInfo.environment)
-        if !config.listen.isLoopback && !keys.isEnabled && !allowUnauthenticated {
-            throw failure(FleetController.UnprotectedListen(address: config.listen).description, code: 2)
+        do {
+            try config.checkExposure(keys: config.keysInForce(), allowUnauthenticated: allowUnauthenticated)
+        } catch {
+            throw failure(error.description, code: 2)
         }
         let executable: String
         do {
@@ -166,7 +167,7 @@ struct Up: AsyncParsableCommand {
         }
         say("fleet \(FleetController.version): controller started in the background (pid \(pid)), log: \(logFile)")
 
-        let keys = config.keys.adding(environment: ProcessInfo.processInfo.environment)
+        let keys = config.keysInForce()
         let client = ControlClient(baseURL: config.listen.url, apiKey: keys.admin.first ?? keys.user.first)
         let total = config.models.reduce(0) { $0 + $1.replicas }
         var progress = UpProgress(total: config.models.filter { !$0.startOnDemand }.reduce(0) { $0 + $1.replicas },

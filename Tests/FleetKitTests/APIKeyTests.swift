@@ -154,7 +154,7 @@ struct APIKeyControllerTests {
         var config = fakeFleetConfig(directory: directory)
         config.listen = ListenAddress(host: "0.0.0.0", port: config.listen.port)
         let controller = FleetController(config: config, executable: Products.fakeServer, logger: testLogger, handleSignals: false)
-        await #expect(throws: FleetController.UnprotectedListen.self) { try await controller.run() }
+        await #expect(throws: FleetConfig.UnprotectedListen.self) { try await controller.run() }
         #expect(processes(matching: directory).isEmpty, "nothing was started")
 
         let file = directory + "/open.json"

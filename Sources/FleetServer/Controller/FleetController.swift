@@ -37,15 +37,6 @@ public struct FleetController: Sendable {
         self.signals = handleSignals ? [.sigterm, .sigint] : []
     }
 
-    /// A listen address other machines can reach, and no key to keep them out.
-    public struct UnprotectedListen: Error, CustomStringConvertible {
-        public var address: ListenAddress
-        public init(address: ListenAddress) { self.address = address }
-        public var description: String {
-            "listen \(address) is reachable from other machines but no apiKeys are set, so anyone there could use and control this fleet; set apiKeys in fleet.json (or FLEET_API_KEYS), listen on 127.0.0.1, or pass --allow-unauthenticated if the network is trusted"
-        }
-    }
-
     public struct ListenAddressInUse: Error, CustomStringConvertible {
         public var address: ListenAddress
         public var anotherFleet: Bool
@@ -66,10 +57,8 @@ public struct FleetController: Sendable {
     ///   before starting anything when the listen address is taken; errors of the
     ///   HTTP server.
     public func run(onListening: @escaping @Sendable () async -> Void = {}) async throws {
-        let keys = APIKeys(config.keys.adding(environment: ProcessInfo.processInfo.environment))
-        if !config.listen.isLoopback && !keys.keys.isEnabled && !allowUnauthenticated {
-            throw UnprotectedListen(address: config.listen)
-        }
+        let keys = APIKeys(config.keysInForce())
+        try config.checkExposure(keys: keys.keys, allowUnauthenticated: allowUnauthenticated)
         let llamaServerVersion = await LlamaServerVersion.of(executable: executable)
         if let refusal = LlamaServerVersion.refusal(llamaServerVersion, executable: executable) {
             throw UnsupportedLlamaServer(description: refusal)

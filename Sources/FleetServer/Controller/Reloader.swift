@@ -37,7 +37,7 @@ public struct Reloader: Sendable {
         }
         let later = fresh.settingsNeedingRestart(comparedWith: running)
         if let keys {
-            keys.replace(with: fresh.keys.adding(environment: ProcessInfo.processInfo.environment))
+            keys.replace(with: fresh.keysInForce())
         }
         // New pools first, so new instances find theirs when they become ready.
         await router.apply(fresh.models)
