@@ -52,7 +52,10 @@ public struct InstanceID: Hashable, Sendable, Codable, CustomStringConvertible, 
     }
 
     /// The replica, as users name it: `gemma/0`.
-    public var description: String { "\(model)/\(replica)" }
+    public var description: String { Self.label(model: model, replica: replica) }
+
+    /// How fleet names a replica everywhere (status, logs, metrics): `gemma/0`.
+    public static func label(model: String, replica: Int) -> String { "\(model)/\(replica)" }
     /// Unique across generations (`gemma/0#1`): how pools tell an instance from its replacement.
     public var memberID: String { "\(model)/\(replica)#\(generation)" }
     /// A name safe for files: `gemma-0`, then `gemma-0-g1` for a replacement.

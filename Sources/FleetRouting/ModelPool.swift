@@ -20,15 +20,18 @@ public enum PoolError: Error, Sendable, Equatable {
 /// on failure, or (as a last resort) when the lease is dropped without a release.
 public final class Lease: Sendable {
     public let memberID: String
+    /// What the member is: fleet's instance or an endpoint.
+    public let kind: PoolMemberKind
     public let baseURL: String
     package let started: ContinuousClock.Instant
     private let pool: ModelPool
     private let released = Atomic<Bool>(false)
 
-    init(pool: ModelPool, memberID: String, baseURL: String) {
+    init(pool: ModelPool, member: PoolMember) {
         self.pool = pool
-        self.memberID = memberID
-        self.baseURL = baseURL
+        self.memberID = member.id
+        self.kind = member.kind
+        self.baseURL = member.baseURL
         self.started = .now
     }
 
@@ -154,7 +157,7 @@ public actor ModelPool {
     private func take(excluding: Set<String>) -> Lease? {
         guard let index = Scheduler.pick(members, policy: policy, cursor: &cursor, excluding: excluding) else { return nil }
         members[index].inFlight += 1
-        return Lease(pool: self, memberID: members[index].id, baseURL: members[index].baseURL)
+        return Lease(pool: self, member: members[index])
     }
 
     private func expire(_ id: UInt64, with error: any Error) {
@@ -262,7 +265,8 @@ public actor ModelPool {
 
     /// Adds or updates a member: in rotation when `ready`. A member leaving rotation keeps its in-flight
     /// requests; they finish and release as usual.
-    public func setMember(id: String, baseURL: String, capacity: Int, ready: Bool) {
+    public func setMember(_ kind: PoolMemberKind, baseURL: String, capacity: Int, ready: Bool) {
+        let id = PoolMember(kind: kind, baseURL: baseURL, capacity: capacity).id
         if let index = members.firstIndex(where: { $0.id == id }) {
             if members[index].baseURL != baseURL { members[index].suspended = false }
             members[index].baseURL = baseURL
@@ -272,7 +276,7 @@ public actor ModelPool {
             // Idle time counts from when the model can serve, not from before it loaded.
             if ready { lastActivity = .now }
         } else {
-            members.append(PoolMember(id: id, baseURL: baseURL, capacity: max(1, capacity), ready: ready))
+            members.append(PoolMember(kind: kind, baseURL: baseURL, capacity: max(1, capacity), ready: ready))
             members.sort { $0.id < $1.id }
             if ready { lastActivity = .now }
         }

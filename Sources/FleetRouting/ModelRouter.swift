@@ -203,7 +203,7 @@ public final class ModelRouter: Service, Sendable {
             if ready && model.parallel == nil {
                 capacity = await slots(at: baseURL) ?? 1
             }
-            await pool.setMember(id: id, baseURL: baseURL, capacity: capacity, ready: ready)
+            await pool.setMember(.instance(event.id), baseURL: baseURL, capacity: capacity, ready: ready)
         }
     }
 
@@ -213,7 +213,7 @@ public final class ModelRouter: Service, Sendable {
         var wasReady = false
         var capacity = model.parallel ?? 1
         await pool.setEndpoint(endpoint, state: .starting, detail: nil)
-        await pool.setMember(id: endpoint, baseURL: endpoint, capacity: capacity, ready: false)
+        await pool.setMember(.endpoint(url: endpoint), baseURL: endpoint, capacity: capacity, ready: false)
         var logger = logger
         logger[metadataKey: "endpoint"] = "\(endpoint)"
         while !Task.isCancelled {
@@ -224,7 +224,7 @@ public final class ModelRouter: Service, Sendable {
             if ready != wasReady {
                 if ready, model.parallel == nil { capacity = await slots(at: endpoint) ?? capacity }
                 logger.info("endpoint \(ready ? "ready" : "not ready")", metadata: ["probe": "\(result)"])
-                await pool.setMember(id: endpoint, baseURL: endpoint, capacity: capacity, ready: ready)
+                await pool.setMember(.endpoint(url: endpoint), baseURL: endpoint, capacity: capacity, ready: ready)
                 wasReady = ready
             }
             switch result {

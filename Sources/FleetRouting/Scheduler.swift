@@ -1,10 +1,33 @@
 public import FleetCore
 public import FleetConfig
 public import FleetUpstream
+/// What a pool member is.
+public enum PoolMemberKind: Sendable, Equatable {
+    /// One generation of one of fleet's replicas.
+    case instance(InstanceID)
+    /// A llama-server (or another fleet) that fleet does not run, by its URL.
+    case endpoint(url: String)
+
+    /// How status and metrics name it: the replica (`gemma/0`, the same across hot swaps) or the URL.
+    public var label: String {
+        switch self {
+        case .instance(let id): id.description
+        case .endpoint(let url): url
+        }
+    }
+
+    /// Whether fleet runs it.
+    public var isManaged: Bool {
+        if case .instance = self { return true }
+        return false
+    }
+}
+
 /// One upstream a pool may send requests to: a managed instance or an unmanaged endpoint.
 public struct PoolMember: Sendable, Equatable {
-    /// `gemma/0` for an instance, the URL for an endpoint.
+    /// `gemma/0#1` for an instance (the generation included), the URL for an endpoint.
     public var id: String
+    public var kind: PoolMemberKind
     public var baseURL: String
     /// Requests it serves at once (its slots).
     public var capacity: Int
@@ -14,8 +37,12 @@ public struct PoolMember: Sendable, Equatable {
     /// Taken out of rotation by a failover until a health check passes.
     public var suspended = false
 
-    public init(id: String, baseURL: String, capacity: Int, ready: Bool = false) {
-        self.id = id
+    public init(kind: PoolMemberKind, baseURL: String, capacity: Int, ready: Bool = false) {
+        switch kind {
+        case .instance(let id): self.id = id.memberID
+        case .endpoint(let url): self.id = url
+        }
+        self.kind = kind
         self.baseURL = baseURL
         self.capacity = capacity
         self.ready = ready

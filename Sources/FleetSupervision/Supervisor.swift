@@ -132,7 +132,7 @@ public actor Supervisor: Service {
             let generation = max(0, nextGeneration[name, default: 0] - 1)
             for replica in 0..<model.replicas {
                 let file = InstanceID(model: name, replica: replica, generation: generation).fileName
-                var status = InstanceStatus(id: "\(name)/\(replica)", model: name, replica: replica, port: nil, pid: nil,
+                var status = InstanceStatus(id: InstanceID.label(model: name, replica: replica), model: name, replica: replica, port: nil, pid: nil,
                                             state: .idle, since: since, readySince: nil, restarts: 0,
                                             lastError: waitingForMemory[name], logFile: "\(config.stateDirectory)/logs/\(file).log")
                 status.generation = generation

@@ -115,7 +115,7 @@ struct MetricsTests {
     }
 
     @Test func replicaLabelsDropTheGeneration() {
-        #expect(Forwarder.instanceLabel("gemma/0#3") == "gemma/0")
-        #expect(Forwarder.instanceLabel("http://10.0.0.5:8080") == "http://10.0.0.5:8080")
+        #expect(PoolMemberKind.instance(InstanceID(model: "gemma", replica: 0, generation: 3)).label == "gemma/0")
+        #expect(PoolMemberKind.endpoint(url: "http://10.0.0.5:8080").label == "http://10.0.0.5:8080")
     }
 }

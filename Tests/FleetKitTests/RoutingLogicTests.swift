@@ -49,7 +49,7 @@ struct SSEFramingTests {
 struct SchedulerTests {
     func members(_ specs: [(inFlight: Int, capacity: Int, ready: Bool)]) -> [PoolMember] {
         specs.enumerated().map { index, spec in
-            var member = PoolMember(id: "m/\(index)", baseURL: "http://x:\(index)", capacity: spec.capacity, ready: spec.ready)
+            var member = PoolMember(kind: .instance(InstanceID(model: "m", replica: index)), baseURL: "http://x:\(index)", capacity: spec.capacity, ready: spec.ready)
             member.inFlight = spec.inFlight
             return member
         }
@@ -86,7 +86,7 @@ struct SchedulerTests {
         var suspended = members([(0, 1, true)])
         suspended[0].suspended = true
         #expect(Scheduler.pick(suspended, policy: .roundRobin, cursor: &cursor) == nil)
-        #expect(Scheduler.pick(members([(0, 1, true)]), policy: .roundRobin, cursor: &cursor, excluding: ["m/0"]) == nil)
+        #expect(Scheduler.pick(members([(0, 1, true)]), policy: .roundRobin, cursor: &cursor, excluding: ["m/0#0"]) == nil)
     }
 }
 
@@ -98,7 +98,7 @@ struct ModelPoolTests {
         queue.timeout = timeout
         let pool = ModelPool(model: "m", policy: .roundRobin, queue: queue)
         for index in 0..<members {
-            await pool.setMember(id: "m/\(index)", baseURL: "http://x:\(index)", capacity: capacity, ready: true)
+            await pool.setMember(.instance(InstanceID(model: "m", replica: index)), baseURL: "http://x:\(index)", capacity: capacity, ready: true)
         }
         return pool
     }
@@ -114,7 +114,7 @@ struct ModelPoolTests {
         try await eventually("queued") { await pool.snapshot().queueDepth == 1 }
         await first.release(.success(firstByte: nil))
         let second = try await waiting.value
-        #expect(second.memberID == "m/0")
+        #expect(second.memberID == "m/0#0")
         #expect(await inFlight(pool) == [1])
         await second.release(.success(firstByte: nil))
         #expect(await inFlight(pool) == [0])
@@ -143,7 +143,7 @@ struct ModelPoolTests {
         let pool = await pool(members: 0)
         let waiting = Task { try await pool.acquire() }
         try await eventually("queued") { await pool.snapshot().queueDepth == 1 }
-        await pool.setMember(id: "m/0", baseURL: "http://x", capacity: 1, ready: true)
+        await pool.setMember(.instance(InstanceID(model: "m", replica: 0)), baseURL: "http://x", capacity: 1, ready: true)
         let lease = try await waiting.value
         #expect(lease.baseURL == "http://x")
         await lease.release(.success(firstByte: nil))
@@ -170,27 +170,27 @@ struct ModelPoolTests {
 
     @Test func aSuspendedMemberGetsNoRequestsUntilReadmitted() async throws {
         let pool = await pool(capacity: 5, members: 2)
-        await pool.suspend(id: "m/0")
+        await pool.suspend(id: "m/0#0")
         for _ in 0..<3 {
             let lease = try await pool.acquire()
-            #expect(lease.memberID == "m/1")
+            #expect(lease.memberID == "m/1#0")
             await lease.release(.cancelled)
         }
-        await pool.readmit(id: "m/0")
+        await pool.readmit(id: "m/0#0")
         let ids = try await [pool.acquire(), pool.acquire()].map(\.memberID)
-        #expect(Set(ids) == ["m/0", "m/1"])
+        #expect(Set(ids) == ["m/0#0", "m/1#0"])
     }
 
     @Test func excludingEveryMemberFailsAtOnceInsteadOfWaiting() async throws {
         let pool = await pool(capacity: 5, members: 2)
-        await #expect(throws: PoolError.exhausted) { try await pool.acquire(excluding: ["m/0", "m/1"]) }
+        await #expect(throws: PoolError.exhausted) { try await pool.acquire(excluding: ["m/0#0", "m/1#0"]) }
     }
 
     @Test func excludedMembersAreSkippedForThatRequestOnly() async throws {
         let pool = await pool(capacity: 5, members: 2)
-        let lease = try await pool.acquire(excluding: ["m/0"])
-        #expect(lease.memberID == "m/1")
+        let lease = try await pool.acquire(excluding: ["m/0#0"])
+        #expect(lease.memberID == "m/1#0")
         let other = try await pool.acquire()
-        #expect(other.memberID == "m/0")
+        #expect(other.memberID == "m/0#0")
     }
 }

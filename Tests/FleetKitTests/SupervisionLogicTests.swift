@@ -182,7 +182,7 @@ struct StatusTableTrafficTests {
         let now = Date()
         var instance = InstanceStatus(id: "m/0", model: "m", replica: 0, port: 8100, pid: 42, state: .ready, since: now,
                                       readySince: now, restarts: 0, lastError: nil, logFile: "/x")
-        var member = PoolMember(id: "m/0", baseURL: "http://x", capacity: 4, ready: true)
+        var member = PoolMember(kind: .instance(InstanceID(model: "m", replica: 0)), baseURL: "http://x", capacity: 4, ready: true)
         member.inFlight = 3
         var stats = ModelPool.MemberStats()
         stats.served = 17

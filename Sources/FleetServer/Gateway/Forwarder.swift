@@ -81,17 +81,18 @@ struct Forwarder: Sendable {
                 await lease.release(.cancelled)
                 throw CancellationError()
             } catch {
-                lastFailure = "\(lease.memberID): \(error)"
+                lastFailure = "\(lease.kind.label): \(error)"
                 await failed(lease, pool: pool, excluded: &excluded)
                 continue
             }
             if upstream.status >= 500 {
-                lastFailure = "\(lease.memberID) answered HTTP \(upstream.status)"
+                lastFailure = "\(lease.kind.label) answered HTTP \(upstream.status)"
                 await failed(lease, pool: pool, excluded: &excluded)
                 continue
             }
             // From here on bytes reach the client: no more retries.
-            let rename = request.model != canonicalName || lease.memberID.hasPrefix("http") ? request.model : nil
+            // An endpoint names its model as it likes; fleet's own instances run under the model's name.
+            let rename = request.model != canonicalName || !lease.kind.isManaged ? request.model : nil
             return response(upstream, lease: lease, streaming: request.stream, rename: rename,
                             model: canonicalName, received: received, connection: connection)
         }
@@ -183,7 +184,7 @@ struct Forwarder: Sendable {
             if let metrics {
                 // A client that left is counted as 499 (nginx's "client closed request"), a broken upstream as 502.
                 let answered = clientGone ? 499 : broken != nil ? 502 : status
-                metrics.request(model: model, instance: Self.instanceLabel(lease.memberID), status: answered,
+                metrics.request(model: model, instance: lease.kind.label, status: answered,
                                 duration: .now - received, firstByte: firstByte.map { $0 + (started - received) },
                                 tokens: tokens)
             }
@@ -193,12 +194,12 @@ struct Forwarder: Sendable {
                 // client reports as an incomplete body.
                 if streaming {
                     let cut = OpenAIError(status: .badGateway,
-                                          message: "the answer was cut before its end: \(Self.reason(broken, member: lease.memberID))",
+                                          message: "the answer was cut before its end: \(Self.reason(broken, member: lease.kind.label))",
                                           type: "server_error", code: "upstream_cut")
                     if !atEventBoundary { try? await writer.write(ByteBuffer(string: "\n\n")) }
                     try? await writer.write(cut.event)
                 }
-                throw AnswerCut(reason: Self.reason(broken, member: lease.memberID))
+                throw AnswerCut(reason: Self.reason(broken, member: lease.kind.label))
             }
             if !clientGone { try await writer.finish(nil) }
         })
@@ -211,7 +212,7 @@ struct Forwarder: Sendable {
     }
 
     private static func reason(_ error: any Error, member: String) -> String {
-        if error is CancellationError { return "\(instanceLabel(member)) was disconnected by fleet (shutting down)" }
+        if error is CancellationError { return "\(member) was disconnected by fleet (shutting down)" }
         return "\(error)"
     }
 
@@ -223,11 +224,6 @@ struct Forwarder: Sendable {
             && view[view.index(view.endIndex, offsetBy: -2)] == UInt8(ascii: "\n")
     }
 
-    /// `gemma/0#2` → `gemma/0`: metrics follow the replica across hot swaps; endpoint URLs stay as they are.
-    static func instanceLabel(_ memberID: String) -> String {
-        guard !memberID.hasPrefix("http"), let hash = memberID.lastIndex(of: "#") else { return memberID }
-        return String(memberID[..<hash])
-    }
 
     private func write(_ buffer: ByteBuffer, to writer: inout some ResponseBodyWriter, clientGone: inout Bool) async throws {
         do {

@@ -41,7 +41,7 @@ public struct LogRoutes: Sendable {
         }
         let replicas = Set(statuses.map(\.replica)).sorted()
         guard let chosen = replica ?? (replicas.count == 1 ? replicas[0] : nil) else {
-            let names = replicas.map { "\(model)/\($0)" }.joined(separator: ", ")
+            let names = replicas.map { InstanceID.label(model: model, replica: $0) }.joined(separator: ", ")
             return json(["error": "model \"\(model)\" has \(replicas.count) replicas (\(names)); name one, e.g. /logs/\(model)/\(replicas[0])"],
                         status: .badRequest)
         }

@@ -55,7 +55,7 @@ public final class FleetMetrics: Sendable {
 
     /// Counts crash restarts (an instance leaving `unhealthy` to start again) and failures.
     public func instanceChanged(_ event: InstanceEvent) {
-        let labels = [("model", event.id.model), ("instance", "\(event.id.model)/\(event.id.replica)")]
+        let labels = [("model", event.id.model), ("instance", event.id.description)]
         if event.previous == .unhealthy && event.state == .starting {
             CoreMetrics.Counter(label: "fleet_instance_restarts_total", dimensions: labels, factory: factory).increment()
         }
@@ -77,7 +77,7 @@ public final class FleetMetrics: Sendable {
             }
 
             for instance in status.instances {
-                let labels = [("model", instance.model), ("instance", instance.managed ? "\(instance.model)/\(instance.replica)" : instance.id)]
+                let labels = [("model", instance.model), ("instance", instance.managed ? InstanceID.label(model: instance.model, replica: instance.replica) : instance.id)]
                 // A replica shows twice during a hot swap (two generations): the newest one speaks for it.
                 for state in InstanceState.allCases {
                     set("fleet_instance_state", "1 for the state each instance is in (idle, starting, ready, unhealthy, stopping, stopped, failed)",
