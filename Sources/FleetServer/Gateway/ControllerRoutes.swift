@@ -97,7 +97,7 @@ public struct ControllerRoutes: Sendable {
     static func status(for error: Supervisor.RestartError) -> HTTPResponse.Status {
         switch error {
         case .unknownModel: .notFound
-        case .alreadyRestarting, .shuttingDown: .conflict
+        case .alreadyRestarting, .busy, .shuttingDown: .conflict
         case .notAModel: .badRequest
         case .replacementFailed, .replacementFailedInPlace: .internalServerError
         }
