@@ -26,7 +26,7 @@ struct ConnectionLimitsTests {
 
     @Test func silentHalfSentAndIdleConnectionsAreClosed() async throws {
         let config = config()
-        try await withController(config) { _, _ in
+        try await withController(config) { _, control in
             let port = config.listen.port
             let silent = try RawConnection(port: port)
             let halfHead = try RawConnection(port: port)
@@ -41,6 +41,8 @@ struct ConnectionLimitsTests {
                 #expect(try await connection.waitUntilClosed(timeout: .seconds(10)), "\(name): closed by the server")
             }
             #expect(!halfHead.receivedText.contains("200 OK"))
+            let counts = try #require(try await control.status().connections)
+            #expect(counts.timedOut >= 4, "status counts the connections closed for stalling or idling: \(counts)")
         }
     }
 
@@ -80,6 +82,10 @@ struct ConnectionLimitsTests {
             let open = idle.filter { !$0.drain() }.count
             #expect(open <= 16, "at most maxConnections stay open: \(open)")
             #expect(!idle[47].drain(), "the newest idle connection is kept")
+            let counts = try await ControlClient(baseURL: url).status().connections
+            #expect((counts?.evicted ?? 0) >= 32 && (counts?.open ?? 99) <= 16, "\(String(describing: counts))")
+            let metrics = try await UpstreamClient.with { try await $0.fetch(UpstreamRequest(url: url + "/metrics")) }.bodyText
+            #expect(metrics.contains("fleet_connections_open ") && metrics.contains("fleet_connections_evicted "))
         }
     }
 }

@@ -7,12 +7,16 @@ public struct FleetStatus: Codable, Sendable {
     public var instances: [InstanceStatus]
     /// `memoryBudget` and what the running instances take of it by estimate; absent without a budget.
     public var memory: MemoryStatus?
+    /// The controller's client connections; absent when the status was not made by a listening controller.
+    public var connections: ConnectionCounts?
 
-    public init(controller: ControllerInfo, models: [ModelStatus], instances: [InstanceStatus], memory: MemoryStatus? = nil) {
+    public init(controller: ControllerInfo, models: [ModelStatus], instances: [InstanceStatus], memory: MemoryStatus? = nil,
+                connections: ConnectionCounts? = nil) {
         self.controller = controller
         self.models = models
         self.instances = instances
         self.memory = memory
+        self.connections = connections
     }
 
     public var readyCount: Int { instances.filter { $0.state == .ready }.count }
@@ -176,4 +180,20 @@ public enum StatusCoding {
         decoder.dateDecodingStrategy = .iso8601
         return decoder
     }
+}
+
+/// The controller's client connections (every route on `listen`), for status and metrics.
+public struct ConnectionCounts: Codable, Sendable, Equatable {
+    /// Open now.
+    public var open = 0
+    /// Accepted since start.
+    public var accepted = 0
+    /// Closed to stay under `gateway.maxConnections` (the longest idle first), since start.
+    public var evicted = 0
+    /// Of those, new connections closed at once because every open one was answering a request.
+    public var refused = 0
+    /// Closed for a stalled head or body, or for idling past `keepAliveTimeout`, since start.
+    public var timedOut = 0
+
+    public init() {}
 }

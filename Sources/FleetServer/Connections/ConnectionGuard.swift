@@ -158,7 +158,10 @@ final class ConnectionGuard: ChannelDuplexHandler, RemovableChannelHandler {
         timer = context.eventLoop.assumeIsolated().scheduleTask(in: .nanoseconds(Int64(delay.nanoseconds))) { [self] in
             timer = nil
             // Still waiting for the client: a stalled head or body, or an idle keep-alive connection.
-            if readingBody || pending == 0 { context.close(promise: nil) }
+            if readingBody || pending == 0 {
+                if let id { registry.timedOut(id) }
+                context.close(promise: nil)
+            }
         }
     }
 

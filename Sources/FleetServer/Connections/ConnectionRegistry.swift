@@ -28,8 +28,7 @@ public final class ConnectionRegistry: Sendable {
 
     private struct State {
         var records: [ID: Record] = [:]
-        /// Connections closed because the cap was reached, since start.
-        var evicted = 0
+        var counts = ConnectionCounts()
     }
 
     /// The most connections open at once.
@@ -40,37 +39,46 @@ public final class ConnectionRegistry: Sendable {
         self.maxConnections = max(1, maxConnections)
     }
 
-    /// Connections open now.
-    public var count: Int { state.withLock { $0.records.count } }
+    /// What the listener's connections are doing, for status and metrics.
+    public var counts: ConnectionCounts {
+        state.withLock { state in
+            var counts = state.counts
+            counts.open = state.records.count
+            return counts
+        }
+    }
 
-    /// Connections closed to stay under `maxConnections` since start.
-    public var evicted: Int { state.withLock { $0.evicted } }
-
-    /// A connection opened. Beyond the cap, the longest idle connections are closed (this one included when
-    /// every other one is busy).
+    /// A connection opened. Beyond the cap, the longest idle connections are closed (this one when every other
+    /// one is busy). At the cap a whole batch (1/64 of it) goes at once, so a flood of new connections costs one
+    /// sort per batch, not one per connection, and the listener keeps accepting as fast as they come.
     func opened(_ channel: any Channel) {
         let id = ObjectIdentifier(channel)
         let victims: [any Channel] = state.withLock { state in
             state.records[id] = Record(channel: channel, idleSince: .now)
-            var excess = state.records.count - maxConnections
+            state.counts.accepted += 1
+            let excess = state.records.count - maxConnections
             guard excess > 0 else { return [] }
-            var victims: [any Channel] = []
-            // Rare (only at the cap), so a scan is fine: the oldest idle ones, the new one last of all.
+            let batch = max(excess, maxConnections / 64)
             let idle = state.records.filter { !$0.value.busy && $0.key != id }
                 .sorted { $0.value.idleSince < $1.value.idleSince }
-            for (key, record) in idle where excess > 0 {
-                state.records[key] = nil
-                victims.append(record.channel)
-                excess -= 1
-            }
-            if excess > 0 {
+                .prefix(batch)
+            var victims = idle.map(\.value.channel)
+            for (key, _) in idle { state.records[key] = nil }
+            if victims.count < excess {
+                // Every other connection is answering a request: this one cannot be served now.
                 state.records[id] = nil
                 victims.append(channel)
+                state.counts.refused += 1
             }
-            state.evicted += victims.count
+            state.counts.evicted += victims.count
             return victims
         }
         for victim in victims { victim.close(promise: nil) }
+    }
+
+    /// The guard closed a connection for a stalled head or body, or a keep-alive connection left idle.
+    func timedOut(_ id: ID) {
+        state.withLock { $0.counts.timedOut += 1 }
     }
 
     /// A request started (`busy`) or its answer ended.

@@ -92,7 +92,8 @@ public struct FleetController: Sendable {
         let limits = ConnectionLimits(config.gateway)
         let reloader = FileManager.default.fileExists(atPath: config.source)
             ? Reloader(source: config.source, running: config, supervisor: supervisor, router: router, keys: keys) : nil
-        ControllerRoutes(supervisor: supervisor, router: router, controller: info, reloader: reloader, metrics: metrics,
+        ControllerRoutes(supervisor: supervisor, router: router, controller: info, reloader: reloader,
+                         connections: connections, metrics: metrics,
                          requestShutdown: { shutdownRequester.yield() })
             .register(on: http)
         OpenAIRoutes(router: router, client: client, config: config, metrics: metrics, connections: connections)

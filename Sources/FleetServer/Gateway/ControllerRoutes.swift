@@ -16,11 +16,15 @@ public struct ControllerRoutes: Sendable {
     let requestShutdown: @Sendable () -> Void
     let reloader: Reloader?
     let metrics: FleetMetrics?
+    /// The listener's connections, counted for status (nil in tests without a listener).
+    let connections: ConnectionRegistry?
 
     public init(supervisor: Supervisor, router: ModelRouter, controller: ControllerInfo, reloader: Reloader? = nil,
+                connections: ConnectionRegistry? = nil,
                 metrics: FleetMetrics? = nil, requestShutdown: @escaping @Sendable () -> Void) {
         self.supervisor = supervisor
         self.metrics = metrics
+        self.connections = connections
         self.router = router
         self.reloader = reloader
         self.controller = controller
@@ -150,7 +154,8 @@ public struct ControllerRoutes: Sendable {
             return status
         }
         let memory = await supervisor.memoryStatus().map { MemoryStatus(budget: $0.budget, inUse: $0.inUse) }
-        return FleetStatus(controller: controller, models: models, instances: instances, memory: memory)
+        return FleetStatus(controller: controller, models: models, instances: instances, memory: memory,
+                           connections: connections?.counts)
     }
 }
 

@@ -91,6 +91,13 @@ public final class FleetMetrics: Sendable {
             for model in status.models {
                 set("fleet_queue_depth", "requests waiting for a free slot of the model", [("model", model.name)], Double(model.queueDepth))
             }
+            if let connections = status.connections {
+                set("fleet_connections_open", "client connections open on the controller's listen address", [], Double(connections.open))
+                set("fleet_connections_evicted", "client connections closed to stay under gateway.maxConnections, since start", [],
+                    Double(connections.evicted))
+                set("fleet_connections_timed_out", "client connections closed for a stalled head or body or an idle keep-alive, since start",
+                    [], Double(connections.timedOut))
+            }
             if let memory = status.memory {
                 set("fleet_memory_budget_bytes", "memoryBudget", [], Double(memory.budget))
                 set("fleet_memory_in_use_bytes", "estimated memory of the running instances", [], Double(memory.inUse))
