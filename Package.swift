@@ -88,6 +88,8 @@ let package = Package(
                 .product(name: "CoreMetrics", package: "swift-metrics"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
             ],
+            // The dashboard's page (HTML, CSS and JavaScript in one file), served as it is.
+            resources: [.copy("Resources/dashboard.html")],
             swiftSettings: swiftSettings
         ),
         // What the CLI uses to talk to a running controller (and to start one in the background).

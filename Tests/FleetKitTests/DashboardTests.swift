@@ -26,9 +26,12 @@ struct DashboardTests {
                 }
             }
         }
+        // The page is the module's resource file, found beside the executable.
+        let page = try #require(DashboardPage.html, "Resources/dashboard.html was not found beside the test executable")
+        #expect(page.hasPrefix("<!doctype html>") && page.contains("X-Fleet-Client"))
         // Offline by construction: nothing is loaded from another origin, and data only enters as text.
-        #expect(!DashboardPage.html.contains("http://") && !DashboardPage.html.contains("https://"))
-        #expect(!DashboardPage.html.contains("innerHTML"))
+        #expect(!page.contains("http://") && !page.contains("https://"))
+        #expect(!page.contains("innerHTML"))
     }
 
     @Test func headlessChromiumRendersEveryInstanceOfARunningFleet() async throws {
@@ -46,7 +49,7 @@ struct DashboardTests {
 
             // The same page with nothing to show: loaded from a file, its fetch of `status` fails.
             let offline = directory + "/offline.html"
-            try DashboardPage.html.write(toFile: offline, atomically: true, encoding: .utf8)
+            try #require(DashboardPage.html).write(toFile: offline, atomically: true, encoding: .utf8)
             let skeleton = try await chromium.screenshot("file://" + offline, to: directory + "/offline.png")
             let blank = try await chromium.screenshot("about:blank", to: directory + "/blank.png")
             let page = try await chromium.screenshot(url + "/ui", to: directory + "/dashboard.png")

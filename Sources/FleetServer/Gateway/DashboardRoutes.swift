@@ -17,7 +17,7 @@ public struct DashboardRoutes: Sendable {
     }
 
     /// The page as bytes, encoded once.
-    private static let body = ByteBuffer(string: DashboardPage.html)
+    private static let body = ByteBuffer(string: DashboardPage.html ?? DashboardPage.missing)
 
     /// `no-cache`, so a browser picks up the page of an upgraded fleet; the policy keeps the page to its own
     /// inline script and style and its own origin, and out of other sites' frames (its Restart buttons act).
