@@ -4,60 +4,6 @@ public import FleetCore
 public import FleetConfig
 public import FleetUpstream
 
-/// Why the gateway could not get an instance for a request.
-public enum PoolError: Error, Sendable, Equatable {
-    /// The queue already holds `maxSize` waiting requests (HTTP 429).
-    case queueFull(maxSize: Int)
-    /// The request waited `timeout` without a free slot (HTTP 503).
-    case queueTimeout(Duration)
-    /// Every member was already tried for this request (failover has nowhere left to go).
-    case exhausted
-    /// The model was removed from the fleet (by a reload) and its drain is over.
-    case closed
-}
-
-/// What the gateway holds while a request runs on a member: released exactly once, at the end of the response,
-/// on failure, or (as a last resort) when the lease is dropped without a release.
-public final class Lease: Sendable {
-    public let memberID: String
-    /// What the member is: fleet's instance or an endpoint.
-    public let kind: PoolMemberKind
-    public let baseURL: String
-    package let started: ContinuousClock.Instant
-    private let pool: ModelPool
-    private let released = Atomic<Bool>(false)
-
-    init(pool: ModelPool, member: PoolMember) {
-        self.pool = pool
-        self.memberID = member.id
-        self.kind = member.kind
-        self.baseURL = member.baseURL
-        self.started = .now
-    }
-
-    /// How the request ended, for the member's counters.
-    public enum Outcome: Sendable {
-        /// `tokens`: what llama-server said it generated, when it said.
-        case success(firstByte: Duration?, tokens: Int? = nil)
-        case failure
-        /// The client went away; neither a success nor the member's fault.
-        case cancelled
-    }
-
-    public func release(_ outcome: Outcome) async {
-        guard !released.exchange(true, ordering: .acquiringAndReleasing) else { return }
-        await pool.release(memberID: memberID, outcome: outcome, latency: .now - started)
-    }
-
-    deinit {
-        // Never leak a slot: a response body that was never written still gives its slot back.
-        if !released.load(ordering: .acquiring) {
-            let pool = pool, id = memberID, latency = ContinuousClock.now - started
-            Task { await pool.release(memberID: id, outcome: .cancelled, latency: latency) }
-        }
-    }
-}
-
 /// One model's members, their in-flight counts, and the queue of requests waiting for a slot. The actor is
 /// the only owner of those counts: taken at dispatch, given back at the end of the stream or on cancellation.
 public actor ModelPool {
@@ -65,7 +11,7 @@ public actor ModelPool {
     public private(set) var policy: SchedulingPolicy
     public private(set) var queue: QueueSettings
 
-    private var members: [PoolMember] = []
+    var members: [PoolMember] = []
     private var stats: [String: MemberStats] = [:]
     private var cursor = 0
     private var waiters: [Waiter] = []
@@ -215,7 +161,7 @@ public actor ModelPool {
 
     /// Hands freed slots to waiting requests, oldest first. A waiter that cannot use any free member (it
     /// excludes them all) does not block the ones behind it.
-    private func dispatchWaiters() {
+    func dispatchWaiters() {
         var index = 0
         while index < waiters.count {
             if let lease = take(excluding: waiters[index].excluding) {
@@ -314,27 +260,8 @@ public actor ModelPool {
         idleWaiters.removeValue(forKey: id)?.forEach { $0.resume() }
     }
 
-    /// Marks a member not ready; it keeps its in-flight requests and its place.
-    public func takeOutOfRotation(id: String) {
-        guard let index = members.firstIndex(where: { $0.id == id }) else { return }
-        members[index].ready = false
-    }
-
-    /// Takes a member out of rotation after it failed a request before sending anything; `readmit` puts it
-    /// back once a health check passes.
-    public func suspend(id: String) {
-        guard let index = members.firstIndex(where: { $0.id == id }) else { return }
-        members[index].suspended = true
-    }
-
-    public func readmit(id: String) {
-        guard let index = members.firstIndex(where: { $0.id == id }), members[index].suspended else { return }
-        members[index].suspended = false
-        dispatchWaiters()
-    }
-
     /// What the health checks say of each unmanaged endpoint, for status.
-    private var endpoints: [String: EndpointState] = [:]
+    var endpoints: [String: EndpointState] = [:]
 
     public struct EndpointState: Sendable, Equatable {
         public var state: InstanceState
@@ -342,36 +269,11 @@ public actor ModelPool {
         public var detail: String?
     }
 
-    /// An endpoint no longer in fleet.json: gone from status (its member retires on its own).
-    func removeEndpoint(_ url: String) {
-        endpoints[url] = nil
-    }
-
-    func setEndpoint(_ url: String, state: InstanceState, detail: String?) {
-        if endpoints[url]?.state != state || endpoints[url]?.detail != detail {
-            let since = endpoints[url]?.state == state ? endpoints[url]!.since : Date()
-            endpoints[url] = EndpointState(state: state, since: since, detail: detail)
-        }
-    }
-
     // MARK: - Status
 
     public func snapshot() -> PoolSnapshot {
         PoolSnapshot(model: model, policy: policy, queueDepth: waiters.count,
                      members: members.map { ($0, stats[$0.id] ?? MemberStats()) }, endpoints: endpoints)
-    }
-}
-
-/// A pool as status shows it.
-public struct PoolSnapshot: Sendable {
-    public var model: String
-    public var policy: SchedulingPolicy
-    public var queueDepth: Int
-    public var members: [(member: PoolMember, stats: ModelPool.MemberStats)]
-    public var endpoints: [String: ModelPool.EndpointState]
-
-    public func member(_ id: String) -> (member: PoolMember, stats: ModelPool.MemberStats)? {
-        members.first { $0.member.id == id }
     }
 }
 

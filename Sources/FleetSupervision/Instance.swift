@@ -5,38 +5,16 @@ public import FleetCore
 public import FleetConfig
 public import FleetUpstream
 
-/// Everything an instance needs to know about how to run, fixed at creation.
-public struct InstanceSettings: Sendable {
-    public var model: ModelConfig
-    public var executable: String
-    public var healthCheck: HealthCheckSettings
-    public var restart: RestartSettings
-    public var stopTimeout: Duration
-    public var logDirectory: String
-    /// How often a starting instance's `/health` is polled: short, so `ready` is seen soon after it happens.
-    public var readinessPollInterval: Duration = .milliseconds(100)
-
-    public init(model: ModelConfig, executable: String, healthCheck: HealthCheckSettings, restart: RestartSettings,
-                stopTimeout: Duration, logDirectory: String) {
-        self.model = model
-        self.executable = executable
-        self.healthCheck = healthCheck
-        self.restart = restart
-        self.stopTimeout = stopTimeout
-        self.logDirectory = logDirectory
-    }
-}
-
 /// One llama-server process and its life: spawn, wait until ready, probe, restart with backoff, stop.
 /// The actor owns the process, its port while it runs, and its state; nothing else changes them.
 public actor Instance {
     public nonisolated let id: InstanceID
     public nonisolated let log: InstanceLog
-    private let settings: InstanceSettings
-    private let client: UpstreamClient
+    let settings: InstanceSettings
+    let client: UpstreamClient
     private let ports: PortLease
     private let observe: @Sendable (InstanceEvent) -> Void
-    private let logger: Logger
+    let logger: Logger
 
     public private(set) var state: InstanceState = .stopped
     private var since = Date()
@@ -242,91 +220,20 @@ public actor Instance {
         transition(to: .failed, detail: reason)
     }
 
-    /// One process life: spawn, then probe until it exits, stops being healthy, or is cancelled.
-    private nonisolated func live(port: Int) async -> LifeOutcome {
-        let command = LlamaServerCommand(executable: settings.executable, model: settings.model, port: port)
-        await log.beginLife("spawning: \(command.display)")
-        return await withTaskGroup(of: LifeOutcome?.self) { group in
-            group.addTask {
-                do {
-                    let exit = try await ProcessLauncher.run(command, stopTimeout: self.settings.stopTimeout, log: self.log) { pid in
-                        await self.spawned(pid: pid)
-                    }
-                    await self.log.mark(exit.description)
-                    return Task.isCancelled ? .stopped : .exited(exit)
-                } catch is CancellationError {
-                    await self.log.mark("stopped")
-                    return .stopped
-                } catch {
-                    return Task.isCancelled ? .stopped : .spawnFailed("\(error)")
-                }
-            }
-            group.addTask { await self.probe(port: port) }
-            let first = await group.next() ?? .stopped
-            if case .unhealthy(let why)? = first {
-                // Declared dead: a process that stopped answering its health checks would not answer SIGTERM
-                // either (a SIGSTOPped one cannot). SIGKILL ends it now, and with it its connections, so its
-                // in-flight requests end at once (those that got no byte yet go to another instance).
-                await self.kill(reason: why)
-            }
-            // Whichever ended first, the other must end too: a probe verdict stops the process (teardown runs
-            // on cancellation), an exit makes probing pointless.
-            group.cancelAll()
-            for await _ in group {}
-            return first ?? .stopped
-        }
-    }
-
     /// SIGKILL to the process group of the current process (fleet starts each in a group of its own).
-    private func kill(reason: String) {
+    func kill(reason: String) {
         guard let pid else { return }
         logger.warning("declared dead after failed health checks: killing it", metadata: ["pid": "\(pid)", "probe": "\(reason)"])
         _ = Glibc.kill(-pid, SIGKILL)
     }
 
-    private func spawned(pid: Int32) {
+    func spawned(pid: Int32) {
         self.pid = pid
         spawnedAt = .now
         logger.info("spawned", metadata: ["pid": "\(pid)", "port": "\(port ?? 0)"])
     }
 
-    /// Readiness, then liveness. Returns a verdict that ends this process life, or nil when cancelled.
-    private nonisolated func probe(port: Int) async -> LifeOutcome? {
-        let health = settings.healthCheck
-        let probe = HealthProbe(client: client, port: port, timeout: health.timeout)
-        let deadline = ContinuousClock.now + health.startupTimeout
-        var last = "no answer yet"
-        while true {
-            if Task.isCancelled { return nil }
-            let result = await probe.check()
-            if result == .ready { break }
-            if case .down(let why) = result { last = why } else { last = "loading model" }
-            if ContinuousClock.now >= deadline { return .startupTimeout(last: last) }
-            do { try await Task.sleep(for: settings.readinessPollInterval) } catch { return nil }
-        }
-        await becameReady()
-
-        var failures = 0
-        while true {
-            do { try await Task.sleep(for: health.interval) } catch { return nil }
-            switch await probe.check() {
-            case .ready:
-                failures = 0
-                await recovered()
-            case .loading:
-                failures += 1
-                last = "answers 503 again"
-            case .down(let why):
-                failures += 1
-                last = why
-            }
-            if Task.isCancelled { return nil }
-            if failures >= health.restartAfter { return .unhealthy(last) }
-            if failures >= health.unhealthyAfter { await unhealthy(last, failures: failures) }
-        }
-    }
-
-    private func becameReady() {
+    func becameReady() {
         // Retired or stopped while loading: it stays on its way out, never back in rotation.
         guard wantsRunning else { return }
         // lastError stays: after a restart, status still says why the instance restarted.
@@ -334,11 +241,11 @@ public actor Instance {
         transition(to: .ready)
     }
 
-    private func recovered() {
+    func recovered() {
         if wantsRunning && state == .unhealthy { transition(to: .ready, detail: "health checks pass again") }
     }
 
-    private func unhealthy(_ why: String, failures: Int) {
+    func unhealthy(_ why: String, failures: Int) {
         guard wantsRunning && state == .ready else { return }
         lastError = "\(failures) failed health checks: \(why)"
         transition(to: .unhealthy, detail: lastError)

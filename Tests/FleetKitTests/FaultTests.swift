@@ -53,7 +53,7 @@ struct FaultTests {
         let (dying, endpoint) = try await startFakeEndpoint(["--fake-die-after-head"])
         defer { dying.terminate() }
         let config = fakeFleetConfig(directory: directory) { $0.models[0].endpoints = [endpoint] }
-        try await withController(config, waitForReady: 1) { url, control in
+        try await withController(config, waitForReady: 2) { url, control in  // the replica and the endpoint
             try await eventually("the endpoint in rotation") {
                 try await control.status().instances.contains { !$0.managed && $0.state == .ready }
             }

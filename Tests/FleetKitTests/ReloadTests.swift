@@ -157,7 +157,7 @@ extension ReloadTests {
         let (endpoint, endpointURL) = try await startFakeEndpoint(["--fake-tokens", "20", "--fake-token-delay", "0.05", "--parallel", "4"])
         defer { endpoint.terminate() }
         let config = try write(#""a": { "path": "model.gguf", "parallel": 4, "endpoints": ["\#(endpointURL)"] }"#)
-        try await withController(config, waitForReady: 1) { url, control in
+        try await withController(config, waitForReady: 2) { url, control in  // the replica and the endpoint
             try await eventually("the endpoint in rotation") {
                 try await control.status().instances.contains { !$0.managed && $0.state == .ready }
             }
