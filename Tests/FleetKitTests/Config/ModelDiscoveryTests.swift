@@ -187,7 +187,7 @@ struct ModelDiscoveryTests {
         #expect(ConfigSnippet.schemaReference(schemaFile: nil, outputDirectory: "/home/me/llm") == ConfigSnippet.schemaID)
 
         // The published address is the one the schema declares as its own.
-        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
         let data = try Data(contentsOf: root.appendingPathComponent("docs/fleet.schema.json"))
         let declared = try #require(try JSONSerialization.jsonObject(with: data) as? [String: Any])["$id"] as? String
         #expect(declared == ConfigSnippet.schemaID)

@@ -150,7 +150,7 @@ struct ConfigTests {
     }
 
     @Test func repositoryFleetJSONIsValidWithoutTheModelFile() throws {
-        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
         let data = try Data(contentsOf: root.appendingPathComponent("fleet.json"))
         let config = try FleetConfig.decode(data, source: "fleet.json", baseDirectory: root.path, checkFiles: false)
         #expect(config.models.map(\.name) == ["gemma"])
@@ -264,99 +264,6 @@ struct ConfigTests {
         #expect(ListenAddress(parsing: "[::1]:9000") == ListenAddress(host: "::1", port: 9000))
         #expect(ListenAddress(parsing: "host:99999") == nil)
         #expect(ListenAddress(host: "0.0.0.0", port: 1).url == "http://127.0.0.1:1")
-    }
-}
-
-@Suite("llama-server command line and location")
-struct LlamaServerCommandTests {
-    @Test func commandCarriesTheModelSettingsAndBindsLoopback() {
-        var model = ModelConfig(name: "m", path: "/m.gguf")
-        model.contextSize = 2048
-        model.gpuLayers = -1
-        model.threads = 2
-        model.parallel = 4
-        model.batchSize = 256
-        model.flashAttention = .off
-        model.args = ["--seed", "1"]
-        model.env = ["A": "b"]
-        let command = LlamaServerCommand(executable: "/bin/llama-server", model: model, port: 8123)
-        #expect(command.arguments == ["--model", "/m.gguf", "--host", "127.0.0.1", "--port", "8123", "--alias", "m",
-                                      "--ctx-size", "2048", "--n-gpu-layers", "auto", "--threads", "2", "--parallel", "4",
-                                      "--batch-size", "256", "--flash-attn", "off", "--seed", "1"])
-        #expect(command.environment == ["A": "b"])
-    }
-
-    @Test func locatorPrefersConfigThenEnvironmentThenPath() {
-        let env = ["FLEET_LLAMA_SERVER": "/a/llama-server", "LLAMACPP_EXECUTABLE": "/b/llama-server", "PATH": "/c:/d",
-                   "HOME": "/nonexistent"]
-        #expect(LlamaServerLocator.candidates(configured: "/x", environment: env, workingDirectory: "/w") == ["/x"])
-        let list = LlamaServerLocator.candidates(configured: nil, environment: env, workingDirectory: "/w")
-        #expect(Array(list.prefix(4)) == ["/a/llama-server", "/b/llama-server", "/c/llama-server", "/d/llama-server"])
-        #expect(list.contains("/w/build/bin/llama-server"))
-    }
-
-    @Test func locatorSaysHowToInstallWhenNothingIsFound() {
-        #expect {
-            try LlamaServerLocator.locate(configured: nil, environment: ["PATH": "/nonexistent", "HOME": "/nonexistent"],
-                                          workingDirectory: "/nonexistent")
-        } throws: { "\($0)".contains("scripts/install-llama-server.sh") }
-    }
-}
-
-@Suite("docs/fleet.schema.json")
-struct SchemaTests {
-    let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-
-    func properties(_ object: [String: Any]?) -> Set<String> {
-        Set((object?["properties"] as? [String: Any])?.keys.map { $0 } ?? [])
-    }
-
-    @Test func schemaNamesExactlyTheKeysTheParserAccepts() throws {
-        let data = try Data(contentsOf: root.appendingPathComponent("docs/fleet.schema.json"))
-        let schema = try #require(try JSONSerialization.jsonObject(with: data) as? [String: Any])
-        let top = schema["properties"] as? [String: Any]
-        #expect(properties(schema) == Set(FleetConfig.controllerKeys))
-        #expect(properties(top?["healthCheck"] as? [String: Any]) == Set(FleetConfig.healthCheckKeys))
-        #expect(properties(top?["restart"] as? [String: Any]) == Set(FleetConfig.restartKeys))
-        #expect(properties(top?["gateway"] as? [String: Any]) == Set(FleetConfig.gatewayKeys))
-        let model = (top?["models"] as? [String: Any])?["additionalProperties"] as? [String: Any]
-        #expect(properties(model) == Set(FleetConfig.modelKeys))
-        #expect(properties((model?["properties"] as? [String: Any])?["defaults"] as? [String: Any]) == Set(FleetConfig.defaultsKeys))
-        #expect(properties((model?["properties"] as? [String: Any])?["queue"] as? [String: Any]) == Set(FleetConfig.queueKeys))
-    }
-
-    @Test func everyKeyIsDocumented() throws {
-        let doc = try String(contentsOf: root.appendingPathComponent("docs/configuration.md"), encoding: .utf8)
-        let keys = FleetConfig.controllerKeys + FleetConfig.healthCheckKeys.map { "healthCheck.\($0)" }
-            + FleetConfig.restartKeys.map { "restart.\($0)" } + FleetConfig.gatewayKeys.map { "gateway.\($0)" }
-            + FleetConfig.modelKeys + FleetConfig.queueKeys.map { "queue.\($0)" }
-        for key in keys {
-            #expect(doc.contains("| `\(key)` |"), "docs/configuration.md has a row for \(key)")
-        }
-    }
-}
-
-@Suite("editing fleet.json in place")
-struct ConfigFileEditorTests {
-    @Test func onlyTheModelsPathChanges() throws {
-        let text = """
-            {
-              "listen": "127.0.0.1:8090",
-              "models": {
-                "other": { "path": "keep.gguf", "args": ["--x", "{\\"path\\": 1}"] },
-                "gemma": {
-                  "aliases": ["g"],
-                  "path":   "models/old.gguf",
-                  "replicas": 2
-                }
-              }
-            }
-            """
-        let edited = try ConfigFileEditor.settingModelPath(in: text, model: "gemma", to: "models/new \"v2\".gguf")
-        #expect(edited == text.replacingOccurrences(of: #""models/old.gguf""#, with: #""models/new \"v2\".gguf""#))
-        #expect(throws: ConfigFileEditor.EditError.self) {
-            try ConfigFileEditor.settingModelPath(in: text, model: "absent", to: "x")
-        }
     }
 }
 

@@ -85,7 +85,7 @@ struct CommandLineTrustTests {
         let config = try writeConfig(model: #""path": "model.gguf", "parallel": 4"#)
         let text = try String(contentsOfFile: config, encoding: .utf8)
             .replacingOccurrences(of: #""--fake-loading-delay", "0.2""#,
-                                  with: #""--fake-loading-delay", "0.2", "--fake-tokens", "30", "--fake-token-delay", "0.05", "--parallel", "4""#)
+                                  with: #""--fake-loading-delay", "0.2", "--fake-tokens", "100", "--fake-token-delay", "0.05", "--parallel", "4""#)
         try text.write(toFile: config, atomically: true, encoding: .utf8)
         #expect(try await runCommand(Products.fleet, ["up", "--detach", "--config", config]).code == 0)
         defer { _ = try? runCommandBlocking(Products.fleet, ["down", "--config", config]) }

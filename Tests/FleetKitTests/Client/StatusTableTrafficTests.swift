@@ -1,0 +1,40 @@
+import Foundation
+import FleetTestSupport
+import Testing
+@testable import FleetClient
+@testable import FleetConfig
+@testable import FleetCore
+@testable import FleetRouting
+@testable import FleetServer
+@testable import FleetSupervision
+@testable import FleetUpstream
+
+@Suite("status table with traffic")
+struct StatusTableTrafficTests {
+    @Test func trafficAndModelsAreShown() {
+        let now = Date()
+        var instance = InstanceStatus(id: "m/0", model: "m", replica: 0, port: 8100, pid: 42, state: .ready, since: now,
+                                      readySince: now, restarts: 0, lastError: nil, logFile: "/x")
+        var member = PoolMember(kind: .instance(InstanceID(model: "m", replica: 0)), baseURL: "http://x", capacity: 4, ready: true)
+        member.inFlight = 3
+        var stats = ModelPool.MemberStats()
+        stats.served = 17
+        stats.errors = 1
+        stats.lastLatency = .milliseconds(250)
+        stats.tokens = 40
+        stats.lastTokensPerSecond = 47.25
+        instance.traffic = TrafficStatus(member: member, stats: stats)
+        var remote = InstanceStatus(id: "http://h:1", model: "m", replica: -1, port: 1, pid: nil, state: .ready, since: now,
+                                    readySince: nil, restarts: 0, lastError: nil, logFile: "")
+        remote.managed = false
+        let status = FleetStatus(
+            controller: ControllerInfo(version: "1", pid: 1, listen: "l", url: "u", config: "c", startedAt: now,
+                                       stateDirectory: "/s", llamaServer: "/l"),
+            models: [ModelStatus(name: "m", aliases: ["a"], path: "/m", replicas: 1, policy: "leastBusy", queueDepth: 2)],
+            instances: [instance, remote])
+        let table = StatusTable.render(status, now: now)
+        #expect(table.contains("model m (a): leastBusy, 2 queued"))
+        #expect(table.contains("3/4   17      1       250ms  47.3"), "\(table)")
+        #expect(table.contains("remote"))
+    }
+}

@@ -1,0 +1,46 @@
+import FleetTestSupport
+import Foundation
+import NIOCore
+import Testing
+@testable import FleetClient
+@testable import FleetConfig
+@testable import FleetCore
+@testable import FleetRouting
+@testable import FleetServer
+@testable import FleetSupervision
+@testable import FleetUpstream
+
+@Suite("SSE framing and model rewriting")
+struct SSEFramingTests {
+    static let stream = "data: {\"model\":\"a\",\"n\":1}\n\n: keep-alive\n\ndata: {\"model\":\"a\",\"n\":2}\r\n\r\ndata: [DONE]\n\n"
+
+    @Test(arguments: [1, 2, 3, 5, 7, 13, 64])
+    func eventsComeOutWholeWhateverTheChunkSize(size: Int) {
+        let bytes = Array(Self.stream.utf8)
+        var framer = SSEFramer()
+        var events: [String] = []
+        var offset = 0
+        while offset < bytes.count {
+            let end = min(offset + size, bytes.count)
+            events += framer.feed(ByteBuffer(bytes: bytes[offset..<end])).map { String(buffer: $0) }
+            offset = end
+        }
+        #expect(framer.flush() == nil)
+        #expect(events == ["data: {\"model\":\"a\",\"n\":1}\n\n", ": keep-alive\n\n", "data: {\"model\":\"a\",\"n\":2}\r\n\r\n",
+                           "data: [DONE]\n\n"])
+    }
+
+    @Test func anUnfinishedEventIsFlushedAtTheEnd() {
+        var framer = SSEFramer()
+        #expect(framer.feed(ByteBuffer(string: "data: {\"error\":1}\n")).isEmpty)
+        #expect(framer.flush().map { String(buffer: $0) } == "data: {\"error\":1}\n")
+    }
+
+    @Test func modelFieldsAreRewrittenAndNothingElse() {
+        let body = ByteBuffer(string: #"{"id":"x","model":"gemma","choices":[{"text":"the \"model\" word"}],"model":"again"}"#)
+        let rewritten = String(buffer: ModelFieldRewriter.rewrite(body, to: "my-alias"))
+        #expect(rewritten == #"{"id":"x","model":"my-alias","choices":[{"text":"the \"model\" word"}],"model":"my-alias"}"#)
+        let untouched = ByteBuffer(string: "data: [DONE]\n\n")
+        #expect(ModelFieldRewriter.rewrite(untouched, to: "x") == untouched)
+    }
+}

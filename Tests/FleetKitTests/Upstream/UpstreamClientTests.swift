@@ -1,0 +1,42 @@
+import Foundation
+import FleetTestSupport
+import Testing
+@testable import FleetClient
+@testable import FleetConfig
+@testable import FleetCore
+@testable import FleetRouting
+@testable import FleetServer
+@testable import FleetSupervision
+@testable import FleetUpstream
+
+@Suite("upstream client (libcurl)", .timeLimit(.minutes(1)))
+struct UpstreamClientTests {
+    @Test func fetchesFromAServerAndReportsStatusAndHeaders() async throws {
+        let config = fakeFleetConfig(directory: temporaryDirectory())
+        try await withFakeSupervisor(config) { supervisor, _ in
+            try await eventually("ready") { await supervisor.status("fake/0")?.state == .ready }
+            let port = try #require(await supervisor.status("fake/0")?.port)
+            try await UpstreamClient.with { client in
+                let response = try await client.fetch(UpstreamRequest(method: "POST", url: "http://127.0.0.1:\(port)/v1/completions",
+                                                                      headers: [("Content-Type", "application/json")],
+                                                                      body: Array(#"{"max_tokens":3}"#.utf8)))
+                #expect(response.status == 200)
+                #expect(response.header("content-type") == "application/json")
+                #expect(response.bodyText.contains("tok0 tok1 tok2"))
+                var chunks = 0
+                let stream = try await client.execute(UpstreamRequest(method: "POST", url: "http://127.0.0.1:\(port)/v1/completions",
+                                                                      body: Array(#"{"stream":true}"#.utf8)))
+                #expect(stream.status == 200 && stream.header("content-type") == "text/event-stream")
+                for try await _ in stream.body { chunks += 1 }
+                #expect(chunks >= 2, "a stream arrives in pieces, as they are written")
+            }
+        }
+    }
+
+    @Test func refusedConnectionIsAConnectFailure() async throws {
+        let port = TestPorts.block(1).lowerBound
+        await #expect {
+            try await UpstreamClient.with { try await $0.fetch(UpstreamRequest(url: "http://127.0.0.1:\(port)/")) }
+        } throws: { ($0 as? UpstreamError)?.kind == .connectFailed }
+    }
+}
