@@ -1,7 +1,6 @@
 public import Foundation
 import NIOCore
 public import FleetCore
-public import FleetConfig
 public import FleetUpstream
 
 /// The CLI's side of the OpenAI gateway (`fleet complete`, `fleet chat`): sends chat completions and streams

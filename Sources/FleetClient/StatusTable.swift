@@ -1,7 +1,5 @@
 public import Foundation
 public import FleetCore
-public import FleetConfig
-public import FleetUpstream
 
 /// Renders a `FleetStatus` as the table `fleet status` prints.
 public enum StatusTable {

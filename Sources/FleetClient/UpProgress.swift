@@ -1,6 +1,4 @@
 public import FleetCore
-public import FleetConfig
-public import FleetUpstream
 /// Turns instance events into the lines `fleet up` prints while models load, and the summary once every
 /// instance has settled (ready or failed). Pure: feed it events, print what it returns.
 public struct UpProgress: Sendable {

@@ -1,5 +1,4 @@
 import Foundation
-public import FleetCore
 
 /// Changes one value in a fleet.json in place, leaving everything else — key order, spacing, comments-free
 /// formatting — exactly as the user wrote it. Used when `fleet swap` succeeded and the file must say so.

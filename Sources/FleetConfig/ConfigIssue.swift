@@ -1,4 +1,3 @@
-public import FleetCore
 /// One problem found in a configuration file: where it is and what to do about it.
 public struct ConfigIssue: Sendable, Equatable, CustomStringConvertible {
     /// The key path inside the file, e.g. `models.gemma.replicas`; empty for the file as a whole.

@@ -1,5 +1,4 @@
 import Foundation
-public import FleetCore
 
 /// fleet.json text that fleet writes for people: one model's entry, which `fleet models` prints to paste, and the
 /// starter file `fleet init` writes. Both load with `FleetConfig.load` (the tests hold them to it).

@@ -1,5 +1,4 @@
 public import Foundation
-public import FleetCore
 
 extension FleetConfig {
     /// Checks that need the whole configuration (or the disk): names, ports, model files.

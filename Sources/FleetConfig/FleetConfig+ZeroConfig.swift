@@ -1,5 +1,4 @@
 public import Foundation
-public import FleetCore
 
 extension FleetConfig {
     /// A one-model fleet for `fleet up --model PATH.gguf` (or `LLAMACPP_MODEL_PATH`): one replica, defaults

@@ -1,6 +1,5 @@
 import Foundation
 import Synchronization
-public import FleetCore
 
 /// The keys a fleet accepts: `apiKeys` for everything but `/health`, `adminKeys` (when any are set) alone for
 /// the mutating control endpoints. Compared in constant time; never logged or printed (`description` says how

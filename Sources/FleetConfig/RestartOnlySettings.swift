@@ -1,4 +1,3 @@
-public import FleetCore
 extension FleetConfig {
     /// The controller-level keys of fleet.json that a reload cannot apply (they take effect at the next
     /// `fleet up`), each with how to tell that it changed. Every key of `controllerKeys` is either here or in

@@ -1,8 +1,5 @@
 public import Foundation
 import Synchronization
-public import FleetCore
-public import FleetConfig
-public import FleetUpstream
 import Synchronization
 
 /// Why the gateway could not get an instance for a request.

@@ -1,8 +1,6 @@
 public import Foundation
 import Synchronization
-public import FleetCore
 public import FleetConfig
-public import FleetUpstream
 
 /// A pool as status shows it.
 public struct PoolSnapshot: Sendable {

@@ -1,6 +1,5 @@
 public import FleetCore
 public import FleetConfig
-public import FleetUpstream
 /// What a pool member is.
 public enum PoolMemberKind: Sendable, Equatable {
     /// One generation of one of fleet's replicas.

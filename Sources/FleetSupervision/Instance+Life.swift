@@ -1,9 +1,8 @@
 import Foundation
 import Glibc
 import Logging
-public import FleetCore
-import FleetConfig
 import FleetUpstream
+import FleetConfig
 
 /// One process life of an instance: spawn and run the process, and probe it (readiness, then liveness) until
 /// one of them ends the life.

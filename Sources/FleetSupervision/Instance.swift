@@ -2,8 +2,8 @@ import Foundation
 import Glibc
 public import Logging
 public import FleetCore
-public import FleetConfig
 public import FleetUpstream
+import FleetConfig
 
 /// One llama-server process and its life: spawn, wait until ready, probe, restart with backoff, stop.
 /// The actor owns the process, its port while it runs, and its state; nothing else changes them.

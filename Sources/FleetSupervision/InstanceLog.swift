@@ -1,7 +1,4 @@
 import Foundation
-public import FleetCore
-public import FleetConfig
-public import FleetUpstream
 
 /// An instance's captured output: every line appended to a log file under the state directory (`fleet logs`
 /// reads it), and standard error's last lines in memory (why a process died, for status). One per instance;

@@ -3,7 +3,6 @@ import Glibc
 public import Logging
 public import FleetCore
 public import FleetConfig
-public import FleetUpstream
 
 /// Everything an instance needs to know about how to run, fixed at creation.
 public struct InstanceSettings: Sendable {

@@ -1,7 +1,4 @@
 public import Foundation
-public import FleetCore
-public import FleetConfig
-public import FleetUpstream
 
 /// Finds the llama-server executable: fleet.json's `llamaServer`, then `FLEET_LLAMA_SERVER`, then
 /// `LLAMACPP_EXECUTABLE`, then PATH, then the usual install places and the install script's cache.

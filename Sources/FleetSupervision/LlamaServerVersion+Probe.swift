@@ -3,8 +3,6 @@ import Foundation
 import Subprocess
 import Synchronization
 import SystemPackage
-public import FleetConfig
-public import FleetUpstream
 
 extension LlamaServerVersion {
     private static let known = Mutex<[String: LlamaServerVersion]>([:])

@@ -1,7 +1,4 @@
 public import Foundation
-public import FleetCore
-public import FleetConfig
-public import FleetUpstream
 
 /// Reading an instance's log file (written by `InstanceLog`) for `fleet logs` and `GET /logs/...`: its last lines,
 /// and what is appended after them.

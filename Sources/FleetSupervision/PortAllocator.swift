@@ -1,7 +1,4 @@
 import Glibc
-public import FleetCore
-public import FleetConfig
-public import FleetUpstream
 
 /// Hands out instance ports from the configured range. Owned by the `Supervisor`; a port is taken only when the
 /// OS says it is free, and handed out round the range so a just-released port is not reused at once.

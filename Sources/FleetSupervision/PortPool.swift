@@ -1,7 +1,4 @@
 import Glibc
-public import FleetCore
-public import FleetConfig
-public import FleetUpstream
 
 /// The fleet's one `PortAllocator`, owned by this actor so every instance can lease and return ports.
 actor PortPool {

@@ -2,8 +2,6 @@ import Foundation
 import Subprocess
 import SystemPackage
 public import FleetCore
-public import FleetConfig
-public import FleetUpstream
 
 /// How a supervised process ended.
 public struct ProcessExit: Sendable, Equatable, CustomStringConvertible {

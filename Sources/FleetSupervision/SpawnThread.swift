@@ -1,8 +1,6 @@
 import Foundation
 import Synchronization
 public import FleetCore
-public import FleetConfig
-public import FleetUpstream
 
 /// A task executor backed by one thread that lives as long as the process.
 ///

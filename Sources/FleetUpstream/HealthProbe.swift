@@ -1,4 +1,3 @@
-public import FleetCore
 /// What one `GET /health` said about an instance.
 public enum ProbeResult: Sendable, Equatable {
     /// 200: the model is loaded.

@@ -1,5 +1,4 @@
 public import NIOCore
-public import FleetCore
 
 /// Cuts a Server-Sent Events byte stream into whole events (each ending in a blank line), whatever the chunk
 /// boundaries were. Only needed where an event must be seen whole (to rewrite it); passthrough streams skip it.

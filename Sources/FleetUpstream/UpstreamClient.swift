@@ -1,6 +1,5 @@
 import NIOCore
 public import ServiceLifecycle
-public import FleetCore
 
 /// fleet's HTTP client: every upstream request (completions, health probes, the CLI's calls to a controller)
 /// goes through one libcurl multi handle driven by one thread.

@@ -1,5 +1,4 @@
 import Foundation
-public import FleetCore
 
 /// What fleet knows about GGUF files before llama-server opens them.
 public enum GGUFFile {

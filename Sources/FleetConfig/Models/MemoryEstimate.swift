@@ -1,4 +1,3 @@
-public import FleetCore
 /// What one instance of a model is expected to take in memory, for `memoryBudget`: the GGUF's weights (mapped
 /// whole), the KV cache for its context at f16, and llama-server's compute buffers and runtime. An estimate on
 /// the safe side (sliding-window layers are counted at full context); a model's `memory` key replaces it.

@@ -3,9 +3,7 @@ import NIOCore
 import NIOHTTPTypes
 public import FleetCore
 public import FleetConfig
-public import FleetUpstream
 public import FleetSupervision
-public import FleetRouting
 
 /// The limits one client connection lives under, from `gateway` in fleet.json.
 public struct ConnectionLimits: Sendable, Equatable {

@@ -1,10 +1,6 @@
 import NIOCore
 import Synchronization
 public import FleetCore
-public import FleetConfig
-public import FleetUpstream
-public import FleetSupervision
-public import FleetRouting
 
 /// Every open client connection of the controller's listener, in one place: it enforces
 /// `gateway.maxConnections` (a new connection beyond the cap closes the connection idle the longest; one

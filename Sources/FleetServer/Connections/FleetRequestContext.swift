@@ -1,10 +1,5 @@
 public import Hummingbird
 public import NIOCore
-public import FleetCore
-public import FleetConfig
-public import FleetUpstream
-public import FleetSupervision
-public import FleetRouting
 
 /// The request context of the controller's routes: Hummingbird's basics plus the client's channel, through
 /// which a route learns that its client has gone (see `ClientConnection`).

@@ -1,8 +1,7 @@
 public import FleetCore
-public import FleetConfig
-public import FleetUpstream
 public import FleetSupervision
 public import FleetRouting
+import FleetConfig
 /// Puts models to sleep after their `idleTimeout` without requests: once a second it asks each such model's
 /// pool how long it has been idle (nothing in flight or queued) and tells the supervisor. Also retries the
 /// on-demand starts that wait for memory (a model that was busy may be evictable now).

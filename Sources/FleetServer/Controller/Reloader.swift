@@ -1,7 +1,6 @@
 import Foundation
 public import FleetCore
 public import FleetConfig
-public import FleetUpstream
 public import FleetSupervision
 public import FleetRouting
 

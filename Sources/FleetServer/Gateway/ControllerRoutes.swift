@@ -3,7 +3,6 @@ import Foundation
 import NIOCore
 public import FleetCore
 public import FleetConfig
-public import FleetUpstream
 public import FleetSupervision
 public import FleetRouting
 

@@ -1,10 +1,5 @@
 public import Hummingbird
 import NIOCore
-public import FleetCore
-public import FleetConfig
-public import FleetUpstream
-public import FleetSupervision
-public import FleetRouting
 
 /// The dashboard: `GET /` and `GET /ui` answer the same self-contained page (`DashboardPage`), which reads
 /// `/status` and calls `/control/restart/{model}` from the browser, like any other client of the control API.

@@ -3,10 +3,7 @@ public import Hummingbird
 import NIOCore
 import ServiceLifecycle
 public import FleetCore
-public import FleetConfig
-public import FleetUpstream
 public import FleetSupervision
-public import FleetRouting
 
 /// `GET /logs/{model}[/{replica}]`: instances' captured output for `fleet logs`, read from their log files
 /// (`LogFile`) through the controller, so it works from another machine too.

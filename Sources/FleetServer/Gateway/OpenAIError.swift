@@ -1,11 +1,6 @@
 import Foundation
 public import Hummingbird
 import NIOCore
-public import FleetCore
-public import FleetConfig
-public import FleetUpstream
-public import FleetSupervision
-public import FleetRouting
 
 /// An error answered in OpenAI's shape, so OpenAI clients show its message:
 /// `{"error":{"message":…,"type":…,"param":null,"code":…}}`.

@@ -3,10 +3,7 @@ import Foundation
 public import Prometheus
 import Synchronization
 public import FleetCore
-public import FleetConfig
-public import FleetUpstream
 public import FleetSupervision
-public import FleetRouting
 
 /// The controller's Prometheus metrics (`GET /metrics`). Events on the request path (requests by status,
 /// durations, time to first token, tokens generated) and instance restarts are recorded through swift-metrics,

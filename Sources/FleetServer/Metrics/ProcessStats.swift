@@ -1,9 +1,5 @@
 import Foundation
-public import FleetCore
-public import FleetConfig
-public import FleetUpstream
 public import FleetSupervision
-public import FleetRouting
 
 /// The controller process as `/proc` sees it (Linux); zeros where `/proc` is not available.
 struct ProcessStats {

@@ -2,10 +2,8 @@ import Foundation
 public import Hummingbird
 import HTTPTypes
 public import FleetCore
-public import FleetConfig
-public import FleetUpstream
 public import FleetSupervision
-public import FleetRouting
+import FleetConfig
 
 /// Requires a key on every route but `/health` when the fleet has keys: `Authorization: Bearer KEY`,
 /// `x-api-key: KEY`, or HTTP Basic with the key as password (what a browser sends after its login prompt, so

@@ -1,9 +1,5 @@
 public import FleetConfig
 import Synchronization
-public import FleetCore
-public import FleetUpstream
-public import FleetSupervision
-public import FleetRouting
 
 /// The keys in force, replaced by a reload (a key revoked in fleet.json stops working at once). One owner:
 /// this box; readers take a copy.

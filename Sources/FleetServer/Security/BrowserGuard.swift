@@ -2,11 +2,7 @@ import Foundation
 import Glibc
 public import Hummingbird
 import HTTPTypes
-public import FleetCore
-public import FleetConfig
-public import FleetUpstream
 public import FleetSupervision
-public import FleetRouting
 
 /// Keeps web pages out of the controller, with or without API keys: a page the user opens must not be able to
 /// shut the fleet down (cross-site request forgery) nor read `/status` or `/logs` through a hostname it
