@@ -40,31 +40,32 @@ struct ConfigReader {
     mutating func int(_ object: [String: JSONValue], _ key: String, at path: String, range: ClosedRange<Int>) -> Int? {
         guard let value = object[key], value != .null else { return nil }
         guard case .number(let number) = value, number.rounded() == number, let int = Int(exactly: number) else {
-            report(join(path, key), "expected a whole number, found \(describe(value))",
-                   fix: "use a whole number between \(range.lowerBound) and \(range.upperBound)")
+            report(join(path, key), "expected a whole number, found \(describe(value))", fix: Self.fix(range, "a whole number"))
             return nil
         }
-        guard range.contains(int) else {
-            report(join(path, key), "\(int) is out of range",
-                   fix: "use a whole number between \(range.lowerBound) and \(range.upperBound)")
-            return nil
-        }
-        return int
+        return within(range, int, at: join(path, key), "a whole number")
     }
 
     mutating func double(_ object: [String: JSONValue], _ key: String, at path: String, range: ClosedRange<Double>) -> Double? {
         guard let value = object[key], value != .null else { return nil }
         guard case .number(let number) = value else {
-            report(join(path, key), "expected a number, found \(describe(value))",
-                   fix: "use a number between \(range.lowerBound) and \(range.upperBound)")
+            report(join(path, key), "expected a number, found \(describe(value))", fix: Self.fix(range, "a number"))
             return nil
         }
-        guard range.contains(number) else {
-            report(join(path, key), "\(number) is out of range",
-                   fix: "use a number between \(range.lowerBound) and \(range.upperBound)")
+        return within(range, number, at: join(path, key), "a number")
+    }
+
+    /// The value when it is in range; otherwise a problem that names the range.
+    private mutating func within<T: Comparable>(_ range: ClosedRange<T>, _ value: T, at path: String, _ what: String) -> T? {
+        guard range.contains(value) else {
+            report(path, "\(value) is out of range", fix: Self.fix(range, what))
             return nil
         }
-        return number
+        return value
+    }
+
+    private static func fix<T>(_ range: ClosedRange<T>, _ what: String) -> String {
+        "use \(what) between \(range.lowerBound) and \(range.upperBound)"
     }
 
     mutating func bool(_ object: [String: JSONValue], _ key: String, at path: String) -> Bool? {
