@@ -1,13 +1,8 @@
 import Foundation
 import FleetTestSupport
 import Testing
-@testable import FleetClient
-@testable import FleetConfig
 @testable import FleetCore
-@testable import FleetRouting
-@testable import FleetServer
-@testable import FleetSupervision
-@testable import FleetUpstream
+@testable import FleetClient
 
 /// The `fleet` executable as users run it, over fake servers: up (foreground and detached), status, down,
 /// validate, and no orphans whichever way the controller ends.

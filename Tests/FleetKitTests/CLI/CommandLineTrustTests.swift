@@ -2,12 +2,8 @@ import Foundation
 import FleetTestSupport
 import Testing
 @testable import FleetClient
-@testable import FleetConfig
-@testable import FleetCore
-@testable import FleetRouting
-@testable import FleetServer
-@testable import FleetSupervision
 @testable import FleetUpstream
+@testable import FleetCore
 
 /// The `fleet` executable where secrets, signals and listen addresses are concerned.
 @Suite("fleet command line: keys, signals, exposure", .timeLimit(.minutes(3)))

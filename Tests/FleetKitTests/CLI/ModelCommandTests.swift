@@ -1,13 +1,7 @@
 import FleetTestSupport
 import Foundation
 import Testing
-@testable import FleetClient
 @testable import FleetConfig
-@testable import FleetCore
-@testable import FleetRouting
-@testable import FleetServer
-@testable import FleetSupervision
-@testable import FleetUpstream
 
 /// `fleet models` and `fleet init` as users run them, on synthetic GGUFs.
 @Suite("fleet models and fleet init", .timeLimit(.minutes(2)))

@@ -3,12 +3,7 @@ import Foundation
 import NIOCore
 import Testing
 @testable import FleetClient
-@testable import FleetConfig
 @testable import FleetCore
-@testable import FleetRouting
-@testable import FleetServer
-@testable import FleetSupervision
-@testable import FleetUpstream
 
 /// The variables on the command line, as the provider's users set them.
 @Suite("fleet command line: LLAMACPP_* variables", .timeLimit(.minutes(2)))

@@ -1,13 +1,10 @@
 import Foundation
 import FleetTestSupport
 import Testing
-@testable import FleetClient
-@testable import FleetConfig
 @testable import FleetCore
 @testable import FleetRouting
+@testable import FleetClient
 @testable import FleetServer
-@testable import FleetSupervision
-@testable import FleetUpstream
 
 @Suite("status table with traffic")
 struct StatusTableTrafficTests {

@@ -1,13 +1,6 @@
 import FleetTestSupport
 import Foundation
 import Testing
-@testable import FleetClient
-@testable import FleetConfig
-@testable import FleetCore
-@testable import FleetRouting
-@testable import FleetServer
-@testable import FleetSupervision
-@testable import FleetUpstream
 
 /// Builds GGUF headers for tests: metadata and tensor shapes, no weights.
 struct GGUFBuilder {

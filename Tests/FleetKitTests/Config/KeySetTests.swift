@@ -3,13 +3,8 @@ import Foundation
 import HTTPTypes
 import Hummingbird
 import Testing
-@testable import FleetClient
 @testable import FleetConfig
-@testable import FleetCore
-@testable import FleetRouting
 @testable import FleetServer
-@testable import FleetSupervision
-@testable import FleetUpstream
 
 @Suite("API keys: the rules")
 struct KeySetTests {

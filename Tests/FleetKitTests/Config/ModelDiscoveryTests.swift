@@ -1,13 +1,7 @@
 import FleetTestSupport
 import Foundation
 import Testing
-@testable import FleetClient
 @testable import FleetConfig
-@testable import FleetCore
-@testable import FleetRouting
-@testable import FleetServer
-@testable import FleetSupervision
-@testable import FleetUpstream
 
 /// `ModelDiscovery`: which files under a folder are models, what they are called, and the fleet.json text made
 /// from them.

@@ -2,13 +2,8 @@ import FleetTestSupport
 import Foundation
 import NIOCore
 import Testing
-@testable import FleetClient
 @testable import FleetConfig
-@testable import FleetCore
-@testable import FleetRouting
-@testable import FleetServer
 @testable import FleetSupervision
-@testable import FleetUpstream
 
 /// What the llama.cpp provider's users set (`LLAMACPP_*`) works here as it did there.
 @Suite("the llama.cpp provider's environment")

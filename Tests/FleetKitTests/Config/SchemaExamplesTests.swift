@@ -1,13 +1,7 @@
 import FleetTestSupport
 import Foundation
 import Testing
-@testable import FleetClient
 @testable import FleetConfig
-@testable import FleetCore
-@testable import FleetRouting
-@testable import FleetServer
-@testable import FleetSupervision
-@testable import FleetUpstream
 
 @Suite("fleet.json examples against the schema and the parser")
 struct SchemaExamplesTests {

@@ -1,13 +1,7 @@
 import FleetTestSupport
 import Foundation
 import Testing
-@testable import FleetClient
 @testable import FleetConfig
-@testable import FleetCore
-@testable import FleetRouting
-@testable import FleetServer
-@testable import FleetSupervision
-@testable import FleetUpstream
 
 /// A JSON Schema (draft 2020-12) validator for the keywords docs/fleet.schema.json uses: `type`, `properties`,
 /// `additionalProperties`, `required`, `items`, `oneOf`, `anyOf`, `enum`, `pattern`, `minimum`, `maximum`,

@@ -2,13 +2,8 @@ import FleetTestSupport
 import Foundation
 import NIOCore
 import Testing
-@testable import FleetClient
-@testable import FleetConfig
 @testable import FleetCore
-@testable import FleetRouting
-@testable import FleetServer
 @testable import FleetSupervision
-@testable import FleetUpstream
 
 /// `llama-server --version`, as builds print it.
 @Suite("llama-server's version")

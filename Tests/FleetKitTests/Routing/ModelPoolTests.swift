@@ -2,13 +2,9 @@ import FleetTestSupport
 import Foundation
 import NIOCore
 import Testing
-@testable import FleetClient
+@testable import FleetRouting
 @testable import FleetConfig
 @testable import FleetCore
-@testable import FleetRouting
-@testable import FleetServer
-@testable import FleetSupervision
-@testable import FleetUpstream
 
 @Suite("model pool: slots, queue, leases", .timeLimit(.minutes(1)))
 struct ModelPoolTests {

@@ -2,13 +2,9 @@ import FleetTestSupport
 import Foundation
 import NIOCore
 import Testing
-@testable import FleetClient
-@testable import FleetConfig
-@testable import FleetCore
 @testable import FleetRouting
-@testable import FleetServer
-@testable import FleetSupervision
-@testable import FleetUpstream
+@testable import FleetCore
+@testable import FleetConfig
 
 @Suite("scheduling policies")
 struct SchedulerTests {

@@ -3,13 +3,11 @@ import Foundation
 import HTTPTypes
 import Hummingbird
 import Testing
-@testable import FleetClient
 @testable import FleetConfig
-@testable import FleetCore
-@testable import FleetRouting
-@testable import FleetServer
-@testable import FleetSupervision
 @testable import FleetUpstream
+@testable import FleetClient
+@testable import FleetServer
+@testable import FleetCore
 
 @Suite("API keys over a running controller", .timeLimit(.minutes(2)))
 struct APIKeyControllerTests {

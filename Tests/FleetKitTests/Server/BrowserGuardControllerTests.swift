@@ -2,13 +2,10 @@ import FleetTestSupport
 import Foundation
 import HTTPTypes
 import Testing
-@testable import FleetClient
 @testable import FleetConfig
-@testable import FleetCore
-@testable import FleetRouting
-@testable import FleetServer
-@testable import FleetSupervision
 @testable import FleetUpstream
+@testable import FleetCore
+@testable import FleetClient
 
 /// The same rules on a running controller, with and without keys: nothing a page can send gets through.
 @Suite("browser guard on a running controller", .timeLimit(.minutes(2)))

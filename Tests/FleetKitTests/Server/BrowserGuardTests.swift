@@ -2,13 +2,7 @@ import FleetTestSupport
 import Foundation
 import HTTPTypes
 import Testing
-@testable import FleetClient
-@testable import FleetConfig
-@testable import FleetCore
-@testable import FleetRouting
 @testable import FleetServer
-@testable import FleetSupervision
-@testable import FleetUpstream
 
 /// A web page the user opens must not control the fleet (CSRF) nor read it through a rebound name.
 @Suite("browser guard: cross-site requests and DNS rebinding")

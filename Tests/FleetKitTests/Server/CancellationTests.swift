@@ -1,13 +1,10 @@
 import FleetTestSupport
 import Foundation
 import Testing
-@testable import FleetClient
-@testable import FleetConfig
-@testable import FleetCore
-@testable import FleetRouting
-@testable import FleetServer
-@testable import FleetSupervision
 @testable import FleetUpstream
+@testable import FleetCore
+@testable import FleetConfig
+@testable import FleetClient
 
 /// A client that leaves takes its work with it: out of the queue at once, and llama-server stops too.
 @Suite("cancellation when the client leaves", .timeLimit(.minutes(2)))

@@ -1,13 +1,10 @@
 import FleetTestSupport
 import Foundation
 import Testing
-@testable import FleetClient
 @testable import FleetConfig
-@testable import FleetCore
-@testable import FleetRouting
-@testable import FleetServer
-@testable import FleetSupervision
 @testable import FleetUpstream
+@testable import FleetClient
+@testable import FleetCore
 
 /// Connections that send nothing, half a request or a lie, or simply too many of them, cannot take the
 /// controller's listener away from everyone else.

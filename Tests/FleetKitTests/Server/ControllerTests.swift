@@ -1,13 +1,10 @@
 import Foundation
 import FleetTestSupport
 import Testing
-@testable import FleetClient
 @testable import FleetConfig
-@testable import FleetCore
-@testable import FleetRouting
 @testable import FleetServer
-@testable import FleetSupervision
-@testable import FleetUpstream
+@testable import FleetClient
+@testable import FleetCore
 
 /// The controller in-process: status endpoint, health, control API, refusing a taken address.
 @Suite("controller and status endpoint", .timeLimit(.minutes(2)))

@@ -1,13 +1,8 @@
 import FleetTestSupport
 import Foundation
 import Testing
-@testable import FleetClient
-@testable import FleetConfig
-@testable import FleetCore
-@testable import FleetRouting
-@testable import FleetServer
-@testable import FleetSupervision
 @testable import FleetUpstream
+@testable import FleetServer
 
 /// The dashboard page: served at `/` and `/ui`, and rendered by a real headless Chromium against a running fleet.
 @Suite("dashboard", .timeLimit(.minutes(3)))

@@ -3,13 +3,10 @@ import Foundation
 import Glibc
 import NIOCore
 import Testing
-@testable import FleetClient
-@testable import FleetConfig
-@testable import FleetCore
-@testable import FleetRouting
-@testable import FleetServer
-@testable import FleetSupervision
 @testable import FleetUpstream
+@testable import FleetCore
+@testable import FleetConfig
+@testable import FleetClient
 
 /// What a client sees when things break underneath it: never a cut answer that looks whole, never a request
 /// lost to a hung or killed instance that another could have served.

@@ -2,13 +2,10 @@ import FleetTestSupport
 import Foundation
 import NIOCore
 import Testing
-@testable import FleetClient
 @testable import FleetConfig
 @testable import FleetCore
-@testable import FleetRouting
-@testable import FleetServer
-@testable import FleetSupervision
 @testable import FleetUpstream
+@testable import FleetClient
 
 /// The OpenAI gateway end to end over fake servers: routing, spreading, streaming, limits, failover.
 @Suite("gateway over fake servers", .timeLimit(.minutes(3)))

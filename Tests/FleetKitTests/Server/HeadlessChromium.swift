@@ -1,13 +1,6 @@
 import FleetTestSupport
 import Foundation
 import Testing
-@testable import FleetClient
-@testable import FleetConfig
-@testable import FleetCore
-@testable import FleetRouting
-@testable import FleetServer
-@testable import FleetSupervision
-@testable import FleetUpstream
 
 /// Debian's chromium, headless, under `timeout` so a hung browser fails the test instead of holding it.
 struct HeadlessChromium {

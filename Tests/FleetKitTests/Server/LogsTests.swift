@@ -3,12 +3,6 @@ import Foundation
 import Synchronization
 import Testing
 @testable import FleetClient
-@testable import FleetConfig
-@testable import FleetCore
-@testable import FleetRouting
-@testable import FleetServer
-@testable import FleetSupervision
-@testable import FleetUpstream
 
 @Suite("logs and watching", .timeLimit(.minutes(2)))
 struct LogsTests {

@@ -2,13 +2,11 @@ import FleetTestSupport
 import Foundation
 import NIOCore
 import Testing
-@testable import FleetClient
-@testable import FleetConfig
-@testable import FleetCore
-@testable import FleetRouting
-@testable import FleetServer
-@testable import FleetSupervision
 @testable import FleetUpstream
+@testable import FleetServer
+@testable import FleetRouting
+@testable import FleetCore
+@testable import FleetClient
 
 /// One sample of the Prometheus text format.
 struct PrometheusSample: Equatable {

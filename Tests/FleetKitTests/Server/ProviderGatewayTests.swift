@@ -2,13 +2,10 @@ import FleetTestSupport
 import Foundation
 import NIOCore
 import Testing
-@testable import FleetClient
-@testable import FleetConfig
-@testable import FleetCore
-@testable import FleetRouting
-@testable import FleetServer
-@testable import FleetSupervision
 @testable import FleetUpstream
+@testable import FleetCore
+@testable import FleetConfig
+@testable import FleetClient
 
 /// Tool calls and the provider's own client, through the gateway, over fake servers.
 @Suite("the provider's client and tool calls through the gateway", .timeLimit(.minutes(2)))

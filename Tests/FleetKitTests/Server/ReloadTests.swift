@@ -2,13 +2,10 @@ import FleetTestSupport
 import Foundation
 import NIOCore
 import Testing
-@testable import FleetClient
 @testable import FleetConfig
 @testable import FleetCore
-@testable import FleetRouting
-@testable import FleetServer
-@testable import FleetSupervision
 @testable import FleetUpstream
+@testable import FleetClient
 
 /// `fleet reload`: only the difference between the running fleet and fleet.json moves.
 @Suite("reload by diff over fake servers", .timeLimit(.minutes(2)))

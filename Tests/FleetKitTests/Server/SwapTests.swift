@@ -3,13 +3,10 @@ import Foundation
 import NIOCore
 import Synchronization
 import Testing
-@testable import FleetClient
 @testable import FleetConfig
-@testable import FleetCore
-@testable import FleetRouting
-@testable import FleetServer
-@testable import FleetSupervision
 @testable import FleetUpstream
+@testable import FleetCore
+@testable import FleetClient
 
 @Suite("model swap over fake servers", .timeLimit(.minutes(2)))
 struct SwapTests {

@@ -1,13 +1,10 @@
 import FleetTestSupport
 import Foundation
 import Testing
-@testable import FleetClient
 @testable import FleetConfig
-@testable import FleetCore
-@testable import FleetRouting
-@testable import FleetServer
-@testable import FleetSupervision
 @testable import FleetUpstream
+@testable import FleetCore
+@testable import FleetClient
 
 /// `start: "onDemand"` and `idleTimeout`: models that run only while they are used.
 @Suite("on demand, idle and memory budget over fake servers", .timeLimit(.minutes(2)))

@@ -1,13 +1,8 @@
 import Foundation
 import FleetTestSupport
 import Testing
-@testable import FleetClient
 @testable import FleetConfig
-@testable import FleetCore
-@testable import FleetRouting
-@testable import FleetServer
 @testable import FleetSupervision
-@testable import FleetUpstream
 
 @Suite("restart backoff")
 struct RestartBackoffTests {

@@ -1,13 +1,10 @@
 import Foundation
 import FleetTestSupport
 import Testing
-@testable import FleetClient
-@testable import FleetConfig
-@testable import FleetCore
-@testable import FleetRouting
-@testable import FleetServer
 @testable import FleetSupervision
 @testable import FleetUpstream
+@testable import FleetCore
+@testable import FleetConfig
 
 /// Real processes (the fake llama-server) under the real supervisor.
 @Suite("supervision of real processes", .timeLimit(.minutes(2)))

@@ -2,13 +2,12 @@ import Foundation
 import FleetTestSupport
 import Synchronization
 import Testing
-@testable import FleetClient
-@testable import FleetConfig
 @testable import FleetCore
-@testable import FleetRouting
-@testable import FleetServer
+@testable import FleetConfig
 @testable import FleetSupervision
+@testable import FleetClient
 @testable import FleetUpstream
+@testable import FleetServer
 
 /// Where `swift build` put the package's executables (beside the test bundle).
 /// Hands each test its own block of ports, so tests run in parallel without meeting.
