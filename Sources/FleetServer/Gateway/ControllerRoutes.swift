@@ -89,14 +89,18 @@ public struct ControllerRoutes: Sendable {
         }
     }
 
+    /// The whole status document, as `/status` and `/metrics` read it.
+    public func status() async -> FleetStatus {
+        await StatusAssembler(supervisor: supervisor, router: router, controller: controller, connections: connections).status()
+    }
+
     /// What the model's pool answered since `before` (nil when it has no pool).
     private func requests(on model: String, since before: RequestTotals?) async -> RequestTotals? {
         guard let before, let after = await router.pool(for: model)?.totals else { return nil }
         return after - before
     }
 
-    /// The supervisor's view of every instance, joined with the pools' view of the traffic (and the unmanaged
-    /// endpoints, which only the pools know).
+    /// The HTTP status a restart or swap that did not happen answers with.
     static func status(for error: Supervisor.RestartError) -> HTTPResponse.Status {
         switch error {
         case .unknownModel: .notFound
@@ -122,39 +126,6 @@ public struct ControllerRoutes: Sendable {
         } catch {
             return "not updated (\(error)); edit \(file) by hand or the next start runs the old model"
         }
-    }
-
-    public func status() async -> FleetStatus {
-        let pools = await router.snapshots()
-        var instances = await supervisor.statuses()
-        for index in instances.indices {
-            let instance = instances[index]
-            let id = InstanceID(model: instance.model, replica: instance.replica, generation: instance.generation)
-            guard let pool = pools.first(where: { $0.model == instance.model }),
-                  let (member, stats) = pool.member(id.memberID) else { continue }
-            instances[index].traffic = TrafficStatus(member: member, stats: stats)
-        }
-        for pool in pools {
-            for (url, endpoint) in pool.endpoints.sorted(by: { $0.key < $1.key }) {
-                var status = InstanceStatus(id: url, model: pool.model, replica: -1, port: URL(string: url)?.port, pid: nil,
-                                            state: endpoint.state, since: endpoint.since, readySince: nil, restarts: 0,
-                                            lastError: endpoint.detail, logFile: "")
-                status.managed = false
-                if let (member, stats) = pool.member(url) { status.traffic = TrafficStatus(member: member, stats: stats) }
-                instances.append(status)
-            }
-        }
-        let models = await supervisor.currentModels().map { model in
-            let pool = pools.first { $0.model == model.name }
-            var status = ModelStatus(name: model.name, aliases: model.aliases, path: model.path, replicas: model.replicas,
-                                     policy: model.policy.rawValue, queueDepth: pool?.queueDepth ?? 0, endpoints: model.endpoints)
-            status.start = model.startOnDemand ? "onDemand" : "always"
-            status.idleTimeoutSeconds = model.idleTimeout?.seconds
-            return status
-        }
-        let memory = await supervisor.memoryStatus().map { MemoryStatus(budget: $0.budget, inUse: $0.inUse) }
-        return FleetStatus(controller: controller, models: models, instances: instances, memory: memory,
-                           connections: connections?.counts)
     }
 }
 
