@@ -127,7 +127,7 @@ extension ReloadTests {
     @Test func aRemovedModelFinishesWhatItHadQueuedAndInFlightThenStops() async throws {
         let config = try write("""
             "a": { "path": "model.gguf" },
-            "b": { "path": "model.gguf", "parallel": 1, "args": ["--fake-tokens", "20", "--fake-token-delay", "0.05"] }
+            "b": { "path": "model.gguf", "parallel": 1, "args": ["--fake-tokens", "60", "--fake-token-delay", "0.05"] }
             """)
         try await withController(config) { url, control in
             let bPid = try #require(try await control.status().instances.first { $0.model == "b" }?.pid)
@@ -135,8 +135,9 @@ extension ReloadTests {
                 async let first = stream(url, "b", client: client)
                 async let second = stream(url, "b", client: client)
                 async let third = stream(url, "b", client: client)
-                try await eventually("one in flight, two queued") {
-                    try await control.status().models.first { $0.name == "b" }?.queueDepth == 2
+                // 3 s answers, one slot: for several seconds one is in flight and the others wait in the queue.
+                try await eventually("one in flight, the others queued") {
+                    (try await control.status().models.first { $0.name == "b" }?.queueDepth ?? 0) >= 1
                 }
                 try write(#""a": { "path": "model.gguf" }"#)
                 let result = try await control.reload()
@@ -151,7 +152,7 @@ extension ReloadTests {
     }
 
     @Test func anEndpointRemovedByReloadLeavesRotationAfterItsRequestsFinish() async throws {
-        let (endpoint, endpointURL) = try await startFakeEndpoint(["--fake-tokens", "20", "--fake-token-delay", "0.05", "--parallel", "4"])
+        let (endpoint, endpointURL) = try await startFakeEndpoint(["--fake-tokens", "60", "--fake-token-delay", "0.05", "--parallel", "4"])
         defer { endpoint.terminate() }
         let config = try write(#""a": { "path": "model.gguf", "parallel": 4, "endpoints": ["\#(endpointURL)"] }"#)
         try await withController(config, waitForReady: 2) { url, control in  // the replica and the endpoint
