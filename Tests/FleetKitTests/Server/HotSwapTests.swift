@@ -70,7 +70,7 @@ struct HotSwapTests {
                 }
             }
             #expect(load.failures.withLock { $0 }.isEmpty, "\(load.failures.withLock { $0 })")
-            #expect(load.completed.withLock { $0 } > 20)
+            #expect(load.completed.withLock { $0 } > 10, "there was load during the restart")
 
             #expect(result.replaced.map(\.replica) == ["fake/0", "fake/1"])
             let counted = try #require(result.requests, "the controller counted the model's requests meanwhile")
