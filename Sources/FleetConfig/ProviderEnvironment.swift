@@ -68,14 +68,6 @@ public struct ProviderEnvironment: Sendable, Equatable {
         gpuLayers = count("LLAMACPP_GPU_LAYERS", -1...10_000)
     }
 
-    /// Where a model's setting came from, for `fleet validate`.
-    public enum Source: String, Sendable {
-        case fleetJSON = "fleet.json"
-        case environment = "environment"
-        case zeroConfigDefault = "zero-config default"
-        case llamaServerDefault = "llama-server's default"
-    }
-
     /// Fills in the settings fleet.json left unset from `LLAMACPP_CONTEXT_SIZE` / `LLAMACPP_GPU_LAYERS`.
     public func applyDefaults(to model: inout ModelConfig) {
         if model.contextSize == nil { model.contextSize = contextSize }

@@ -155,8 +155,6 @@ public actor ModelPool {
         }
     }
 
-    /// Whether no member is left (every one retired and released).
-    public var isEmpty: Bool { members.isEmpty }
 
     /// Hands freed slots to waiting requests, oldest first. A waiter that cannot use any free member (it
     /// excludes them all) does not block the ones behind it.

@@ -70,7 +70,7 @@ public final class ModelRouter: Service, Sendable {
 
     /// The pool and configuration of a model by its name, removed ones still draining included: where its
     /// instances' events and drains go.
-    private func member(ofModel name: String) -> (pool: ModelPool, model: ModelConfig)? {
+    private func poolAndConfig(of name: String) -> (pool: ModelPool, model: ModelConfig)? {
         table.withLock { table in
             if let pool = table.pools[name], let model = table.models.first(where: { $0.name == name }) {
                 return (pool, model)
@@ -165,7 +165,7 @@ public final class ModelRouter: Service, Sendable {
 
     /// Returns once the instance has no request in flight through the gateway, or after `drainTimeout`.
     public func drain(_ id: InstanceID) async {
-        guard let pool = member(ofModel: id.model)?.pool else { return }
+        guard let pool = poolAndConfig(of: id.model)?.pool else { return }
         await pool.waitUntilIdle(id: id.memberID, timeout: config.drainTimeout)
     }
 
@@ -186,7 +186,7 @@ public final class ModelRouter: Service, Sendable {
 
     private func applyInstanceEvents() async {
         for await event in events {
-            guard let (pool, model) = member(ofModel: event.id.model) else { continue }
+            guard let (pool, model) = poolAndConfig(of: event.id.model) else { continue }
             let id = event.id.memberID
             if event.state == .stopped || event.state == .failed {
                 // Gone for good (replaced, or given up on): leaves the pool once its requests are done.
@@ -209,7 +209,7 @@ public final class ModelRouter: Service, Sendable {
 
     /// An unmanaged llama-server: probed like an instance, balanced like one, never started or stopped.
     private func watchEndpoint(_ endpoint: String, model: ModelConfig) async {
-        guard let pool = member(ofModel: model.name)?.pool else { return }
+        guard let pool = poolAndConfig(of: model.name)?.pool else { return }
         var wasReady = false
         var capacity = model.parallel ?? 1
         await pool.setEndpoint(endpoint, state: .starting, detail: nil)

@@ -24,7 +24,7 @@ struct MemoryLedger {
         return bytes
     }
 
-    /// An instance of `model` launched (counted only under a budget, or when `always`).
+    /// An instance of `model` launched (counted only under a budget).
     mutating func charge(_ id: InstanceID, model: ModelConfig) {
         guard budget != nil else { return }
         costOf[id] = estimate(for: model)

@@ -29,7 +29,7 @@ extension Supervisor {
                 await add(model, report: &report)
             case .updateIdle(let model, let changed):
                 models[model.name]?.config = model
-                (changed ? { report.reconfigured.append(model.name) } : { report.unchanged.append(model.name) })()
+                if changed { report.reconfigured.append(model.name) } else { report.unchanged.append(model.name) }
             case .update(let update):
                 await carryOut(update, report: &report)
             }

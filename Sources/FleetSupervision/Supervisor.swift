@@ -133,9 +133,6 @@ public actor Supervisor: Service {
         models.values.map(\.config).sorted { $0.name < $1.name }
     }
 
-    /// Where a model is in its life (nil for a model the fleet does not have).
-    public func phase(of name: String) -> ModelPhase? { models[name]?.phase }
-
     // MARK: - Instances
 
     /// Creates an instance and hands it to the running task group.

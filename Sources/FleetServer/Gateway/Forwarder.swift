@@ -16,8 +16,6 @@ struct Forwarder: Sendable {
     let settings: GatewaySettings
     let metrics: FleetMetrics?
 
-    struct FirstByteTimeout: Error {}
-
     /// - Parameter connection: the connection the request came in on: when it closes, a queued request leaves the
     ///   queue and the instance's work on it is cancelled (its connection closed) at once.
     func forward(_ request: ForwardRequest, path: String, pool: ModelPool, canonicalName: String,
@@ -106,7 +104,8 @@ struct Forwarder: Sendable {
         await lease.release(.failure)
     }
 
-    /// The upstream's head, or `FirstByteTimeout` after `firstByteTimeout` (which also aborts the transfer).
+    /// The upstream's head (with its first body byte), or a timeout error after `firstByteTimeout` (which also
+    /// aborts the transfer).
     private func firstByte(of request: UpstreamRequest) async throws -> UpstreamStream {
         try await withThrowingTaskGroup(of: UpstreamStream?.self) { group in
             group.addTask { try await client.execute(request) }

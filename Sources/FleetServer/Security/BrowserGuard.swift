@@ -44,7 +44,7 @@ public struct BrowserGuard<Context: RequestContext>: RouterMiddleware {
                 type: "permission_error", code: "host_not_allowed")
         }
         guard method != .get && method != .head else { return nil }
-        if let site = headers[HTTPField.Name("Sec-Fetch-Site")!]?.lowercased(), site != "same-origin", site != "none" {
+        if let site = headers[secFetchSite]?.lowercased(), site != "same-origin", site != "none" {
             return crossSite("the browser marked it \(site)")
         }
         if let origin = headers[.origin] {
@@ -54,7 +54,7 @@ public struct BrowserGuard<Context: RequestContext>: RouterMiddleware {
         }
         if path.hasPrefix("/control/") {
             let json = headers[.contentType]?.lowercased().hasPrefix("application/json") ?? false
-            if !json && headers[HTTPField.Name("X-Fleet-Client")!] == nil {
+            if !json && headers[fleetClient] == nil {
                 return OpenAIError(
                     status: .forbidden,
                     message: "control requests need \"Content-Type: application/json\" or an \"X-Fleet-Client\" header (so that a web page cannot send them); the fleet CLI and the dashboard send them",
@@ -80,6 +80,10 @@ public struct BrowserGuard<Context: RequestContext>: RouterMiddleware {
         return "\(bracketed):\(port)".lowercased()
     }
 }
+
+/// Built once: every request is checked.
+private let secFetchSite = HTTPField.Name("Sec-Fetch-Site")!
+private let fleetClient = HTTPField.Name("X-Fleet-Client")!
 
 /// The names a request's `Host` may carry (see `BrowserGuard`).
 public struct AllowedHosts: Sendable, Equatable {
