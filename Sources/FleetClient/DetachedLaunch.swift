@@ -1,6 +1,6 @@
 import Foundation
 import Glibc
-public import FleetCore
+import FleetCore
 
 /// `fleet up --detach`: starts the controller as a background process in its own session, with its output in
 /// the state directory, so it outlives the terminal that started it.

@@ -1,7 +1,7 @@
 public import Foundation
 import NIOCore
-public import FleetCore
-public import FleetUpstream
+import FleetUpstream
+import FleetCore
 
 /// The CLI's side of the OpenAI gateway (`fleet complete`, `fleet chat`): sends chat completions and streams
 /// the answer's text as it arrives.

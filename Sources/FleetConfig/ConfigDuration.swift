@@ -1,5 +1,4 @@
 import Foundation
-public import FleetCore
 
 /// Parses the durations fleet.json accepts: a number of seconds (`2`, `0.5`) or a string with a unit
 /// (`"500ms"`, `"2s"`, `"5m"`, `"1h"`).

@@ -1,5 +1,4 @@
 import Foundation
-public import FleetCore
 
 /// Walks a parsed fleet.json and collects every problem with its key path, instead of stopping at the first.
 /// Each accessor returns `nil` (and records an issue) when the value is present but wrong.

@@ -1,5 +1,4 @@
 public import Foundation
-public import FleetCore
 
 extension FleetConfig {
     /// The keys fleet.json accepts at its top level.

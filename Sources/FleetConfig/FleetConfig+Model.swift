@@ -1,5 +1,4 @@
 public import Foundation
-public import FleetCore
 
 extension FleetConfig {
     static func readModel(name: String, value: JSONValue, baseDirectory: String,

@@ -1,5 +1,4 @@
 import Foundation
-public import FleetCore
 
 /// A validated fleet: the controller's settings and the models it runs. Built by `FleetConfig.load(file:)`
 /// from fleet.json, or by `FleetConfig.singleModel(path:)` for a zero-config run. Every field has its default

@@ -1,5 +1,4 @@
 public import Foundation
-public import FleetCore
 
 /// A JSON document as a tree, so configuration can be checked key by key and every problem reported at once
 /// (a `Decodable` stops at the first).

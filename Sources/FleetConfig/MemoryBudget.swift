@@ -1,4 +1,4 @@
-public import FleetCore
+import FleetCore
 /// `memoryBudget`: the most memory the fleet's instances may take together, by their estimated cost
 /// (`MemoryEstimate`). Pure rules; the supervisor applies them.
 ///

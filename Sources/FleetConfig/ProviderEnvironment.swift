@@ -1,5 +1,4 @@
 import Foundation
-public import FleetCore
 
 /// The environment variables of the llama.cpp provider fleet grew out of (`LLAMACPP_*`), read once: what its
 /// users set expects to work the same here.

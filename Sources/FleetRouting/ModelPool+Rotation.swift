@@ -1,5 +1,5 @@
-public import FleetCore
 import Foundation
+import FleetCore
 
 /// Members in and out of rotation (failover suspends, health checks readmit) and what the endpoints' health
 /// checks say, for status.

@@ -1,7 +1,7 @@
 public import Foundation
 import Synchronization
-public import FleetCore
 public import FleetConfig
+public import FleetCore
 
 /// One model's members, their in-flight counts, and the queue of requests waiting for a slot. The actor is
 /// the only owner of those counts: taken at dispatch, given back at the end of the stream or on cancellation.

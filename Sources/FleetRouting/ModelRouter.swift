@@ -2,9 +2,9 @@ import Foundation
 import Synchronization
 public import Logging
 public import ServiceLifecycle
-public import FleetCore
 public import FleetConfig
 public import FleetUpstream
+public import FleetCore
 
 /// Maps the `model` a client names (a model name or an alias) to that model's pool, and keeps the pools'
 /// membership current: instance state changes from the supervisor, unmanaged endpoints' health, and members

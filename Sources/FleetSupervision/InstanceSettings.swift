@@ -1,7 +1,6 @@
 import Foundation
 import Glibc
 public import Logging
-public import FleetCore
 public import FleetConfig
 
 /// Everything an instance needs to know about how to run, fixed at creation.

@@ -1,4 +1,3 @@
-public import FleetCore
 public import FleetConfig
 /// The command line for one llama-server instance of a model. Always binds 127.0.0.1: instances are reached
 /// through the controller, never directly from the network.

@@ -1,8 +1,8 @@
-public import FleetCore
 import Foundation
 import Subprocess
 import Synchronization
 import SystemPackage
+public import FleetCore
 
 extension LlamaServerVersion {
     private static let known = Mutex<[String: LlamaServerVersion]>([:])

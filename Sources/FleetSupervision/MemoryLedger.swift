@@ -1,5 +1,5 @@
-public import FleetCore
-public import FleetConfig
+import FleetCore
+import FleetConfig
 
 /// What the running instances cost under `memoryBudget`, by estimate: the one place memory is counted. Owned
 /// by the supervisor, which charges an instance when it launches and credits it when it is gone.

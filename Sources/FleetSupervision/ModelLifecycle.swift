@@ -1,5 +1,5 @@
 public import Foundation
-public import FleetConfig
+import FleetConfig
 
 /// Where one model is in its life, as the supervisor sees it: one value per model, so that "being started on
 /// demand", "being put to sleep" and "being hot-swapped" can never overlap.

@@ -1,7 +1,6 @@
 import Foundation
 import Subprocess
 import SystemPackage
-public import FleetCore
 
 /// How a supervised process ended.
 public struct ProcessExit: Sendable, Equatable, CustomStringConvertible {

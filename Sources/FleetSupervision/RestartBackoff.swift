@@ -1,5 +1,3 @@
-public import FleetCore
-public import FleetConfig
 /// Decides what happens after a crash: restart after an exponentially growing delay, or give up when the crashes
 /// within the window reach `maxCrashes` (a crash loop), so a broken instance is reported instead of spinning.
 /// Crashes older than the window are forgotten, which resets the delay for an instance that ran well for a while.
@@ -38,3 +36,5 @@ public struct RestartBackoff: Sendable {
 }
 
 import Foundation
+public import FleetConfig
+import FleetCore

@@ -1,6 +1,5 @@
 import Foundation
 import Synchronization
-public import FleetCore
 
 /// A task executor backed by one thread that lives as long as the process.
 ///

@@ -1,5 +1,5 @@
 import Logging
-public import FleetConfig
+import FleetConfig
 import FleetCore
 
 extension Supervisor {

@@ -1,6 +1,6 @@
 import Logging
 import Foundation
-public import FleetCore
+import FleetCore
 import FleetConfig
 
 extension Supervisor {

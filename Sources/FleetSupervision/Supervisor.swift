@@ -1,9 +1,9 @@
 import Foundation
 public import Logging
 public import ServiceLifecycle
-public import FleetCore
 public import FleetConfig
 public import FleetUpstream
+public import FleetCore
 
 /// Owns the set of instances and each model's lifecycle: creates one instance per model replica, runs them,
 /// hands out their ports, starts models on demand and puts idle ones to sleep (`Supervisor+OnDemand`), keeps

@@ -2,7 +2,6 @@ internal import CCurl
 import Foundation
 import NIOCore
 import Synchronization
-public import FleetCore
 
 /// The one thread that owns curl: the `CURLM` multi handle and every easy handle live and die here.
 ///

@@ -1,7 +1,7 @@
 internal import CCurl
 import Foundation
 import NIOCore
-public import FleetCore
+import FleetCore
 
 /// Where a transfer delivers: the head once (status and headers), then body chunks into a stream.
 struct TransferSink: Sendable {

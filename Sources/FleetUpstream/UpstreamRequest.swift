@@ -1,5 +1,4 @@
 public import NIOCore
-public import FleetCore
 
 /// One HTTP request to an upstream (an instance, or a controller when the CLI talks to one).
 public struct UpstreamRequest: Sendable {

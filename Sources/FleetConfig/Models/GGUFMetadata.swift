@@ -1,5 +1,4 @@
 import Foundation
-public import FleetCore
 
 /// What a GGUF file's header says about its model: read from the key/value section and the tensor table, never
 /// from the weights. Used to estimate an instance's memory (`memoryBudget`) and by `fleet models`.

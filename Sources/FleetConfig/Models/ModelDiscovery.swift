@@ -1,6 +1,5 @@
 import Foundation
 import Glibc
-public import FleetCore
 
 /// The GGUF models under some folders, for `fleet models DIR…` and `fleet init DIR`: each with what its header
 /// says, a model name for fleet.json and the context and memory fleet would suggest. Never fails as a whole: a

@@ -1,9 +1,8 @@
 import HTTPTypes
 import NIOCore
 import NIOHTTPTypes
-public import FleetCore
 public import FleetConfig
-public import FleetSupervision
+public import FleetCore
 
 /// The limits one client connection lives under, from `gateway` in fleet.json.
 public struct ConnectionLimits: Sendable, Equatable {

@@ -4,11 +4,11 @@ import Hummingbird
 import ServiceLifecycle
 import Glibc
 import UnixSignals
-public import FleetCore
 public import FleetConfig
+public import FleetCore
 public import FleetUpstream
-public import FleetSupervision
 public import FleetRouting
+public import FleetSupervision
 
 /// The whole controller: upstream client, model router, supervisor and HTTP server (gateway, status, control)
 /// as services in one `ServiceGroup`, shut down gracefully in reverse order (stop serving, stop instances, stop

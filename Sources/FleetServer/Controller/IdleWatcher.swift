@@ -1,6 +1,5 @@
-public import FleetCore
-public import FleetSupervision
-public import FleetRouting
+import FleetRouting
+import FleetSupervision
 import FleetConfig
 /// Puts models to sleep after their `idleTimeout` without requests: once a second it asks each such model's
 /// pool how long it has been idle (nothing in flight or queued) and tells the supervisor. Also retries the

@@ -1,8 +1,8 @@
 import Foundation
-public import FleetCore
 public import FleetConfig
 public import FleetSupervision
 public import FleetRouting
+public import FleetCore
 
 /// `fleet reload`, SIGHUP and `POST /control/reload`: read fleet.json again and apply only the difference.
 public struct Reloader: Sendable {

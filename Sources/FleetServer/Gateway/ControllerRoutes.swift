@@ -1,10 +1,10 @@
 public import Hummingbird
 import Foundation
 import NIOCore
-public import FleetCore
-public import FleetConfig
 public import FleetSupervision
 public import FleetRouting
+public import FleetCore
+public import FleetConfig
 
 /// The controller's own HTTP routes: `/health`, `/status`, `/metrics` and the control API (`/control/...`). The
 /// OpenAI gateway, the logs and the dashboard routes join them on the same router.

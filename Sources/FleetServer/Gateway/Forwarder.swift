@@ -2,11 +2,9 @@ import Foundation
 import Hummingbird
 import HTTPTypes
 import NIOCore
-public import FleetCore
-public import FleetConfig
-public import FleetUpstream
-public import FleetSupervision
-public import FleetRouting
+import FleetUpstream
+import FleetConfig
+import FleetRouting
 
 /// Sends one request to an instance of its model's pool and streams the answer back: picks a member, fails
 /// over to another while nothing has reached the client yet, and gives the slot back when the response ends

@@ -2,8 +2,8 @@ import Foundation
 public import Hummingbird
 import NIOCore
 import ServiceLifecycle
-public import FleetCore
 public import FleetSupervision
+public import FleetCore
 
 /// `GET /logs/{model}[/{replica}]`: instances' captured output for `fleet logs`, read from their log files
 /// (`LogFile`) through the controller, so it works from another machine too.

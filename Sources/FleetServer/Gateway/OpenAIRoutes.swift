@@ -1,11 +1,9 @@
 import Foundation
 public import Hummingbird
 import NIOCore
-public import FleetCore
+public import FleetRouting
 public import FleetConfig
 public import FleetUpstream
-public import FleetSupervision
-public import FleetRouting
 
 /// The OpenAI-compatible routes: `/v1/chat/completions`, `/v1/completions`, `/v1/embeddings` (routed by the
 /// body's `model`) and `/v1/models` (every model and alias).

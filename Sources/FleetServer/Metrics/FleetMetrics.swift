@@ -3,7 +3,6 @@ import Foundation
 public import Prometheus
 import Synchronization
 public import FleetCore
-public import FleetSupervision
 
 /// The controller's Prometheus metrics (`GET /metrics`). Events on the request path (requests by status,
 /// durations, time to first token, tokens generated) and instance restarts are recorded through swift-metrics,

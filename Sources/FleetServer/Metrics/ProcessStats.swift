@@ -1,5 +1,4 @@
 import Foundation
-public import FleetSupervision
 
 /// The controller process as `/proc` sees it (Linux); zeros where `/proc` is not available.
 struct ProcessStats {

@@ -1,6 +1,4 @@
 import NIOCore
-public import FleetCore
-public import FleetSupervision
 
 /// How many tokens an answer generated, from llama-server's own numbers at the end of the response:
 /// `"usage": {"completion_tokens": N}` (non-streamed answers, and the usage chunk of a stream that asks for one)

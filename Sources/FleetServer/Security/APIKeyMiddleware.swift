@@ -1,8 +1,6 @@
 import Foundation
 public import Hummingbird
 import HTTPTypes
-public import FleetCore
-public import FleetSupervision
 import FleetConfig
 
 /// Requires a key on every route but `/health` when the fleet has keys: `Authorization: Bearer KEY`,

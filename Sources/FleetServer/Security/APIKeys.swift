@@ -1,5 +1,5 @@
-public import FleetConfig
 import Synchronization
+public import FleetConfig
 
 /// The keys in force, replaced by a reload (a key revoked in fleet.json stops working at once). One owner:
 /// this box; readers take a copy.

@@ -2,7 +2,6 @@ import Foundation
 import Glibc
 public import Hummingbird
 import HTTPTypes
-public import FleetSupervision
 
 /// Keeps web pages out of the controller, with or without API keys: a page the user opens must not be able to
 /// shut the fleet down (cross-site request forgery) nor read `/status` or `/logs` through a hostname it
