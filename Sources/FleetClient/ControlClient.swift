@@ -1,8 +1,8 @@
 import Foundation
 import NIOCore
 public import FleetCore
-public import FleetUpstream
-public import FleetConfig
+import FleetUpstream
+import FleetConfig
 
 /// How the CLI talks to a running controller: over its HTTP control API, the same one scripts and dashboards use.
 public struct ControlClient: Sendable {

@@ -1,4 +1,4 @@
-public import Foundation
+import Foundation
 
 extension FleetConfig {
     static func readModel(name: String, value: JSONValue, baseDirectory: String,

@@ -1,4 +1,4 @@
-public import Foundation
+import Foundation
 
 extension FleetConfig {
     /// Checks that need the whole configuration (or the disk): names, ports, model files.

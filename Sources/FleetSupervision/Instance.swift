@@ -3,7 +3,7 @@ import Glibc
 public import Logging
 public import FleetCore
 public import FleetUpstream
-public import FleetConfig
+import FleetConfig
 
 /// One llama-server process and its life: spawn, wait until ready, probe, restart with backoff, stop.
 /// The actor owns the process, its port while it runs, and its state; nothing else changes them.

@@ -1,6 +1,6 @@
 import Foundation
 import Glibc
-public import Logging
+import Logging
 public import FleetConfig
 
 /// Everything an instance needs to know about how to run, fixed at creation.

@@ -21,7 +21,7 @@ extension LlamaServerVersion {
         }
         defer { timeout.cancel() }
         guard let result = try? await run.value else { return nil }
-        let version = parse((result.standardOutput ?? "") + "\n" + (result.standardError ?? ""))
+        let version = parse(result.standardOutput + "\n" + result.standardError)
         if let version { known.withLock { $0[executable] = version } }
         return version
     }

@@ -1,6 +1,6 @@
 import Logging
 public import FleetCore
-public import FleetConfig
+import FleetConfig
 
 extension Supervisor {
     /// Why a restart did not happen, or stopped part way.

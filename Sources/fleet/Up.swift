@@ -71,17 +71,18 @@ struct Up: AsyncParsableCommand {
         } catch {
             throw failure(error.description)
         }
-        if let refusal = LlamaServerVersion.refusal(await LlamaServerVersion.of(executable: executable), executable: executable) {
+        let version = await LlamaServerVersion.of(executable: executable)
+        if let refusal = LlamaServerVersion.refusal(version, executable: executable) {
             throw failure(refusal)
         }
         if detach {
             try await runDetached(config)
             return
         }
-        try await runInForeground(config, executable: executable)
+        try await runInForeground(config, executable: executable, version: version)
     }
 
-    private func runInForeground(_ config: FleetConfig, executable: String) async throws {
+    private func runInForeground(_ config: FleetConfig, executable: String, version: LlamaServerVersion?) async throws {
         bootstrapLogging(level: try parseLogLevel(logLevel, default: .warning))
         let logger = Logger(label: "fleet")
         // Instance events, and a tick a second for the loading lines, through one stream to one printer.
@@ -108,7 +109,6 @@ struct Up: AsyncParsableCommand {
         }
         defer { ticker.cancel() }
         say("fleet \(FleetController.version): \(total) instance(s) of \(config.models.count) model(s) from \(config.source)")
-        let version = await LlamaServerVersion.of(executable: executable)
         say("llama-server: \(executable)" + (version.map { " (\($0))" } ?? " (its version is unknown: `\(executable) --version` did not say)"))
         do {
             try await controller.run {

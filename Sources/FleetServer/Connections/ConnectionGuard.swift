@@ -2,7 +2,7 @@ import HTTPTypes
 import NIOCore
 import NIOHTTPTypes
 public import FleetConfig
-public import FleetCore
+import FleetCore
 
 /// The limits one client connection lives under, from `gateway` in fleet.json.
 public struct ConnectionLimits: Sendable, Equatable {
@@ -141,13 +141,17 @@ final class ConnectionGuard: ChannelDuplexHandler, RemovableChannelHandler {
     private func refuseTooLarge(_ context: ChannelHandlerContext, length: Int) {
         refused = true
         disarm()
-        let body = ByteBuffer(string: #"{"error":{"message":"request body of \#(length) bytes is larger than \#(limits.maxBodySize) bytes (gateway.maxBodySize in fleet.json)","type":"invalid_request_error","param":null,"code":"request_too_large"}}"#)
+        let error = OpenAIError(status: .contentTooLarge,
+                                message: "request body of \(length) bytes is larger than \(limits.maxBodySize) bytes (gateway.maxBodySize in fleet.json)",
+                                code: "request_too_large")
+        let body = ByteBuffer(bytes: error.body)
         let head = HTTPResponse(status: .contentTooLarge, headerFields: [
             .contentType: "application/json", .contentLength: "\(body.readableBytes)", .connection: "close",
         ])
         context.write(wrapOutboundOut(.head(head)), promise: nil)
         context.write(wrapOutboundOut(.body(body)), promise: nil)
-        context.writeAndFlush(wrapOutboundOut(.end(nil))).whenComplete { _ in context.close(promise: nil) }
+        let channel = context.channel
+        context.writeAndFlush(wrapOutboundOut(.end(nil))).whenComplete { _ in channel.close(promise: nil) }
     }
 
     private func arm(_ context: ChannelHandlerContext, after delay: Duration) {

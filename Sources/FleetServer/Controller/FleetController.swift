@@ -6,9 +6,9 @@ import Glibc
 import UnixSignals
 public import FleetConfig
 public import FleetCore
-public import FleetUpstream
-public import FleetRouting
-public import FleetSupervision
+import FleetUpstream
+import FleetRouting
+import FleetSupervision
 
 /// The whole controller: upstream client, model router, supervisor and HTTP server (gateway, status, control)
 /// as services in one `ServiceGroup`, shut down gracefully in reverse order (stop serving, stop instances, stop

@@ -1,7 +1,7 @@
 import Foundation
-public import FleetConfig
-public import FleetSupervision
-public import FleetRouting
+import FleetConfig
+import FleetSupervision
+import FleetRouting
 public import FleetCore
 
 /// `fleet reload`, SIGHUP and `POST /control/reload`: read fleet.json again and apply only the difference.

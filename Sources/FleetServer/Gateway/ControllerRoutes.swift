@@ -4,7 +4,7 @@ import NIOCore
 public import FleetSupervision
 public import FleetRouting
 public import FleetCore
-public import FleetConfig
+import FleetConfig
 
 /// The controller's own HTTP routes: `/health`, `/status`, `/metrics` and the control API (`/control/...`). The
 /// OpenAI gateway, the logs and the dashboard routes join them on the same router.

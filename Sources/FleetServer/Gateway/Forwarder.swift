@@ -2,6 +2,7 @@ import Foundation
 import Hummingbird
 import HTTPTypes
 import NIOCore
+import FleetCore
 import FleetUpstream
 import FleetConfig
 import FleetRouting
@@ -123,7 +124,7 @@ struct Forwarder: Sendable {
         headers[.contentType] = upstream.header("content-type") ?? (streaming ? "text/event-stream" : "application/json")
         if streaming {
             headers[.cacheControl] = "no-cache"
-            headers[HTTPField.Name("X-Accel-Buffering")!] = "no"
+            headers[Self.accelBuffering] = "no"
         }
         let body = upstream.body
         let cancelUpstream = upstream.cancel
@@ -151,7 +152,7 @@ struct Forwarder: Sendable {
                     tail.append(chunk)
                     guard let rename else {
                         try await write(chunk, to: &writer, clientGone: &clientGone)
-                        atEventBoundary = Self.endsEvent(chunk)
+                        if streaming { atEventBoundary = Self.endsEvent(chunk) }
                         continue
                     }
                     if streaming {
@@ -189,14 +190,14 @@ struct Forwarder: Sendable {
                 // Never end a cut answer as if it were whole: a stream gets an error event its client raises,
                 // then (like any cut answer) the connection closes without the final chunk, which every HTTP
                 // client reports as an incomplete body.
+                let reason = Self.reason(broken, member: lease.kind.label)
                 if streaming {
-                    let cut = OpenAIError(status: .badGateway,
-                                          message: "the answer was cut before its end: \(Self.reason(broken, member: lease.kind.label))",
+                    let cut = OpenAIError(status: .badGateway, message: "the answer was cut before its end: \(reason)",
                                           type: "server_error", code: "upstream_cut")
                     if !atEventBoundary { try? await writer.write(ByteBuffer(string: "\n\n")) }
                     try? await writer.write(cut.event)
                 }
-                throw AnswerCut(reason: Self.reason(broken, member: lease.kind.label))
+                throw AnswerCut(reason: reason)
             }
             if !clientGone { try await writer.finish(nil) }
         })
@@ -221,6 +222,7 @@ struct Forwarder: Sendable {
             && view[view.index(view.endIndex, offsetBy: -2)] == UInt8(ascii: "\n")
     }
 
+    private static let accelBuffering = HTTPField.Name("X-Accel-Buffering")!
 
     private func write(_ buffer: ByteBuffer, to writer: inout some ResponseBodyWriter, clientGone: inout Bool) async throws {
         do {

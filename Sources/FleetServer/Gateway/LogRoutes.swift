@@ -1,9 +1,10 @@
 import Foundation
 public import Hummingbird
 import NIOCore
+import FleetConfig
 import ServiceLifecycle
 public import FleetSupervision
-public import FleetCore
+import FleetCore
 
 /// `GET /logs/{model}[/{replica}]`: instances' captured output for `fleet logs`, read from their log files
 /// (`LogFile`) through the controller, so it works from another machine too.

@@ -32,7 +32,8 @@ public struct OpenAIError: Error, Sendable {
         return buffer
     }
 
-    private var body: Data {
+    /// `{"error":{…}}`: the body of every shape this error takes.
+    var body: Data {
         let body: [String: Any] = ["error": ["message": message, "type": type, "param": NSNull(), "code": code]]
         return (try? JSONSerialization.data(withJSONObject: body, options: [.sortedKeys])) ?? Data()
     }

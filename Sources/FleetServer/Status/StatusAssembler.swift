@@ -2,7 +2,7 @@ import Foundation
 public import FleetSupervision
 public import FleetRouting
 public import FleetCore
-public import FleetConfig
+import FleetConfig
 
 /// Assembles the `/status` document: the supervisor's view of every instance, joined with the pools' view of the
 /// traffic (and the unmanaged endpoints, which only the pools know), the models, memory and connections.

@@ -126,7 +126,7 @@ struct GatewayTests {
                 let timedOut = try await queued
                 #expect(timedOut.status == 503)
                 #expect(timedOut.header("retry-after") != nil)
-                #expect(timedOut.bodyText.contains("queue_timeout"))
+                #expect(timedOut.bodyText.contains("queue_timeout") && timedOut.bodyText.contains("within 2s (queue.timeout)"), "durations read as fleet.json writes them: \(timedOut.bodyText)")
                 #expect(try await first.status == 200)
             }
         }
