@@ -8,10 +8,11 @@ extension FleetConfig {
     static let gatewayKeys = ["maxBodySize", "connectTimeout", "firstByteTimeout", "idleTimeout", "retries",
                               "headerTimeout", "bodyTimeout", "keepAliveTimeout", "maxConnections"]
     static let queueKeys = ["maxSize", "timeout"]
+    static let prefixRoutingKeys = ["rememberBlocks", "maxImbalance", "rememberSessions"]
     static let healthCheckKeys = ["interval", "timeout", "startupTimeout", "unhealthyAfter", "restartAfter"]
     static let restartKeys = ["initialDelay", "maxDelay", "multiplier", "maxCrashes", "crashWindow"]
     static let modelKeys = ["path", "replicas", "contextSize", "gpuLayers", "threads", "parallel", "batchSize",
-                            "flashAttention", "args", "env", "aliases", "defaults", "policy", "queue", "endpoints", "start",
+                            "flashAttention", "args", "env", "aliases", "defaults", "policy", "prefixRouting", "queue", "endpoints", "start",
                             "idleTimeout", "memory"]
     static let defaultsKeys = ["temperature", "top_p", "top_k"]
 

@@ -66,6 +66,15 @@ extension FleetConfig {
                               fix: "use one of: " + SchedulingPolicy.allCases.map { "\"\($0.rawValue)\"" }.joined(separator: ", "))
             }
         }
+        if let value = object["prefixRouting"],
+           let prefix = reader.object(value, at: "\(path).prefixRouting", allowed: prefixRoutingKeys) {
+            let ppath = "\(path).prefixRouting"
+            var settings = model.prefixRouting
+            settings.rememberBlocks = reader.int(prefix, "rememberBlocks", at: ppath, range: 16...10_000_000) ?? settings.rememberBlocks
+            settings.maxImbalance = reader.int(prefix, "maxImbalance", at: ppath, range: 0...1_000) ?? settings.maxImbalance
+            settings.rememberSessions = reader.int(prefix, "rememberSessions", at: ppath, range: 0...10_000_000) ?? settings.rememberSessions
+            model.prefixRouting = settings
+        }
         if let value = object["queue"], let queue = reader.object(value, at: "\(path).queue", allowed: queueKeys) {
             model.queue.maxSize = reader.int(queue, "maxSize", at: "\(path).queue", range: 0...1_000_000) ?? model.queue.maxSize
             model.queue.timeout = reader.duration(queue, "timeout", at: "\(path).queue") ?? model.queue.timeout

@@ -145,6 +145,25 @@ public enum SchedulingPolicy: String, Sendable, Equatable, CaseIterable {
     case roundRobin
     /// The instance with the fewest requests in flight; ties broken round-robin.
     case leastBusy
+    /// The instance whose prompt cache most likely holds the request's prompt (the longest prefix it served
+    /// recently), unless it is much busier than the least busy one (`prefixRouting.maxImbalance`).
+    case prefixAware
+}
+
+/// How `prefixAware` remembers what each instance's prompt cache holds, and when balance beats affinity.
+public struct PrefixRoutingSettings: Sendable, Equatable {
+    /// Prompt blocks (about 256 bytes of request each) remembered per instance, least recently used forgotten
+    /// first: 8192 blocks are 2 MiB of prompt, about 500k tokens, more than a few slots and llama-server's
+    /// host-memory prompt cache hold for a small model.
+    public var rememberBlocks: Int = 8192
+    /// The instance holding a request's prefix takes it while it has at most this many more requests in flight
+    /// than the least busy one (and a free slot); beyond it the least busy one takes it, and owns the
+    /// conversation from then on.
+    public var maxImbalance: Int = 2
+    /// Session keys (`X-Session-Id`, `prompt_cache_key`, `user`) remembered per model.
+    public var rememberSessions: Int = 10_000
+
+    public init() {}
 }
 
 /// The per-model wait line for requests that find every slot busy (or no instance ready).
@@ -197,6 +216,8 @@ public struct ModelConfig: Sendable, Equatable {
     /// Sampling values injected into requests that omit them.
     public var defaults: SamplingDefaults = .init()
     public var policy: SchedulingPolicy = .roundRobin
+    /// What `prefixAware` (and session affinity) remembers, and its load guard.
+    public var prefixRouting: PrefixRoutingSettings = .init()
     public var queue: QueueSettings = .init()
     /// llama-servers fleet does not run (`http://host:port`) that join this model's pool.
     public var endpoints: [String] = []

@@ -1,6 +1,6 @@
 import Foundation
 import Synchronization
-import Synchronization
+public import FleetCore
 
 /// Why the gateway could not get an instance for a request.
 public enum PoolError: Error, Sendable, Equatable {
@@ -35,8 +35,8 @@ public final class Lease: Sendable {
 
     /// How the request ended, for the member's counters.
     public enum Outcome: Sendable {
-        /// `tokens`: what llama-server said it generated, when it said.
-        case success(firstByte: Duration?, tokens: Int? = nil)
+        /// `tokens`: what llama-server said it generated, when it said; `cache`: its prompt-cache figures.
+        case success(firstByte: Duration?, tokens: Int? = nil, cache: PromptCacheCounts? = nil)
         case failure
         /// The client went away; neither a success nor the member's fault.
         case cancelled

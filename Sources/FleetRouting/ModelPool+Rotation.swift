@@ -8,6 +8,7 @@ extension ModelPool {
     public func takeOutOfRotation(id: String) {
         guard let index = members.firstIndex(where: { $0.id == id }) else { return }
         members[index].ready = false
+        forget(id)
     }
 
     /// Takes a member out of rotation after it failed a request before sending anything; `readmit` puts it
@@ -15,6 +16,7 @@ extension ModelPool {
     public func suspend(id: String) {
         guard let index = members.firstIndex(where: { $0.id == id }) else { return }
         members[index].suspended = true
+        forget(id)
     }
 
     public func readmit(id: String) {

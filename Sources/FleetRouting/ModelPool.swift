@@ -7,26 +7,40 @@ public import FleetCore
 /// the only owner of those counts: taken at dispatch, given back at the end of the stream or on cancellation.
 public actor ModelPool {
     public nonisolated let model: String
-    public private(set) var policy: SchedulingPolicy
+    public private(set) var policy: SchedulingPolicy {
+        didSet { prefixAware.store(policy == .prefixAware, ordering: .relaxed) }
+    }
+    private nonisolated let prefixAware: Atomic<Bool>
+    /// Whether the policy routes by prompt prefix, readable without waiting for the actor: the gateway computes
+    /// a request's fingerprints only then.
+    public nonisolated var usesPrefixes: Bool { prefixAware.load(ordering: .relaxed) }
     public private(set) var queue: QueueSettings
+    public private(set) var prefixRouting: PrefixRoutingSettings
 
     var members: [PoolMember] = []
     private var stats: [String: MemberStats] = [:]
-    private var cursor = 0
-    private var waiters: [Waiter] = []
+    var cursor = 0
+    /// What each member served recently (`prefixAware`), by member id; forgotten when it leaves rotation.
+    var records: [String: PrefixRecord] = [:]
+    /// Which member each session is on (every policy but `roundRobin`).
+    var sessions: RecentlyUsed<String, String>
+    var waiters: [Waiter] = []
     /// The last time a request finished (or a member became ready): what `idleTimeout` measures from, and what
     /// eviction orders by. Nothing in flight or queued is a precondition of both, so arrivals need not count.
     private var lastActivity = ContinuousClock.now
     private var nextWaiter: UInt64 = 0
 
-    private struct Waiter {
+    struct Waiter {
         var id: UInt64
         var excluding: Set<String>
+        var hint: RoutingHint
         var continuation: CheckedContinuation<Lease, any Error>
         var timeout: Task<Void, Never>
     }
 
     public private(set) var totals = RequestTotals()
+    /// llama-server's prompt-cache figures over every answer of this model.
+    public private(set) var promptCache = PromptCacheCounts()
 
     /// The gateway refused a request for this model (it never reached an instance, or every attempt failed).
     public func recordRefusal() {
@@ -43,12 +57,18 @@ public actor ModelPool {
         public var tokens = 0
         /// The last answer's generated tokens per second of its whole duration.
         public var lastTokensPerSecond: Double?
+        /// llama-server's prompt-cache figures over its answers.
+        public var promptCache = PromptCacheCounts()
     }
 
-    public init(model: String, policy: SchedulingPolicy, queue: QueueSettings) {
+    public init(model: String, policy: SchedulingPolicy, queue: QueueSettings,
+                prefixRouting: PrefixRoutingSettings = .init()) {
         self.model = model
         self.policy = policy
+        self.prefixAware = Atomic(policy == .prefixAware)
         self.queue = queue
+        self.prefixRouting = prefixRouting
+        self.sessions = RecentlyUsed(capacity: prefixRouting.rememberSessions)
     }
 
     /// How long since a request finished (or a member became ready), when none is in flight or
@@ -65,9 +85,22 @@ public actor ModelPool {
     }
 
     /// A reload changed how this model schedules or queues; requests already waiting keep waiting.
-    public func reconfigure(policy: SchedulingPolicy, queue: QueueSettings) {
+    public func reconfigure(policy: SchedulingPolicy, queue: QueueSettings, prefixRouting: PrefixRoutingSettings? = nil) {
         self.policy = policy
         self.queue = queue
+        if let prefixRouting, prefixRouting != self.prefixRouting {
+            self.prefixRouting = prefixRouting
+            // New bounds: start over rather than carry records sized for the old ones.
+            records.removeAll()
+            sessions = RecentlyUsed(capacity: prefixRouting.rememberSessions)
+        }
+    }
+
+    /// Changes the policy only (`POST /control/policy`); returns the one it replaces.
+    public func setPolicy(_ policy: SchedulingPolicy) -> SchedulingPolicy {
+        let previous = self.policy
+        self.policy = policy
+        return previous
     }
 
     // MARK: - Dispatch
@@ -76,9 +109,9 @@ public actor ModelPool {
     /// - Throws: `PoolError.queueFull` when the queue is full, `PoolError.queueTimeout` after `queue.timeout`,
     ///   `PoolError.exhausted` when `excluding` names every member, `CancellationError` when the caller is
     ///   cancelled while waiting.
-    public func acquire(excluding: Set<String> = []) async throws -> Lease {
+    public func acquire(excluding: Set<String> = [], hint: RoutingHint = .none) async throws -> Lease {
         if closed { throw PoolError.closed }
-        if waiters.isEmpty, let lease = take(excluding: excluding) { return lease }
+        if waiters.isEmpty, let lease = take(excluding: excluding, hint: hint) { return lease }
         if !excluding.isEmpty && members.allSatisfy({ excluding.contains($0.id) }) { throw PoolError.exhausted }
         guard waiters.count < queue.maxSize else { throw PoolError.queueFull(maxSize: queue.maxSize) }
         nextWaiter += 1
@@ -90,7 +123,7 @@ public actor ModelPool {
                     try? await Task.sleep(for: timeout)
                     await self?.expire(id, with: PoolError.queueTimeout(timeout))
                 }
-                waiters.append(Waiter(id: id, excluding: excluding, continuation: continuation, timeout: timer))
+                waiters.append(Waiter(id: id, excluding: excluding, hint: hint, continuation: continuation, timeout: timer))
                 // A release may have happened while this request was arriving.
                 dispatchWaiters()
             }
@@ -99,11 +132,18 @@ public actor ModelPool {
         }
     }
 
-    private func take(excluding: Set<String>) -> Lease? {
-        guard let index = Scheduler.pick(members, policy: policy, cursor: &cursor, excluding: excluding) else { return nil }
+    private func take(excluding: Set<String>, hint: RoutingHint) -> Lease? {
+        guard let index = Scheduler.pick(members, policy: policy, cursor: &cursor, excluding: excluding,
+                                         affinity: affinity(for: hint)) else { return nil }
+        return lease(index, hint: hint)
+    }
+
+    func lease(_ index: Int, hint: RoutingHint) -> Lease {
         members[index].inFlight += 1
+        remember(hint, on: members[index].id)
         return Lease(pool: self, member: members[index])
     }
+
 
     private func expire(_ id: UInt64, with error: any Error) {
         guard let index = waiters.firstIndex(where: { $0.id == id }) else { return }
@@ -157,11 +197,14 @@ public actor ModelPool {
 
 
     /// Hands freed slots to waiting requests, oldest first. A waiter that cannot use any free member (it
-    /// excludes them all) does not block the ones behind it.
+    /// excludes them all) does not block the ones behind it. Under an affinity policy, waiters whose own member
+    /// (session or prefix) has a free slot go first; then the oldest take what is free, so no slot idles while
+    /// requests wait.
     func dispatchWaiters() {
+        if policy != .roundRobin { dispatchWaitersToTheirMembers() }
         var index = 0
         while index < waiters.count {
-            if let lease = take(excluding: waiters[index].excluding) {
+            if let lease = take(excluding: waiters[index].excluding, hint: waiters[index].hint) {
                 let waiter = waiters.remove(at: index)
                 waiter.timeout.cancel()
                 waiter.continuation.resume(returning: lease)
@@ -184,8 +227,12 @@ public actor ModelPool {
         }
         var counters = stats[memberID] ?? MemberStats()
         switch outcome {
-        case .success(let firstByte, let tokens):
+        case .success(let firstByte, let tokens, let cache):
             totals.served += 1
+            if let cache {
+                promptCache += cache
+                counters.promptCache += cache
+            }
             counters.served += 1
             counters.lastLatency = latency
             counters.lastFirstByte = firstByte
@@ -211,6 +258,8 @@ public actor ModelPool {
     public func setMember(_ kind: PoolMemberKind, baseURL: String, capacity: Int, ready: Bool) {
         let id = PoolMember(kind: kind, baseURL: baseURL, capacity: capacity).id
         if let index = members.firstIndex(where: { $0.id == id }) {
+            // Not ready any more, or a new process at another port: what it cached is gone.
+            if members[index].baseURL != baseURL || (members[index].ready && !ready) { forget(id) }
             if members[index].baseURL != baseURL { members[index].suspended = false }
             members[index].baseURL = baseURL
             members[index].capacity = max(1, capacity)
@@ -234,6 +283,7 @@ public actor ModelPool {
     /// Takes a member out for good: out of rotation now, out of the pool once its in-flight requests finish.
     public func retireMember(id: String) {
         guard let index = members.firstIndex(where: { $0.id == id }) else { return }
+        forget(id)
         if members[index].inFlight == 0 {
             members.remove(at: index)
         } else {
@@ -270,7 +320,8 @@ public actor ModelPool {
 
     public func snapshot() -> PoolSnapshot {
         PoolSnapshot(model: model, policy: policy, queueDepth: waiters.count,
-                     members: members.map { ($0, stats[$0.id] ?? MemberStats()) }, endpoints: endpoints)
+                     members: members.map { ($0, stats[$0.id] ?? MemberStats()) }, endpoints: endpoints,
+                     promptCache: promptCache)
     }
 }
 

@@ -47,7 +47,8 @@ public final class ModelRouter: Service, Sendable {
         var table = Table()
         table.models = models
         for model in models {
-            let pool = old[model.name] ?? ModelPool(model: model.name, policy: model.policy, queue: model.queue)
+            let pool = old[model.name] ?? ModelPool(model: model.name, policy: model.policy, queue: model.queue,
+                                                          prefixRouting: model.prefixRouting)
             for name in [model.name] + model.aliases {
                 table.pools[name] = pool
                 table.canonical[name] = model.name
@@ -132,7 +133,7 @@ public final class ModelRouter: Service, Sendable {
             return models.compactMap { model in old.pools[model.name].map { ($0, model) } }
         }
         for (pool, model) in kept {
-            await pool.reconfigure(policy: model.policy, queue: model.queue)
+            await pool.reconfigure(policy: model.policy, queue: model.queue, prefixRouting: model.prefixRouting)
         }
         updateWatchers()
     }

@@ -51,27 +51,64 @@ public struct PoolMember: Sendable, Equatable {
     var hasFreeSlot: Bool { inRotation && inFlight < capacity }
 }
 
+/// Where a request would be served best: the pool's knowledge of it, per member (same order as the members).
+public struct Affinity: Sendable, Equatable {
+    /// Prompt blocks each member served before (`PrefixRecord.matched`); empty when unknown.
+    public var matched: [Int]
+    /// The member the request's session is on.
+    public var sticky: Int?
+    /// How many more requests in flight than the least busy member the best-matching one may have.
+    public var maxImbalance: Int
+
+    public init(matched: [Int] = [], sticky: Int? = nil, maxImbalance: Int = 2) {
+        self.matched = matched
+        self.sticky = sticky
+        self.maxImbalance = maxImbalance
+    }
+}
+
 /// The scheduling policies, as pure functions over a pool's members: which one takes the next request.
 public enum Scheduler {
     /// The index of the member to use, or nil when none in rotation has a free slot. `cursor` is the pool's
     /// round-robin position; it advances past the chosen member.
+    ///
+    /// Under every policy but `roundRobin`, a request whose session is on a member with a free slot goes there.
+    /// Under `prefixAware` the member that served the longest prefix of the prompt takes it (ties: the least
+    /// busy, then round-robin order) unless it has more than `maxImbalance` requests in flight beyond the least
+    /// busy member; otherwise, and with no match, the least busy member takes it.
     public static func pick(_ members: [PoolMember], policy: SchedulingPolicy, cursor: inout Int,
-                            excluding: Set<String> = []) -> Int? {
+                            excluding: Set<String> = [], affinity: Affinity? = nil) -> Int? {
         guard !members.isEmpty else { return nil }
         let count = members.count
+        func usable(_ index: Int) -> Bool { members[index].hasFreeSlot && !excluding.contains(members[index].id) }
         var chosen: Int?
         for step in 0..<count {
             let index = (cursor + step) % count
-            let member = members[index]
-            guard member.hasFreeSlot, !excluding.contains(member.id) else { continue }
-            switch policy {
-            case .roundRobin:
+            guard usable(index) else { continue }
+            if policy == .roundRobin {
                 chosen = index
-            case .leastBusy:
-                // Strictly fewer wins, so among equals the first in round-robin order stays chosen.
-                if chosen == nil || member.inFlight < members[chosen!].inFlight { chosen = index }
+                break
             }
-            if policy == .roundRobin { break }
+            // Strictly fewer wins, so among equals the first in round-robin order stays chosen.
+            if chosen == nil || members[index].inFlight < members[chosen!].inFlight { chosen = index }
+        }
+        if let leastBusy = chosen, policy != .roundRobin, let affinity {
+            if let sticky = affinity.sticky, sticky < count, usable(sticky) {
+                chosen = sticky
+            } else if policy == .prefixAware, affinity.matched.count == count {
+                var best: Int?
+                for step in 0..<count {
+                    let index = (cursor + step) % count
+                    guard usable(index), affinity.matched[index] > 0 else { continue }
+                    if best == nil || affinity.matched[index] > affinity.matched[best!]
+                        || (affinity.matched[index] == affinity.matched[best!] && members[index].inFlight < members[best!].inFlight) {
+                        best = index
+                    }
+                }
+                if let best, members[best].inFlight - members[leastBusy].inFlight <= affinity.maxImbalance {
+                    chosen = best
+                }
+            }
         }
         if let chosen { cursor = (chosen + 1) % count }
         return chosen

@@ -55,7 +55,7 @@ public struct ModelStatus: Codable, Sendable {
     public var aliases: [String]
     public var path: String
     public var replicas: Int
-    /// `roundRobin` or `leastBusy`.
+    /// `roundRobin`, `leastBusy` or `prefixAware` (as set now: `POST /control/policy` may have changed it).
     public var policy: String
     /// Requests waiting for a free slot right now.
     public var queueDepth: Int
@@ -65,6 +65,8 @@ public struct ModelStatus: Codable, Sendable {
     public var start: String = "always"
     /// Seconds without a request after which the model's instances stop; absent: never.
     public var idleTimeoutSeconds: Double?
+    /// llama-server's prompt-cache figures over every answer of this model (all its instances, past ones too).
+    public var promptCache: PromptCacheCounts?
 
     public init(name: String, aliases: [String], path: String, replicas: Int, policy: String = "roundRobin",
                 queueDepth: Int = 0, endpoints: [String] = []) {
@@ -109,6 +111,8 @@ public struct TrafficStatus: Codable, Sendable, Equatable {
     public var tokens: Int = 0
     /// Its last answer's generated tokens per second (over the answer's whole duration).
     public var lastTokensPerSecond: Double?
+    /// llama-server's prompt-cache figures over its answers.
+    public var promptCache: PromptCacheCounts?
 
     public init(inFlight: Int, capacity: Int, served: Int, errors: Int, inRotation: Bool, lastLatencyMs: Double? = nil,
                 lastFirstByteMs: Double? = nil, tokens: Int = 0, lastTokensPerSecond: Double? = nil) {

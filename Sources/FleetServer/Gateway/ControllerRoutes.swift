@@ -83,10 +83,34 @@ public struct ControllerRoutes: Sendable {
             let result = await reloader.reload()
             return json(result, status: result.errors.isEmpty ? .ok : .badRequest)
         }
+        router.post("/control/policy") { request, _ in
+            await setPolicy(try await request.body.collect(upTo: 64 << 10))
+        }
         router.post("/control/shutdown") { _, _ in
             requestShutdown()
             return json(["status": "shutting down"], status: .accepted)
         }
+    }
+
+    /// `POST /control/policy {"model": "gemma", "policy": "prefixAware"}`: changes how a model's pool picks an
+    /// instance, at once and without touching a process, until the next reload (which applies fleet.json's).
+    /// `fleet bench --compare` uses it.
+    private func setPolicy(_ body: ByteBuffer) async -> Response {
+        let policies = SchedulingPolicy.allCases.map(\.rawValue).joined(separator: ", ")
+        guard let object = try? JSONSerialization.jsonObject(with: Data(body.readableBytesView)) as? [String: Any],
+              let name = object["model"] as? String, let text = object["policy"] as? String else {
+            return json(["error": "send {\"model\": \"NAME\", \"policy\": \"POLICY\"} with POLICY one of: \(policies)"],
+                        status: .badRequest)
+        }
+        guard let policy = SchedulingPolicy(rawValue: text) else {
+            return json(["error": "\"\(text)\" is not a policy; use one of: \(policies)"], status: .badRequest)
+        }
+        guard let (pool, model) = router.route(name) else {
+            return json(["error": "model \"\(name)\" does not exist; this fleet serves: \(router.names.joined(separator: ", "))"],
+                        status: .notFound)
+        }
+        let previous = await pool.setPolicy(policy)
+        return json(["model": model.name, "policy": policy.rawValue, "previous": previous.rawValue])
     }
 
     /// The whole status document, as `/status` and `/metrics` read it.

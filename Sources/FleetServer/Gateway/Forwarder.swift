@@ -18,12 +18,12 @@ struct Forwarder: Sendable {
     /// - Parameter connection: the connection the request came in on: when it closes, a queued request leaves the
     ///   queue and the instance's work on it is cancelled (its connection closed) at once.
     func forward(_ request: ForwardRequest, path: String, pool: ModelPool, canonicalName: String,
-                 connection: ClientConnection = .detached) async throws -> Response {
+                 hint: RoutingHint = .none, connection: ClientConnection = .detached) async throws -> Response {
         let received = ContinuousClock.now
         do {
             return try await connection.cancellingOnClose {
-                try await attempt(request, path: path, pool: pool, canonicalName: canonicalName, received: received,
-                                  connection: connection)
+                try await attempt(request, path: path, pool: pool, canonicalName: canonicalName, hint: hint,
+                                  received: received, connection: connection)
             }
         } catch let error as OpenAIError {
             // Refused by the gateway (queue full or timed out, every attempt failed): counted, with no instance.
@@ -40,13 +40,14 @@ struct Forwarder: Sendable {
     }
 
     private func attempt(_ request: ForwardRequest, path: String, pool: ModelPool, canonicalName: String,
-                         received: ContinuousClock.Instant, connection: ClientConnection) async throws -> Response {
+                         hint: RoutingHint, received: ContinuousClock.Instant,
+                         connection: ClientConnection) async throws -> Response {
         var excluded: Set<String> = []
         var lastFailure = "no instance answered"
         for _ in 0...settings.retries {
             let lease: Lease
             do {
-                lease = try await pool.acquire(excluding: excluded)
+                lease = try await pool.acquire(excluding: excluded, hint: hint)
             } catch PoolError.queueFull(let maxSize) {
                 throw OpenAIError(status: .tooManyRequests,
                                   message: "model \"\(request.model)\" is busy: \(maxSize) requests already wait (queue.maxSize); retry later",
@@ -121,6 +122,7 @@ struct Forwarder: Sendable {
     private func response(_ upstream: UpstreamStream, lease: Lease, streaming: Bool, rename: String?,
                           model: String, received: ContinuousClock.Instant, connection: ClientConnection) -> Response {
         var headers: HTTPFields = [:]
+        headers[Self.instanceHeader] = lease.kind.label
         headers[.contentType] = upstream.header("content-type") ?? (streaming ? "text/event-stream" : "application/json")
         if streaming {
             headers[.cacheControl] = "no-cache"
@@ -141,7 +143,7 @@ struct Forwarder: Sendable {
             var broken: (any Error)?
             var framer = SSEFramer()
             var whole = ByteBuffer()
-            // The last two chunks: where llama-server reports how many tokens it generated (TokenCount).
+            // The last two chunks: where llama-server reports how many tokens it generated (AnswerFigures).
             var tail: [ByteBuffer] = []
             // Whether what the client got so far ends between two events (where an error event may follow).
             var atEventBoundary = true
@@ -177,14 +179,16 @@ struct Forwarder: Sendable {
             // The client went away (or the upstream broke): close the upstream connection now, so llama-server
             // stops generating and frees the slot.
             if clientGone || broken != nil { cancelUpstream() }
-            let tokens = clientGone || broken != nil ? nil : TokenCount.scan(tail)
-            await lease.release(clientGone ? .cancelled : broken != nil ? .failure : .success(firstByte: firstByte, tokens: tokens))
+            let figures = clientGone || broken != nil ? nil : AnswerFigures.scan(tail)
+            let tokens = figures?.completionTokens
+            await lease.release(clientGone ? .cancelled : broken != nil ? .failure
+                                : .success(firstByte: firstByte, tokens: tokens, cache: figures?.promptCache))
             if let metrics {
                 // A client that left is counted as 499 (nginx's "client closed request"), a broken upstream as 502.
                 let answered = clientGone ? 499 : broken != nil ? 502 : status
                 metrics.request(model: model, instance: lease.kind.label, status: answered,
                                 duration: .now - received, firstByte: firstByte.map { $0 + (started - received) },
-                                tokens: tokens)
+                                tokens: tokens, promptCache: figures?.promptCache)
             }
             if let broken {
                 // Never end a cut answer as if it were whole: a stream gets an error event its client raises,
@@ -223,6 +227,8 @@ struct Forwarder: Sendable {
     }
 
     private static let accelBuffering = HTTPField.Name("X-Accel-Buffering")!
+    /// Which replica (or endpoint) answered: `gemma/0`, or the endpoint's URL.
+    static let instanceHeader = HTTPField.Name("X-Fleet-Instance")!
 
     private func write(_ buffer: ByteBuffer, to writer: inout some ResponseBodyWriter, clientGone: inout Bool) async throws {
         do {

@@ -1,6 +1,7 @@
 import Foundation
 public import Hummingbird
 import NIOCore
+import HTTPTypes
 public import FleetRouting
 public import FleetConfig
 public import FleetUpstream
@@ -24,9 +25,12 @@ public struct OpenAIRoutes: Sendable {
     }
 
     public func register(on http: Router<FleetRequestContext>) {
-        for (path, sampling) in [("/v1/chat/completions", true), ("/v1/completions", true), ("/v1/embeddings", false)] {
+        let routes: [(String, Bool, PromptFingerprint.Shape?)] = [
+            ("/v1/chat/completions", true, .chat), ("/v1/completions", true, .completion), ("/v1/embeddings", false, nil),
+        ]
+        for (path, sampling, prompt) in routes {
             http.post(RouterPath(stringLiteral: path)) { request, context in
-                await handle(request, path: path, sampling: sampling, connection: connection(of: context))
+                await handle(request, path: path, sampling: sampling, prompt: prompt, connection: connection(of: context))
             }
         }
         http.get("/v1/models") { _, _ in modelList() }
@@ -46,7 +50,11 @@ public struct OpenAIRoutes: Sendable {
         return Response(status: .ok, headers: [.contentType: "application/json"], body: ResponseBody(byteBuffer: ByteBuffer(bytes: body)))
     }
 
-    private func handle(_ request: Request, path: String, sampling: Bool, connection: ClientConnection) async -> Response {
+    /// The header a client may name its session with (besides the body's `prompt_cache_key` and `user`).
+    static let sessionHeader = HTTPField.Name("X-Session-Id")!
+
+    private func handle(_ request: Request, path: String, sampling: Bool, prompt: PromptFingerprint.Shape?,
+                        connection: ClientConnection) async -> Response {
         do {
             let body: ByteBuffer
             do {
@@ -63,10 +71,16 @@ public struct OpenAIRoutes: Sendable {
                                   code: "model_not_found")
             }
             router.requested(model)
+            // Where the request would be served best: computed from the body as the client sent it.
+            var hint = RoutingHint(session: request.headers[Self.sessionHeader] ?? parsed.sessionKey)
+            if let prompt, pool.usesPrefixes {
+                hint.fingerprints = PromptFingerprint.blocks(of: body.readableBytesView, shape: prompt)
+            }
             if sampling {
                 parsed.inject(model.defaults)
             }
-            return try await forwarder.forward(parsed.forwarded, path: path, pool: pool, canonicalName: model.name, connection: connection)
+            return try await forwarder.forward(parsed.forwarded, path: path, pool: pool, canonicalName: model.name, hint: hint,
+                                               connection: connection)
         } catch let error as OpenAIError {
             return error.response
         } catch {
@@ -87,6 +101,8 @@ struct ForwardRequest: Sendable {
 struct CompletionRequest {
     let model: String
     let stream: Bool
+    /// The client's session: OpenAI's `prompt_cache_key`, else its `user`.
+    let sessionKey: String?
     private(set) var body: ByteBuffer
     private var json: [String: Any]
 
@@ -102,6 +118,7 @@ struct CompletionRequest {
         }
         self.model = model
         self.stream = json["stream"] as? Bool ?? false
+        self.sessionKey = [json["prompt_cache_key"], json["user"]].lazy.compactMap { $0 as? String }.first { !$0.isEmpty }
         self.body = body
         self.json = json
     }

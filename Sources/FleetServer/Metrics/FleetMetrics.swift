@@ -33,7 +33,7 @@ public final class FleetMetrics: Sendable {
     /// endpoint's URL) or refused by the gateway (`instance` empty: queue full, queue timeout, every attempt
     /// failed). `status` is what the client got.
     public func request(model: String, instance: String, status: Int, duration: Duration, firstByte: Duration?,
-                        tokens: Int?) {
+                        tokens: Int?, promptCache: PromptCacheCounts? = nil) {
         let labels = [("model", model), ("instance", instance)]
         CoreMetrics.Counter(label: "fleet_requests_total", dimensions: labels + [("status", String(status))],
                             factory: factory).increment()
@@ -46,6 +46,12 @@ public final class FleetMetrics: Sendable {
         if let tokens, tokens > 0 {
             CoreMetrics.Counter(label: "fleet_tokens_generated_total", dimensions: labels, factory: factory)
                 .increment(by: tokens)
+        }
+        if let promptCache, promptCache.promptTokens > 0 {
+            CoreMetrics.Counter(label: "fleet_prompt_tokens_total", dimensions: labels, factory: factory)
+                .increment(by: promptCache.promptTokens)
+            CoreMetrics.Counter(label: "fleet_prompt_cached_tokens_total", dimensions: labels, factory: factory)
+                .increment(by: promptCache.cachedTokens)
         }
     }
 
@@ -86,6 +92,10 @@ public final class FleetMetrics: Sendable {
             }
             for model in status.models {
                 set("fleet_queue_depth", "requests waiting for a free slot of the model", [("model", model.name)], Double(model.queueDepth))
+                if let ratio = model.promptCache?.hitRatio {
+                    set("fleet_prompt_cache_hit_ratio", "prompt tokens llama-server reused from its cache / all prompt tokens, over the model's answers since start",
+                        [("model", model.name)], ratio)
+                }
             }
             if let connections = status.connections {
                 set("fleet_connections_open", "client connections open on the controller's listen address", [], Double(connections.open))

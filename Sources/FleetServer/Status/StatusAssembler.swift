@@ -42,7 +42,9 @@ public struct StatusAssembler: Sendable {
         let models = await supervisor.currentModels().map { model in
             let pool = pools.first { $0.model == model.name }
             var status = ModelStatus(name: model.name, aliases: model.aliases, path: model.path, replicas: model.replicas,
-                                     policy: model.policy.rawValue, queueDepth: pool?.queueDepth ?? 0, endpoints: model.endpoints)
+                                     policy: (pool?.policy ?? model.policy).rawValue, queueDepth: pool?.queueDepth ?? 0,
+                                     endpoints: model.endpoints)
+            status.promptCache = pool?.promptCache
             status.start = model.startOnDemand ? "onDemand" : "always"
             status.idleTimeoutSeconds = model.idleTimeout?.seconds
             return status

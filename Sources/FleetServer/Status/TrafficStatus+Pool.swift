@@ -10,5 +10,6 @@ extension TrafficStatus {
                   lastFirstByteMs: stats.lastFirstByte.map { ($0.seconds * 1000 * 10).rounded() / 10 },
                   tokens: stats.tokens,
                   lastTokensPerSecond: stats.lastTokensPerSecond.map { ($0 * 10).rounded() / 10 })
+        promptCache = stats.promptCache.promptTokens > 0 ? stats.promptCache : nil
     }
 }

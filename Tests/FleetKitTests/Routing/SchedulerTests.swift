@@ -50,3 +50,65 @@ struct SchedulerTests {
         #expect(Scheduler.pick(members([(0, 1, true)]), policy: .roundRobin, cursor: &cursor, excluding: ["m/0#0"]) == nil)
     }
 }
+
+@Suite("prefix-aware scheduling and session affinity")
+struct AffinitySchedulingTests {
+    func members(_ inFlight: [Int], capacity: Int = 4) -> [PoolMember] {
+        inFlight.enumerated().map { index, count in
+            var member = PoolMember(kind: .instance(InstanceID(model: "m", replica: index)), baseURL: "http://x:\(index)",
+                                    capacity: capacity, ready: true)
+            member.inFlight = count
+            return member
+        }
+    }
+
+    @Test func theLongestMatchWins() {
+        var cursor = 0
+        let affinity = Affinity(matched: [2, 9, 5], maxImbalance: 2)
+        #expect(Scheduler.pick(members([0, 1, 0]), policy: .prefixAware, cursor: &cursor, affinity: affinity) == 1)
+    }
+
+    @Test func noMatchGoesToTheLeastBusy() {
+        var cursor = 0
+        #expect(Scheduler.pick(members([2, 1, 3]), policy: .prefixAware, cursor: &cursor, affinity: nil) == 1)
+        #expect(Scheduler.pick(members([2, 1, 3]), policy: .prefixAware, cursor: &cursor,
+                               affinity: Affinity(matched: [0, 0, 0])) == 1)
+    }
+
+    @Test func theLoadGuardSendsTheRequestToTheLeastBusyWhenTheOwnerIsMuchBusier() {
+        var cursor = 0
+        let affinity = Affinity(matched: [7, 0], maxImbalance: 2)
+        #expect(Scheduler.pick(members([2, 0]), policy: .prefixAware, cursor: &cursor, affinity: affinity) == 0, "2 more: within the guard")
+        #expect(Scheduler.pick(members([3, 0]), policy: .prefixAware, cursor: &cursor, affinity: affinity) == 1, "3 more: beyond it")
+        #expect(Scheduler.pick(members([4, 0]), policy: .prefixAware, cursor: &cursor,
+                               affinity: Affinity(matched: [7, 0], maxImbalance: 100)) == 1, "a full owner never waits for a slot")
+    }
+
+    @Test func equalMatchesGoToTheLeastBusyThenInRotation() {
+        var cursor = 0
+        let affinity = Affinity(matched: [4, 4, 4])
+        #expect(Scheduler.pick(members([1, 0, 1]), policy: .prefixAware, cursor: &cursor, affinity: affinity) == 1)
+        cursor = 2
+        #expect(Scheduler.pick(members([0, 0, 0]), policy: .prefixAware, cursor: &cursor, affinity: affinity) == 2)
+    }
+
+    @Test func aSessionSticksUnderEveryPolicyButRoundRobinWhileItsMemberHasASlot() {
+        let sticky = Affinity(sticky: 2)
+        for policy in [SchedulingPolicy.leastBusy, .prefixAware] {
+            var cursor = 0
+            #expect(Scheduler.pick(members([0, 0, 3]), policy: policy, cursor: &cursor, affinity: sticky) == 2, "\(policy)")
+            #expect(Scheduler.pick(members([0, 0, 4]), policy: policy, cursor: &cursor, affinity: sticky) == 0, "\(policy): saturated")
+        }
+        var cursor = 0
+        #expect(Scheduler.pick(members([0, 0, 0]), policy: .roundRobin, cursor: &cursor, affinity: sticky) == 0)
+    }
+
+    @Test func excludedAndUnreadyMembersAreNeverChosenForTheirCache() {
+        var cursor = 0
+        var pool = members([0, 0])
+        pool[0].ready = false
+        #expect(Scheduler.pick(pool, policy: .prefixAware, cursor: &cursor, affinity: Affinity(matched: [9, 0])) == 1)
+        #expect(Scheduler.pick(members([0, 0]), policy: .prefixAware, cursor: &cursor, excluding: ["m/0#0"],
+                               affinity: Affinity(matched: [9, 0])) == 1)
+    }
+}

@@ -104,12 +104,12 @@ struct MetricsTests {
 
     @Test func tokenCountsComeFromTheTailOfTheAnswer() {
         let usage = ByteBuffer(string: #"{"choices":[],"usage":{"prompt_tokens":4,"completion_tokens":17,"total_tokens":21}}"#)
-        #expect(TokenCount.scan([usage]) == 17)
+        #expect(AnswerFigures.scan([usage]).completionTokens == 17)
         // Split across the two chunks kept, as a stream's last event may be.
         let first = ByteBuffer(string: #"data: {"choices":[{"delta":{}}],"timings":{"prompt_n":4,"predic"#)
         let second = ByteBuffer(string: #"ted_n": 42,"predicted_ms":1}}"# + "\n\ndata: [DONE]\n\n")
-        #expect(TokenCount.scan([first, second]) == 42)
-        #expect(TokenCount.scan([ByteBuffer(string: #"{"error":"boom"}"#)]) == nil)
+        #expect(AnswerFigures.scan([first, second]).completionTokens == 42)
+        #expect(AnswerFigures.scan([ByteBuffer(string: #"{"error":"boom"}"#)]) == AnswerFigures())
     }
 
     @Test func replicaLabelsDropTheGeneration() {

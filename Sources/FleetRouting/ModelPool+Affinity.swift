@@ -1,0 +1,59 @@
+import FleetConfig
+
+/// What the pool remembers of where requests were served (`prefixAware`'s prompt blocks per member, the
+/// members sessions are on), and how a request's hint becomes the scheduler's `Affinity`.
+extension ModelPool {
+    /// The request's affinity to each member now, or nil when the policy or the hint has none.
+    func affinity(for hint: RoutingHint) -> Affinity? {
+        guard policy != .roundRobin else { return nil }
+        let sticky = hint.session.flatMap { session in sessions[session] }.flatMap { id in members.firstIndex { $0.id == id } }
+        var matched: [Int] = []
+        if policy == .prefixAware, !hint.fingerprints.isEmpty {
+            matched = members.map { records[$0.id]?.matched(hint.fingerprints) ?? 0 }
+        }
+        guard sticky != nil || matched.contains(where: { $0 > 0 }) else { return nil }
+        return Affinity(matched: matched, sticky: sticky, maxImbalance: prefixRouting.maxImbalance)
+    }
+
+    /// The member now holds the request's prompt (and its session).
+    func remember(_ hint: RoutingHint, on memberID: String) {
+        guard policy != .roundRobin else { return }
+        if let session = hint.session, sessions[session] != memberID { sessions.set(session, memberID) }
+        if policy == .prefixAware, !hint.fingerprints.isEmpty {
+            records[memberID, default: PrefixRecord(capacity: prefixRouting.rememberBlocks)].remember(hint.fingerprints)
+        }
+    }
+
+    /// The member left rotation (restarted, swapped, unhealthy, gone): its cache is not to be counted on. Its
+    /// sessions move on their next request.
+    func forget(_ memberID: String) {
+        records[memberID] = nil
+        sessions.removeAll { _, id in id == memberID }
+    }
+
+    /// Hands free slots to the waiters whose own member (their session's, or the one holding their prefix
+    /// within the load guard) has one, oldest first, looking at the first 64 waiters.
+    func dispatchWaitersToTheirMembers() {
+        var index = 0
+        var looked = 0
+        while index < waiters.count, looked < 64, members.contains(where: \.hasFreeSlot) {
+            looked += 1
+            let waiter = waiters[index]
+            guard let affinity = affinity(for: waiter.hint) else {
+                index += 1
+                continue
+            }
+            var tentative = cursor
+            guard let chosen = Scheduler.pick(members, policy: policy, cursor: &tentative, excluding: waiter.excluding,
+                                              affinity: affinity),
+                  chosen == affinity.sticky || (affinity.matched.indices.contains(chosen) && affinity.matched[chosen] > 0) else {
+                index += 1
+                continue
+            }
+            cursor = tentative
+            waiters.remove(at: index)
+            waiter.timeout.cancel()
+            waiter.continuation.resume(returning: lease(chosen, hint: waiter.hint))
+        }
+    }
+}

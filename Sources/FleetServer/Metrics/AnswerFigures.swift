@@ -1,0 +1,58 @@
+import NIOCore
+import FleetCore
+
+/// What llama-server reports at the end of an answer: the tokens it generated (`"usage": {"completion_tokens": N}`
+/// in non-streamed answers and usage chunks, `"timings": {"predicted_n": N}` in the last event of every stream)
+/// and its prompt cache (`"timings": {"cache_n": C, "prompt_n": P}`: C tokens reused, P evaluated; or
+/// `"usage": {"prompt_tokens": T, "prompt_tokens_details": {"cached_tokens": C}}`). Only the tail of the
+/// response is looked at — the gateway keeps its last two chunks — so the cost per chunk is nothing.
+struct AnswerFigures: Equatable {
+    var completionTokens: Int?
+    var promptCache: PromptCacheCounts?
+
+    private static func key(_ name: String) -> [UInt8] { Array("\"\(name)\":".utf8) }
+    private static let completion = [key("completion_tokens"), key("predicted_n")]
+    private static let cacheN = key("cache_n"), promptN = key("prompt_n")
+    private static let cachedTokens = key("cached_tokens"), promptTokens = key("prompt_tokens")
+
+    /// The figures the tail reports (each nil when it has none).
+    static func scan(_ tail: [ByteBuffer]) -> AnswerFigures {
+        var bytes: [UInt8] = []
+        for buffer in tail { bytes.append(contentsOf: buffer.readableBytesView) }
+        var figures = AnswerFigures()
+        var best: (position: Int, value: Int)?
+        for key in completion {
+            guard let (position, value) = lastValue(of: key, in: bytes) else { continue }
+            if best == nil || position > best!.position { best = (position, value) }
+        }
+        figures.completionTokens = best?.value
+        if let cached = lastValue(of: cacheN, in: bytes)?.1, let evaluated = lastValue(of: promptN, in: bytes)?.1 {
+            figures.promptCache = PromptCacheCounts(promptTokens: cached + evaluated, cachedTokens: cached)
+        } else if let cached = lastValue(of: cachedTokens, in: bytes)?.1, let prompt = lastValue(of: promptTokens, in: bytes)?.1 {
+            figures.promptCache = PromptCacheCounts(promptTokens: prompt, cachedTokens: min(cached, prompt))
+        }
+        return figures
+    }
+
+    /// The number after the last occurrence of `key` (spaces allowed before it).
+    private static func lastValue(of key: [UInt8], in bytes: [UInt8]) -> (Int, Int)? {
+        guard bytes.count >= key.count else { return nil }
+        var start = bytes.count - key.count
+        while start >= 0 {
+            if bytes[start] == key[0] && bytes[start..<start + key.count].elementsEqual(key) {
+                var index = start + key.count
+                while index < bytes.count && bytes[index] == UInt8(ascii: " ") { index += 1 }
+                var value = 0
+                var digits = 0
+                while index < bytes.count, (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(bytes[index]), digits < 12 {
+                    value = value * 10 + Int(bytes[index] - UInt8(ascii: "0"))
+                    index += 1
+                    digits += 1
+                }
+                if digits > 0 { return (start, value) }
+            }
+            start -= 1
+        }
+        return nil
+    }
+}
