@@ -17,11 +17,14 @@ public enum StatusTable {
             var details = [model.policy, "\(model.queueDepth) queued"]
             if model.start == "onDemand" { details.append("starts on demand") }
             if let idle = model.idleTimeoutSeconds { details.append("stops after \(duration(idle)) idle") }
+            if let cache = model.promptCache, let ratio = cache.hitRatio {
+                details.append("prompt cache \(percent(ratio)) hit (\(cache.cachedTokens) of \(cache.promptTokens) tokens)")
+            }
             lines.append("model \(model.name)\(aliases): \(details.joined(separator: ", "))")
         }
         lines.append("")
         let header = ["MODEL", "INSTANCE", "PORT", "PID", "STATE", "UPTIME", "RESTARTS", "LOAD", "SERVED", "ERRORS",
-                      "LAST", "TOK/S", "LAST ERROR"]
+                      "LAST", "TOK/S", "CACHE", "LAST ERROR"]
         var rows = [header]
         for instance in status.instances {
             let traffic = instance.traffic
@@ -38,6 +41,7 @@ public enum StatusTable {
                 traffic.map { String($0.errors) } ?? "-",
                 traffic?.lastLatencyMs.map { "\(Int($0.rounded()))ms" } ?? "-",
                 traffic?.lastTokensPerSecond.map { String(format: "%.1f", $0) } ?? "-",
+                traffic?.promptCache?.hitRatio.map(percent) ?? "-",
                 instance.lastError.map { String($0.prefix(80)) } ?? "",
             ])
         }
@@ -50,6 +54,9 @@ public enum StatusTable {
         }
         return lines.joined(separator: "\n")
     }
+
+    /// `87%`: a prompt-cache hit ratio.
+    static func percent(_ ratio: Double) -> String { "\(Int((ratio * 100).rounded()))%" }
 
     /// `42s`, `3m12s`, `2h05m`, `3d04h`.
     public static func duration(_ seconds: TimeInterval) -> String {

@@ -112,6 +112,20 @@ struct MetricsTests {
         #expect(AnswerFigures.scan([ByteBuffer(string: #"{"error":"boom"}"#)]) == AnswerFigures())
     }
 
+    @Test func promptCacheFiguresComeFromTimingsOrUsage() {
+        // llama-server 11434's own answers, streamed (last event) and not.
+        let streamed = ByteBuffer(string: #"data: {"choices":[{"finish_reason":"length","index":0,"delta":{}}],"timings":{"cache_n":30,"prompt_n":5,"prompt_ms":41.09,"predicted_n":5,"predicted_ms":67.5}}"# + "\n\ndata: [DONE]\n\n")
+        #expect(AnswerFigures.scan([streamed]) == AnswerFigures(completionTokens: 5, promptCache: PromptCacheCounts(promptTokens: 35, cachedTokens: 30)))
+        let whole = ByteBuffer(string: #"{"usage":{"completion_tokens":3,"prompt_tokens":12,"total_tokens":15,"prompt_tokens_details":{"cached_tokens":7}},"timings":{"cache_n":7,"prompt_n":5,"predicted_n":3}}"#)
+        #expect(AnswerFigures.scan([whole]).promptCache == PromptCacheCounts(promptTokens: 12, cachedTokens: 7))
+        // Another server's usage only (an endpoint that is not llama-server).
+        let usageOnly = ByteBuffer(string: #"{"usage":{"completion_tokens":3,"prompt_tokens":12,"prompt_tokens_details":{"cached_tokens":8}}}"#)
+        #expect(AnswerFigures.scan([usageOnly]).promptCache == PromptCacheCounts(promptTokens: 12, cachedTokens: 8))
+        // Embeddings report prompt tokens but nothing of a cache: not counted (it would dilute the ratio).
+        let embeddings = ByteBuffer(string: #"{"data":[],"usage":{"prompt_tokens":2,"total_tokens":2}}"#)
+        #expect(AnswerFigures.scan([embeddings]).promptCache == nil)
+    }
+
     @Test func replicaLabelsDropTheGeneration() {
         #expect(PoolMemberKind.instance(InstanceID(model: "gemma", replica: 0, generation: 3)).label == "gemma/0")
         #expect(PoolMemberKind.endpoint(url: "http://10.0.0.5:8080").label == "http://10.0.0.5:8080")
