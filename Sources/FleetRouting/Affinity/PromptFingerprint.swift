@@ -1,26 +1,25 @@
-/// A request's prompt as a chain of block fingerprints: the prompt's fields (for chat the `tools` and the
-/// `messages`, for completions the `prompt`) are cut into blocks of `blockSize` bytes as the client sent them,
-/// and block k's fingerprint hashes block k together with block k-1's fingerprint. Two requests that share
-/// their first k blocks share their first k fingerprints; a change anywhere breaks the chain from there on.
-/// Linear in the request's size, reading the body where it lies (no copy is made or kept).
+/// A request's prompt as a chain of block fingerprints: what a chat template renders (for chat the `tools`, then
+/// each message's role, name, content, tool calls and tool call id; for completions the `prompt`), as the client
+/// sent those values, is cut into blocks of `blockSize` bytes, and block k's fingerprint hashes block k together
+/// with block k-1's fingerprint. Two requests that share their first k blocks share their first k fingerprints;
+/// a change anywhere breaks the chain from there on. Fields a template ignores (`refusal`, `annotations`, the
+/// order of a message's keys, sampling settings) do not count, so an SDK that resends an answer with more fields
+/// than it got still matches. Linear in the request's size, reading the body where it lies; nothing is kept.
 public enum PromptFingerprint {
     /// Bytes per block: a few hundred, so a new turn's last partial block is all that does not match.
     public static let blockSize = 256
 
-    /// The prompt's fields, in the order a chat template renders them, per route.
+    /// Which fields of a request make its prompt.
     public enum Shape: Sendable {
         /// `/v1/chat/completions`: tools, then messages.
         case chat
         /// `/v1/completions`: the prompt.
         case completion
-
-        var keys: [[UInt8]] {
-            switch self {
-            case .chat: [Array("tools".utf8), Array("messages".utf8)]
-            case .completion: [Array("prompt".utf8)]
-            }
-        }
     }
+
+    private static let tools = Array("tools".utf8), messages = Array("messages".utf8), prompt = Array("prompt".utf8)
+    /// A message's fields, in the order they are hashed (whatever order the client wrote them in).
+    private static let messageKeys = ["role", "name", "content", "tool_calls", "tool_call_id"].map { Array($0.utf8) }
 
     /// The fingerprints of `body`'s prompt; empty when the body is not a JSON object or has none of the fields.
     public static func blocks(of body: some Collection<UInt8>, shape: Shape) -> [UInt64] {
@@ -29,24 +28,78 @@ public enum PromptFingerprint {
     }
 
     static func blocks(of bytes: UnsafeRawBufferPointer, shape: Shape) -> [UInt64] {
-        let keys = shape.keys
-        guard let ranges = TopLevelJSON.values(of: keys, in: bytes) else { return [] }
-        var fingerprints: [UInt64] = []
-        var chain: UInt64 = 0x9E37_79B9_7F4A_7C15
-        for (index, range) in ranges.enumerated() {
-            guard let range else { continue }
-            // Which field the bytes come from is part of the chain: `tools` never matches `messages`.
-            chain = mix(chain ^ UInt64(index + 1))
-            fingerprints.reserveCapacity(fingerprints.count + range.count / blockSize + 1)
-            var start = range.lowerBound
-            while start < range.upperBound {
-                let end = min(start + blockSize, range.upperBound)
-                chain = hash(UnsafeRawBufferPointer(rebasing: bytes[start..<end]), seed: chain)
-                fingerprints.append(chain)
-                start = end
+        var hasher = BlockHasher(bytes.count)
+        switch shape {
+        case .completion:
+            guard let ranges = TopLevelJSON.values(of: [prompt], in: bytes), let range = ranges[0] else { return [] }
+            hasher.field(1, bytes, range)
+        case .chat:
+            guard let ranges = TopLevelJSON.values(of: [tools, messages], in: bytes), let list = ranges[1],
+                  let elements = TopLevelJSON.elements(in: bytes, list) else { return [] }
+            if let range = ranges[0] { hasher.field(2, bytes, range) }
+            for element in elements {
+                guard let fields = TopLevelJSON.values(of: messageKeys, in: bytes, element) else { return [] }
+                hasher.field(3, bytes, 0..<0)  // where a message begins
+                for (index, range) in fields.enumerated() {
+                    if let range { hasher.field(UInt8(4 + index), bytes, range) }
+                }
             }
         }
-        return fingerprints
+        return hasher.finish()
+    }
+
+    /// Cuts a stream of byte ranges into blocks and chains their hashes.
+    struct BlockHasher {
+        private var buffer = [UInt8](repeating: 0, count: blockSize)
+        private var filled = 0
+        private var chain: UInt64 = 0x9E37_79B9_7F4A_7C15
+        private(set) var fingerprints: [UInt64] = []
+
+        init(_ expectedBytes: Int) {
+            fingerprints.reserveCapacity(expectedBytes / blockSize + 1)
+        }
+
+        /// A field's marker (what it is is part of the chain: `tools` never matches `messages`), then its bytes.
+        mutating func field(_ marker: UInt8, _ bytes: UnsafeRawBufferPointer, _ range: Range<Int>) {
+            withUnsafeBytes(of: marker) { feed($0) }
+            feed(UnsafeRawBufferPointer(rebasing: bytes[range]))
+        }
+
+        mutating func feed(_ bytes: UnsafeRawBufferPointer) {
+            var offset = 0
+            while offset < bytes.count {
+                if filled == 0 && bytes.count - offset >= blockSize {
+                    // A whole block in place: hashed where it lies.
+                    emit(UnsafeRawBufferPointer(rebasing: bytes[offset..<offset + blockSize]))
+                    offset += blockSize
+                    continue
+                }
+                let take = min(blockSize - filled, bytes.count - offset)
+                buffer.withUnsafeMutableBytes { target in
+                    target.baseAddress!.advanced(by: filled).copyMemory(from: bytes.baseAddress!.advanced(by: offset), byteCount: take)
+                }
+                filled += take
+                offset += take
+                if filled == blockSize {
+                    buffer.withUnsafeBytes { emit($0) }
+                    filled = 0
+                }
+            }
+        }
+
+        private mutating func emit(_ block: UnsafeRawBufferPointer) {
+            chain = PromptFingerprint.hash(block, seed: chain)
+            fingerprints.append(chain)
+        }
+
+        /// Every fingerprint, the last partial block's included.
+        mutating func finish() -> [UInt64] {
+            if filled > 0 {
+                buffer.withUnsafeBytes { emit(UnsafeRawBufferPointer(rebasing: $0[0..<filled])) }
+                filled = 0
+            }
+            return fingerprints
+        }
     }
 
     /// A fast 64-bit hash of one block, seeded by the chain so far (not cryptographic: a collision only
@@ -85,10 +138,11 @@ public enum PromptFingerprint {
 /// Finds the values of a JSON object's top-level keys without parsing them: one pass over the bytes, strings
 /// and nesting skipped. Keys are compared as written (no escape decoding: field names never need one).
 enum TopLevelJSON {
-    /// The byte range of each key's value (nil when absent), or nil when `bytes` is not a JSON object.
-    static func values(of keys: [[UInt8]], in bytes: UnsafeRawBufferPointer) -> [Range<Int>?]? {
+    /// The byte range of each key's value (nil when absent), or nil when `bytes[range]` is not a JSON object.
+    static func values(of keys: [[UInt8]], in bytes: UnsafeRawBufferPointer, _ range: Range<Int>? = nil) -> [Range<Int>?]? {
+        let bytes = range.map { UnsafeRawBufferPointer(rebasing: bytes[..<$0.upperBound]) } ?? bytes
         var ranges = [Range<Int>?](repeating: nil, count: keys.count)
-        var i = skipSpace(bytes, 0)
+        var i = skipSpace(bytes, range?.lowerBound ?? 0)
         guard i < bytes.count, bytes[i] == UInt8(ascii: "{") else { return nil }
         i = skipSpace(bytes, i + 1)
         if i < bytes.count, bytes[i] == UInt8(ascii: "}") { return ranges }
@@ -105,6 +159,26 @@ enum TopLevelJSON {
             i = skipSpace(bytes, valueEnd)
             guard i < bytes.count else { return nil }
             if bytes[i] == UInt8(ascii: "}") { return ranges }
+            guard bytes[i] == UInt8(ascii: ",") else { return nil }
+            i = skipSpace(bytes, i + 1)
+        }
+        return nil
+    }
+
+    /// The byte range of each element of the array at `range`, or nil when it is not an array.
+    static func elements(in bytes: UnsafeRawBufferPointer, _ range: Range<Int>) -> [Range<Int>]? {
+        let bytes = UnsafeRawBufferPointer(rebasing: bytes[..<range.upperBound])
+        var i = skipSpace(bytes, range.lowerBound)
+        guard i < bytes.count, bytes[i] == UInt8(ascii: "[") else { return nil }
+        var elements: [Range<Int>] = []
+        i = skipSpace(bytes, i + 1)
+        if i < bytes.count, bytes[i] == UInt8(ascii: "]") { return elements }
+        while i < bytes.count {
+            guard let end = valueEnd(bytes, i) else { return nil }
+            elements.append(i..<end)
+            i = skipSpace(bytes, end)
+            guard i < bytes.count else { return nil }
+            if bytes[i] == UInt8(ascii: "]") { return elements }
             guard bytes[i] == UInt8(ascii: ",") else { return nil }
             i = skipSpace(bytes, i + 1)
         }

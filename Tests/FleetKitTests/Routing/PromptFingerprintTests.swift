@@ -41,10 +41,19 @@ struct PromptFingerprintTests {
         #expect(withTools.first != plain.first)
     }
 
+    @Test func keyOrderAndFieldsTemplatesIgnoreDoNotMatter() {
+        let sent = #"{"model":"m","messages":[{"role":"system","content":"\#(context)"},{"role":"assistant","content":"ok","tool_calls":[{"id":"c1"}]}]}"#
+        let resent = #"{"messages":[{"content":"\#(context)","role":"system"},{"refusal":null,"tool_calls":[{"id":"c1"}],"content":"ok","annotations":[],"role":"assistant"}],"model":"m"}"#
+        #expect(PromptFingerprint.blocks(of: Array(sent.utf8), shape: .chat) == PromptFingerprint.blocks(of: Array(resent.utf8), shape: .chat))
+        let otherRole = sent.replacingOccurrences(of: #""role":"assistant""#, with: #""role":"user""#)
+        #expect(PromptFingerprint.blocks(of: Array(sent.utf8), shape: .chat).last != PromptFingerprint.blocks(of: Array(otherRole.utf8), shape: .chat).last)
+    }
+
     @Test func completionsUseThePromptAndChatAndCompletionsNeverMatch() {
         let prompt = Array(#"{"model":"m","prompt":"\#(context)"}"#.utf8)
         let blocks = PromptFingerprint.blocks(of: prompt, shape: .completion)
-        #expect(blocks.count == (context.utf8.count + 2 + PromptFingerprint.blockSize - 1) / PromptFingerprint.blockSize)
+        // The prompt string with its quotes, and one byte saying which field it is.
+        #expect(blocks.count == (context.utf8.count + 3 + PromptFingerprint.blockSize - 1) / PromptFingerprint.blockSize)
         #expect(PromptFingerprint.blocks(of: prompt, shape: .chat).isEmpty, "no messages")
         let chatBlocks = PromptFingerprint.blocks(of: chat([("user", context)]), shape: .chat)
         #expect(Set(blocks).isDisjoint(with: chatBlocks))
