@@ -26,6 +26,9 @@ struct FakeOptions {
     /// Completions think this long before anything is sent (llama-server's prompt processing), watching
     /// whether their client leaves meanwhile (counted as `abandoned`).
     var promptDelay: Duration = .zero
+    /// Prompt processing per token not found in the prompt cache (`FakePromptCache`): a completion waits
+    /// `promptN` × this before its first byte, on top of `promptDelay`.
+    var promptTokenDelay: Duration = .zero
     /// A streamed completion sends its head, then the process exits (code 4) before any byte of the body.
     var dieAfterHead = false
 
@@ -58,6 +61,7 @@ struct FakeOptions {
             case "--fake-unhealthy-after": unhealthyAfter = .milliseconds(Int64(try number(flag) * 1000))
             case "--fake-completion-status": completionStatus = Int(try number(flag))
             case "--fake-prompt-delay": promptDelay = .milliseconds(Int64(try number(flag) * 1000))
+            case "--fake-prompt-token-delay": promptTokenDelay = .nanoseconds(Int64(try number(flag) * 1e9))
             case "--fake-die-after-head": dieAfterHead = true
             case "--model", "-m", "--ctx-size", "-c", "--n-gpu-layers", "-ngl", "--threads", "-t", "--batch-size",
                  "-b", "--flash-attn", "-fa":

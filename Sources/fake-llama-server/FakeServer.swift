@@ -32,6 +32,13 @@ struct FakeServer {
     let options: FakeOptions
     let started = ContinuousClock.now
     let stats = FakeStats()
+    /// The prompts its slots and host cache hold, as llama-server's `--parallel` slots plus two.
+    let cache: FakePromptCache
+
+    init(options: FakeOptions) {
+        self.options = options
+        self.cache = FakePromptCache(capacity: options.slots + 2)
+    }
 
     func routes() -> Router<BasicRequestContext> {
         let router = Router()
@@ -80,6 +87,9 @@ struct FakeServer {
             }
             return jsonResponse(#"{"object":"list","model":"\#(options.alias)","data":[{"object":"embedding","index":0,"embedding":[0.1,0.2,0.3]}],"usage":{"prompt_tokens":2,"total_tokens":2}}"#)
         }
+        router.get("/fake/cache") { _, _ in
+            jsonResponse(cache.json)
+        }
         router.get("/fake/stats") { _, _ in
             let data = (try? JSONEncoder().encode(stats.snapshot)) ?? Data()
             return jsonResponse(String(decoding: data, as: UTF8.self))
@@ -94,26 +104,47 @@ struct FakeServer {
     }
 
     private func complete(_ request: Request, context: BasicRequestContext, chat: Bool) async throws -> Response {
-        guard options.promptDelay > .zero else {
-            return try await complete(request.body.collect(upTo: 16 << 20), chat: chat)
+        guard options.promptDelay > .zero || options.promptTokenDelay > .zero else {
+            let body = try await request.body.collect(upTo: 16 << 20)
+            return try await complete(body, prompt: prompt(in: body, chat: chat), chat: chat)
         }
         // Prompt processing: nothing is sent, so only the connection closing says the client left.
         let body: ByteBuffer
+        let prompt: (text: String, figures: PromptFigures)
         do {
-            body = try await request.body.consumeWithCancellationOnInboundClose { body in
+            (body, prompt) = try await request.body.consumeWithCancellationOnInboundClose { body in
                 var whole = ByteBuffer()
                 for try await var part in body { whole.writeBuffer(&part) }
-                try await Task.sleep(for: options.promptDelay)
-                return whole
+                let prompt = self.prompt(in: whole, chat: chat)
+                try await Task.sleep(for: options.promptDelay + options.promptTokenDelay * prompt.figures.promptN)
+                return (whole, prompt)
             }
         } catch {
             stats.update { $0.abandoned += 1 }
             throw error
         }
-        return try await complete(body, chat: chat)
+        return try await complete(body, prompt: prompt, chat: chat)
     }
 
-    private func complete(_ body: ByteBuffer, chat: Bool) async throws -> Response {
+    /// llama-server's `timings` object: prompt tokens from the cache (`cache_n`) and processed (`prompt_n`),
+    /// tokens generated (`predicted_n`), with the times the fake's delays stand for.
+    private func timingsJSON(_ figures: PromptFigures, predicted: Int) -> String {
+        func milliseconds(_ duration: Duration) -> Double {
+            Double(duration.components.seconds) * 1000 + Double(duration.components.attoseconds) / 1e15
+        }
+        let promptMs = milliseconds(options.promptDelay + options.promptTokenDelay * figures.promptN)
+        let predictedMs = milliseconds(options.tokenDelay * predicted)
+        return #"{"cache_n":\#(figures.cacheN),"prompt_n":\#(figures.promptN),"prompt_ms":\#(promptMs),"predicted_n":\#(predicted),"predicted_ms":\#(predictedMs)}"#
+    }
+
+    /// The request's prompt text and what the prompt cache holds of it.
+    private func prompt(in body: ByteBuffer, chat: Bool) -> (text: String, figures: PromptFigures) {
+        let json = (try? JSONSerialization.jsonObject(with: Data(body.readableBytesView))) as? [String: Any] ?? [:]
+        let text = FakePromptCache.promptText(of: json, chat: chat)
+        return (text, cache.figures(for: text))
+    }
+
+    private func complete(_ body: ByteBuffer, prompt: (text: String, figures: PromptFigures), chat: Bool) async throws -> Response {
         stats.update { $0.lastRequest = String(buffer: body) }
         if let status = options.completionStatus {
             stats.update { $0.requests += 1 }
@@ -135,6 +166,12 @@ struct FakeServer {
             return counts.requests
         }
         let id = "fake-\(number)"
+        // The slot now holds the prompt and the answer, which the conversation's next turn resends.
+        let streamedText = (0..<tokens).map { "tok\($0) " }.joined()
+        let wholeText = (0..<tokens).map { "tok\($0)" }.joined(separator: " ")
+        let answer = stream ? streamedText : wholeText
+        cache.record(prompt.text + (chat ? FakePromptCache.assistantTurn(answer) : answer), figures: prompt.figures)
+        let timings = timingsJSON(prompt.figures, predicted: tokens)
         let finish: @Sendable (Bool) -> Void = { clean in
             stats.update { counts in
                 counts.active -= 1
@@ -151,11 +188,12 @@ struct FakeServer {
         }
         if !stream {
             try await Task.sleep(for: options.tokenDelay * tokens)
-            let text = (0..<tokens).map { "tok\($0)" }.joined(separator: " ")
             let choice = chat
-                ? #"{"index":0,"finish_reason":"length","message":{"role":"assistant","content":"\#(text)"}}"#
-                : #"{"index":0,"finish_reason":"length","text":"\#(text)"}"#
-            let body = #"{"id":"\#(id)","object":"\#(chat ? "chat.completion" : "text_completion")","created":0,"model":"\#(options.alias)","choices":[\#(choice)],"usage":{"prompt_tokens":4,"completion_tokens":\#(tokens),"total_tokens":\#(tokens + 4)}}"#
+                ? #"{"index":0,"finish_reason":"length","message":{"role":"assistant","content":"\#(wholeText)"}}"#
+                : #"{"index":0,"finish_reason":"length","text":"\#(wholeText)"}"#
+            let figures = prompt.figures
+            let usage = #"{"prompt_tokens":\#(figures.total),"completion_tokens":\#(tokens),"total_tokens":\#(figures.total + tokens),"prompt_tokens_details":{"cached_tokens":\#(figures.cacheN)}}"#
+            let body = #"{"id":"\#(id)","object":"\#(chat ? "chat.completion" : "text_completion")","created":0,"model":"\#(options.alias)","choices":[\#(choice)],"usage":\#(usage),"timings":\#(timings)}"#
             return Response(status: .ok, headers: [.contentType: "application/json"], body: ResponseBody { writer in
                 try await writer.write(ByteBuffer(string: body))
                 try await writer.finish(nil)
@@ -185,7 +223,7 @@ struct FakeServer {
                     try await writer.write(ByteBuffer(string: #"data: {"id":"\#(id)","object":"\#(object)","created":0,"model":"\#(alias)","choices":[\#(delta)]}"# + "\n\n"))
                 }
                 let last = chat ? #"{"index":0,"finish_reason":"length","delta":{}}"# : #"{"index":0,"finish_reason":"length","text":""}"#
-                try await writer.write(ByteBuffer(string: #"data: {"id":"\#(id)","object":"\#(object)","created":0,"model":"\#(alias)","choices":[\#(last)],"timings":{"predicted_n":\#(tokens)}}"# + "\n\n"))
+                try await writer.write(ByteBuffer(string: #"data: {"id":"\#(id)","object":"\#(object)","created":0,"model":"\#(alias)","choices":[\#(last)],"timings":\#(timings)}"# + "\n\n"))
                 try await writer.write(ByteBuffer(string: "data: [DONE]\n\n"))
                 clean = true
                 try await writer.finish(nil)
