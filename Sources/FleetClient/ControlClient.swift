@@ -114,7 +114,15 @@ public struct ControlClient: Sendable {
     ///   `Unauthorized` (changing the policy needs an admin key when the fleet has keys).
     public func setPolicy(model: String, policy: String) async throws -> PolicyChange {
         let body = try JSONEncoder().encode(["model": model, "policy": policy])
-        let response = try await send("POST", "/control/policy", body: Array(body), headers: [("Content-Type", "application/json")])
+        let response = try await exchange("POST", "/control/policy", body: Array(body), headers: [("Content-Type", "application/json")],
+                                          timeout: .seconds(10))
+        guard (200..<300).contains(response.status) else {
+            // A controller from before the policy route answers an empty 404: say that, not "HTTP 404".
+            let detail = response.status == 404 && response.body.readableBytes == 0
+                ? "it has no POST /control/policy (a fleet older than --compare; update it)"
+                : Self.errorDetail(status: response.status, body: response.bodyText)
+            throw BadAnswer(url: baseURL + "/control/policy", detail: detail)
+        }
         do {
             return try StatusCoding.decoder().decode(PolicyChange.self, from: Data(response.body.readableBytesView))
         } catch {
@@ -176,9 +184,9 @@ public struct ControlClient: Sendable {
     }
 
     /// A request whose answer must be a success (2xx).
-    private func send(_ method: String, _ path: String, body: [UInt8]? = nil, headers: [(String, String)] = [],
+    private func send(_ method: String, _ path: String, body: [UInt8]? = nil,
                       timeout: Duration? = .seconds(10)) async throws -> UpstreamResponse {
-        let response = try await exchange(method, path, body: body, headers: headers, timeout: timeout)
+        let response = try await exchange(method, path, body: body, timeout: timeout)
         guard (200..<300).contains(response.status) else {
             throw BadAnswer(url: baseURL + path, detail: Self.errorDetail(status: response.status, body: response.bodyText))
         }
