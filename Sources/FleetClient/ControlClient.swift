@@ -108,6 +108,28 @@ public struct ControlClient: Sendable {
         return result
     }
 
+    /// Switches `model`'s routing policy (`roundRobin`, `leastBusy`, `prefixAware`) at once, without touching a
+    /// process; requests already routed keep their instance.
+    /// - Throws: `BadAnswer` with the controller's reason (404 unknown model, 400 unknown policy), `Unreachable`,
+    ///   `Unauthorized` (changing the policy needs an admin key when the fleet has keys).
+    public func setPolicy(model: String, policy: String) async throws -> PolicyChange {
+        let body = try JSONEncoder().encode(["model": model, "policy": policy])
+        let response = try await exchange("POST", "/control/policy", body: Array(body), headers: [("Content-Type", "application/json")],
+                                          timeout: .seconds(10))
+        guard (200..<300).contains(response.status) else {
+            // A controller from before the policy route answers an empty 404: say that, not "HTTP 404".
+            let detail = response.status == 404 && response.body.readableBytes == 0
+                ? "it has no POST /control/policy (a fleet older than --compare; update it)"
+                : Self.errorDetail(status: response.status, body: response.bodyText)
+            throw BadAnswer(url: baseURL + "/control/policy", detail: detail)
+        }
+        do {
+            return try StatusCoding.decoder().decode(PolicyChange.self, from: Data(response.body.readableBytesView))
+        } catch {
+            throw BadAnswer(url: baseURL + "/control/policy", detail: "unexpected body (\(error))")
+        }
+    }
+
     /// The last `lines` lines of a replica's log (`replica` nil: the model's only replica).
     public func logs(model: String, replica: Int?, lines: Int) async throws -> String {
         try await send("GET", Self.logsPath(model: model, replica: replica, lines: lines, follow: false)).bodyText
@@ -173,14 +195,15 @@ public struct ControlClient: Sendable {
 
     /// One request to the controller with the key, whatever the answer's status but 401/403; unreachable and
     /// unauthorized answers become the errors that say what to do.
-    private func exchange(_ method: String, _ path: String, body: [UInt8]?, timeout: Duration?) async throws -> UpstreamResponse {
+    private func exchange(_ method: String, _ path: String, body: [UInt8]?, headers: [(String, String)] = [],
+                          timeout: Duration?) async throws -> UpstreamResponse {
         let url = baseURL + path
         let response: UpstreamResponse
         do {
             response = try await UpstreamClient.with { client in
                 // X-Fleet-Client: what the controller asks of control requests, which a web page cannot send.
                 try await client.fetch(UpstreamRequest(method: method, url: url,
-                                                       headers: Self.authorization(apiKey) + [("X-Fleet-Client", "cli")], body: body,
+                                                       headers: Self.authorization(apiKey) + [("X-Fleet-Client", "cli")] + headers, body: body,
                                                        connectTimeout: .seconds(2), totalTimeout: timeout))
             }
         } catch let error as UpstreamError where error.kind == .connectFailed {
@@ -192,9 +215,15 @@ public struct ControlClient: Sendable {
         return response
     }
 
-    /// What went wrong, from an error answer: the control API's `{"error": "..."}`, not the JSON around it.
+    /// What went wrong, from an error answer: the control API's `{"error": "..."}` (or `{"error": {"message":
+    /// "..."}}`), not the JSON around it.
     static func errorDetail(status: Int, body: String) -> String {
-        (try? JSONDecoder().decode([String: String].self, from: Data(body.utf8)))?["error"] ?? "HTTP \(status): \(body.prefix(200))"
+        if let message = (try? JSONDecoder().decode([String: String].self, from: Data(body.utf8)))?["error"] { return message }
+        if let json = try? JSONSerialization.jsonObject(with: Data(body.utf8)) as? [String: Any],
+           let message = (json["error"] as? [String: Any])?["message"] as? String {
+            return message
+        }
+        return "HTTP \(status): \(body.prefix(200))"
     }
 
     /// The header that carries `key`, if any.

@@ -96,3 +96,19 @@ public struct ReloadResult: Sendable, Codable {
         self.needsControllerRestart = needsControllerRestart
     }
 }
+
+/// What `POST /control/policy` answers once a model's routing policy changed: `{"model": "m", "policy":
+/// "prefixAware", "previous": "roundRobin"}` (the request body is `{"model": "m", "policy": "prefixAware"}`).
+public struct PolicyChange: Codable, Sendable, Equatable {
+    public var model: String
+    /// The policy in force now: `roundRobin`, `leastBusy` or `prefixAware`.
+    public var policy: String
+    /// The policy it replaced.
+    public var previous: String
+
+    public init(model: String, policy: String, previous: String) {
+        self.model = model
+        self.policy = policy
+        self.previous = previous
+    }
+}

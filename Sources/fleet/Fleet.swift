@@ -18,7 +18,7 @@ struct Fleet: AsyncParsableCommand {
             for every fleet.json key.
             """,
         version: FleetController.version,
-        subcommands: [Init.self, Up.self, Status.self, Logs.self, Down.self, Restart.self, Swap.self, Reload.self, Complete.self, Chat.self, Models.self, Validate.self, Version.self]
+        subcommands: [Init.self, Up.self, Status.self, Logs.self, Down.self, Restart.self, Swap.self, Reload.self, Complete.self, Chat.self, Bench.self, Models.self, Validate.self, Version.self]
     )
 
     static func main() async {
