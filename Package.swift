@@ -13,6 +13,7 @@ let package = Package(
     products: [
         .executable(name: "fleet", targets: ["fleet"]),
         .executable(name: "fake-llama-server", targets: ["fake-llama-server"]),
+        .executable(name: "fleet-microbench", targets: ["fleet-microbench"]),
         // The engine, in layers (each depends only on those listed before it): FleetCore, FleetConfig,
         // FleetUpstream, FleetSupervision and FleetRouting, FleetServer; FleetClient talks to a running one.
         .library(name: "FleetKit", targets: ["FleetCore", "FleetConfig", "FleetUpstream", "FleetSupervision",
@@ -117,6 +118,8 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
+        // Microbenchmarks of per-request work too small to see under load (scripts/bench.sh runs it in release).
+        .executableTarget(name: "fleet-microbench", dependencies: ["FleetRouting"], swiftSettings: swiftSettings),
         // Helpers both test targets share: where the built executables are, free ports, polling, processes.
         .target(
             name: "FleetTestSupport",

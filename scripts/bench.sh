@@ -5,6 +5,8 @@
 #
 #   scripts/bench.sh                     # 10 s per measurement
 #   BENCH_DURATION=30 scripts/bench.sh
+#   BENCH_POLICY=prefixAware scripts/bench.sh   # the gateway's model with another routing policy
+#   BENCH_MICRO_ONLY=1 scripts/bench.sh         # only the microbenchmarks (fingerprinting)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -12,6 +14,14 @@ DURATION="${BENCH_DURATION:-10}"
 DIRECT_PORT="${BENCH_DIRECT_PORT:-18601}"
 LISTEN_PORT="${BENCH_LISTEN_PORT:-18690}"
 TOKENS=32
+POLICY="${BENCH_POLICY:-roundRobin}"
+
+if [ "${BENCH_MICRO_ONLY:-0}" = 1 ]; then
+  swift build -c release --product fleet-microbench >&2
+  echo; echo "Microbenchmarks (fleet-microbench, release):"; echo
+  .build/release/fleet-microbench
+  exit 0
+fi
 
 scripts/install-deps.sh
 if ! command -v wrk >/dev/null 2>&1; then
@@ -22,6 +32,7 @@ fi
 echo "[bench] building fleet and the fake server (release)" >&2
 swift build -c release --product fleet >&2
 swift build -c release --product fake-llama-server >&2
+swift build -c release --product fleet-microbench >&2
 BIN=.build/release
 
 work=$(mktemp -d)
@@ -53,7 +64,7 @@ start_pair() {
   cat > "$work/fleet.json" <<JSON
 { "listen": "127.0.0.1:$LISTEN_PORT", "portRange": "18700-18799", "llamaServer": "$server",
   "stateDir": "$work/state",
-  "models": { "bench": { "path": "$model", "replicas": 1, "parallel": $slots, "queue": { "maxSize": 1000 },
+  "models": { "bench": { "path": "$model", "replicas": 1, "parallel": $slots, "queue": { "maxSize": 1000 }, "policy": "$POLICY",
                           "args": $(printf '"%s",' "${args[@]}" | sed 's/,$//; s/^/[/; s/$/]/') } } }
 JSON
   "$BIN/fleet" up --detach --config "$work/fleet.json" >/dev/null
@@ -90,7 +101,7 @@ row() {  # name direct gateway what
       n, d50, d99, g50, g99, g50 - d50, g99 - d99, drps, grps, grps / drps, drps * t, grps * t }'
 }
 
-echo "[bench] $DURATION s per measurement; $(nproc) cores; $TOKENS tokens per answer" >&2
+echo "[bench] $DURATION s per measurement; $(nproc) cores; $TOKENS tokens per answer; gateway policy $POLICY" >&2
 echo
 echo "| load | direct p50 / p99 | gateway p50 / p99 | added p50 / p99 | direct req/s | gateway req/s | gateway / direct | direct tokens/s | gateway tokens/s |"
 echo "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"
@@ -120,3 +131,8 @@ if [ "${BENCH_REAL:-1}" = 1 ]; then
     "$(measure "http://127.0.0.1:$LISTEN_PORT/v1/completions" 4 "$work/stream.lua")"
   stop
 fi
+
+echo
+echo "Microbenchmarks (fleet-microbench, release):"
+echo
+"$BIN/fleet-microbench"

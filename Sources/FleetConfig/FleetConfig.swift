@@ -156,9 +156,9 @@ public struct PrefixRoutingSettings: Sendable, Equatable {
     /// first: 8192 blocks are 2 MiB of prompt, about 500k tokens, more than a few slots and llama-server's
     /// host-memory prompt cache hold for a small model.
     public var rememberBlocks: Int = 8192
-    /// The instance holding a request's prefix takes it while it has at most this many more requests in flight
-    /// than the least busy one (and a free slot); beyond it the least busy one takes it, and owns the
-    /// conversation from then on.
+    /// The instance holding a request's prefix takes it (with a free slot), or is waited for (when full, and no
+    /// other instance is idle), while it has at most this many more requests in flight than the least busy one;
+    /// beyond it the least busy one takes it, and holds the conversation from then on.
     public var maxImbalance: Int = 2
     /// Session keys (`X-Session-Id`, `prompt_cache_key`, `user`) remembered per model.
     public var rememberSessions: Int = 10_000

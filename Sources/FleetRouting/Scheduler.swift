@@ -57,7 +57,8 @@ public struct Affinity: Sendable, Equatable {
     public var matched: [Int]
     /// The member the request's session is on.
     public var sticky: Int?
-    /// How many more requests in flight than the least busy member the best-matching one may have.
+    /// How many more requests in flight than the least busy member the best-matching one may have (to take the
+    /// request, or to be waited for when full).
     public var maxImbalance: Int
 
     public init(matched: [Int] = [], sticky: Int? = nil, maxImbalance: Int = 2) {
@@ -69,13 +70,17 @@ public struct Affinity: Sendable, Equatable {
 
 /// The scheduling policies, as pure functions over a pool's members: which one takes the next request.
 public enum Scheduler {
-    /// The index of the member to use, or nil when none in rotation has a free slot. `cursor` is the pool's
-    /// round-robin position; it advances past the chosen member.
+    /// The index of the member to use, or nil when the request is to wait in the queue: no member in rotation
+    /// has a free slot, or the member that holds the request's prefix is full and worth waiting for. `cursor` is
+    /// the pool's round-robin position; it advances past the chosen member.
     ///
     /// Under every policy but `roundRobin`, a request whose session is on a member with a free slot goes there.
-    /// Under `prefixAware` the member that served the longest prefix of the prompt takes it (ties: the least
-    /// busy, then round-robin order) unless it has more than `maxImbalance` requests in flight beyond the least
-    /// busy member; otherwise, and with no match, the least busy member takes it.
+    /// Under `prefixAware` the member that served the longest prefix of the prompt (ties: the least busy, then
+    /// round-robin order) is the request's owner. The owner takes it when it has a free slot and at most
+    /// `maxImbalance` requests in flight beyond the least busy member. A full owner is waited for, unless another
+    /// member is idle (nothing in flight: it takes the request, so no member idles while requests wait) or the
+    /// owner has more than `maxImbalance` requests beyond the least busy member with a free slot (which takes it).
+    /// Otherwise, and with no match, the least busy member takes it.
     public static func pick(_ members: [PoolMember], policy: SchedulingPolicy, cursor: inout Int,
                             excluding: Set<String> = [], affinity: Affinity? = nil) -> Int? {
         guard !members.isEmpty else { return nil }
@@ -92,25 +97,36 @@ public enum Scheduler {
             // Strictly fewer wins, so among equals the first in round-robin order stays chosen.
             if chosen == nil || members[index].inFlight < members[chosen!].inFlight { chosen = index }
         }
-        if let leastBusy = chosen, policy != .roundRobin, let affinity {
+        if policy != .roundRobin, let affinity {
             if let sticky = affinity.sticky, sticky < count, usable(sticky) {
                 chosen = sticky
-            } else if policy == .prefixAware, affinity.matched.count == count {
-                var best: Int?
-                for step in 0..<count {
-                    let index = (cursor + step) % count
-                    guard usable(index), affinity.matched[index] > 0 else { continue }
-                    if best == nil || affinity.matched[index] > affinity.matched[best!]
-                        || (affinity.matched[index] == affinity.matched[best!] && members[index].inFlight < members[best!].inFlight) {
-                        best = index
-                    }
-                }
-                if let best, members[best].inFlight - members[leastBusy].inFlight <= affinity.maxImbalance {
-                    chosen = best
+            } else if policy == .prefixAware, let owner = owner(members, affinity: affinity, cursor: cursor, excluding: excluding) {
+                let leastBusy = chosen.map { members[$0].inFlight } ?? Int.max
+                let beyond = members[owner].inFlight - min(leastBusy, members[owner].inFlight)
+                if usable(owner) {
+                    if beyond <= affinity.maxImbalance { chosen = owner }
+                } else if leastBusy > 0 && beyond <= affinity.maxImbalance {
+                    chosen = nil  // full, and nobody idles: worth waiting for
                 }
             }
         }
         if let chosen { cursor = (chosen + 1) % count }
         return chosen
+    }
+
+    /// The member in rotation (not excluded) holding the longest prefix of the request; ties: the least busy,
+    /// then round-robin order. Nil without a match.
+    private static func owner(_ members: [PoolMember], affinity: Affinity, cursor: Int, excluding: Set<String>) -> Int? {
+        guard affinity.matched.count == members.count else { return nil }
+        var best: Int?
+        for step in 0..<members.count {
+            let index = (cursor + step) % members.count
+            guard members[index].inRotation, !excluding.contains(members[index].id), affinity.matched[index] > 0 else { continue }
+            if best == nil || affinity.matched[index] > affinity.matched[best!]
+                || (affinity.matched[index] == affinity.matched[best!] && members[index].inFlight < members[best!].inFlight) {
+                best = index
+            }
+        }
+        return best
     }
 }

@@ -1,7 +1,8 @@
 import FleetCore
 
-/// `fleet bench --compare`: the same plan (same seed, so the same prompts) once per routing policy on a running
-/// fleet, switching the model's policy through the control API before each run and putting the original back
+/// `fleet bench --compare`: the same plan once per routing policy on a running fleet — the same seed, so the same
+/// sessions, lengths and think times, but texts of each run's own, so no run profits from what the one before left
+/// in llama-server's caches — switching the model's policy through the control API before each run and putting the original back
 /// afterwards — also when a run fails or is interrupted.
 public struct BenchComparison: Sendable {
     public let runner: BenchRunner
@@ -36,11 +37,15 @@ public struct BenchComparison: Sendable {
         let (name, original) = try await modelName()
         var reports: [BenchReport] = []
         do {
-            for policy in policies {
+            for (index, policy) in policies.enumerated() {
                 if Task.isCancelled { break }
                 _ = try await control.setPolicy(model: name, policy: policy)
                 starting(policy)
-                let report = try await runner.run(policy: policy, progress: progress)
+                // Texts of its own per run: llama-server still holds the previous run's prompts in its caches.
+                var plan = runner.plan
+                plan.workload.run = index
+                let report = try await BenchRunner(baseURL: runner.baseURL, apiKey: runner.apiKey, plan: plan)
+                    .run(policy: policy, progress: progress)
                 reports.append(report)
                 if report.interrupted { break }
             }

@@ -57,6 +57,9 @@ public struct BenchReport: Sendable, Codable, Equatable {
     public var cacheHitRatio: Double?
     /// Requests per instance (the gateway's `X-Fleet-Instance`; "?" when it sent none).
     public var instances: [String: Int]
+    /// Agent: turns served by another instance than the session's turn before (both succeeded): each one is a
+    /// prompt that instance most likely had to evaluate in full. nil for other workloads.
+    public var sessionMoves: Int?
     /// The first few distinct error messages, to say what went wrong.
     public var firstErrors: [String]
 
@@ -85,11 +88,22 @@ public struct BenchReport: Sendable, Codable, Equatable {
         cacheHitRatio = good.contains { $0.cachedTokens != nil } && promptTokens > 0
             ? Double(cachedPromptTokens) / Double(promptTokens) : nil
         instances = Dictionary(samples.map { ($0.instance, 1) }, uniquingKeysWith: +)
+        if plan.workload.kind == .agent {
+            let served = Dictionary(good.map { (SessionTurn(session: $0.session, turn: $0.turn), $0.instance) }, uniquingKeysWith: { a, _ in a })
+            sessionMoves = good.filter { sample in
+                sample.turn >= 2 && served[SessionTurn(session: sample.session, turn: sample.turn - 1)].map { $0 != sample.instance } == true
+            }.count
+        }
         var messages: [String] = []
         for case let message? in samples.map(\.error) where !messages.contains(message) && messages.count < 5 {
             messages.append(message)
         }
         firstErrors = messages
+    }
+
+    private struct SessionTurn: Hashable {
+        var session: Int
+        var turn: Int
     }
 
     /// The value at percentile `p` (0...100) of `sorted` by nearest rank: the smallest value with at least p% of
@@ -123,6 +137,7 @@ public struct BenchReport: Sendable, Codable, Equatable {
         try container.encode(processedPromptTokens, forKey: .processedPromptTokens)
         try container.encode(cacheHitRatio, forKey: .cacheHitRatio)
         try container.encode(instances, forKey: .instances)
+        try container.encode(sessionMoves, forKey: .sessionMoves)
         try container.encode(firstErrors, forKey: .firstErrors)
     }
 
@@ -154,6 +169,7 @@ public struct BenchReport: Sendable, Codable, Equatable {
             ("prompt cache hits", cacheHitRatio.map {
                 String(format: "%.1f%% ", $0 * 100) + "(\(cachedPromptTokens) of \(cachedPromptTokens + processedPromptTokens) tokens)"
             } ?? "-"),
+            ("session moves", sessionMoves.map { "\($0) of \(max(0, requests - sessions)) later turns" } ?? "-"),
             ("requests per instance", instances.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", ")),
         ]
         return rows

@@ -18,6 +18,9 @@ public struct BenchWorkload: Sendable, Equatable {
     /// Agent: requests per session.
     public var turns: Int
     public var seed: UInt64
+    /// Which run of a comparison this is: each run gets texts of its own (same lengths, same think times), so
+    /// what one policy's run left in llama-server's caches never helps the next one.
+    public var run = 0
     /// Agent: the length of each session's system prompt, in tokens of about 4 characters.
     public var contextTokens: Int
     /// `max_tokens` of every chat request.
@@ -36,12 +39,15 @@ public struct BenchWorkload: Sendable, Equatable {
         self.thinkTime = thinkTime
     }
 
+    /// The seed of the texts: the run's own.
+    private var textSeed: UInt64 { run == 0 ? seed : seed ^ (UInt64(run) &* 0x9E37_79B9_7F4A_7C15) }
+
     // MARK: Agent sessions
 
     /// Session `session`'s system prompt: about `contextTokens` tokens of pseudo-text of its own, starting with
     /// the session's tag, so two sessions differ from their first character on (routing keys on prefixes).
     public func systemPrompt(session: Int) -> String {
-        var random = SplitMix64(seed: seed, 1, session)
+        var random = SplitMix64(seed: textSeed, 1, session)
         let tag = Self.tag(session, random: &random)
         var text = tag + " You are agent \(tag), working in repository " + PseudoText.word(&random) + "-"
             + PseudoText.word(&random) + ". "
@@ -52,7 +58,7 @@ public struct BenchWorkload: Sendable, Equatable {
     /// The user message of `turn` (1-based) in `session`: the task on the first turn, then a tool's output of
     /// about 100–200 tokens.
     public func userMessage(session: Int, turn: Int) -> String {
-        var random = SplitMix64(seed: seed, 2, session, turn)
+        var random = SplitMix64(seed: textSeed, 2, session, turn)
         let tokens = random.int(in: 100...200)
         let header = turn == 1
             ? "Task: " + PseudoText.sentences(characters: 120, random: &random) + "\nFirst tool output:\n"
@@ -82,13 +88,13 @@ public struct BenchWorkload: Sendable, Equatable {
 
     /// Chat request `index`'s prompt: short, unique from its first character on.
     public func chatPrompt(index: Int) -> String {
-        var random = SplitMix64(seed: seed, 4, index)
+        var random = SplitMix64(seed: textSeed, 4, index)
         return Self.tag(index, random: &random) + " " + PseudoText.sentences(characters: random.int(in: 80...240), random: &random)
     }
 
     /// Embeddings request `index`'s input: short, unique from its first character on.
     public func embeddingInput(index: Int) -> String {
-        var random = SplitMix64(seed: seed, 5, index)
+        var random = SplitMix64(seed: textSeed, 5, index)
         return Self.tag(index, random: &random) + " " + PseudoText.sentences(characters: random.int(in: 40...160), random: &random)
     }
 

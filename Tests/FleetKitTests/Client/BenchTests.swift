@@ -69,12 +69,19 @@ struct BenchTests {
         #expect(report.instances == ["fake/0": 2, "fake/1": 1])
         #expect(report.ttftLaterTurnsMs?.count == 1 && abs((report.ttftLaterTurnsMs?.p50 ?? 0) - 20) < 1e-9)
         #expect(report.firstErrors == ["HTTP 503: busy"])
+        #expect(report.sessionMoves == 0)
+        let moved = BenchReport(plan: plan, policy: nil, samples: samples.map { sample in
+            var sample = sample
+            if sample.turn == 2 { sample.instance = "fake/1" }
+            return sample
+        }, wall: .seconds(2))
+        #expect(moved.sessionMoves == 1, "session 0's second turn went elsewhere")
 
         let json = try #require(try JSONSerialization.jsonObject(with: Data(BenchReport.json([report]).utf8)) as? [String: Any])
         let keys: Set<String> = ["workload", "model", "policy", "seed", "sessions", "turns", "concurrency", "interrupted",
                                  "requests", "errors", "wallSeconds", "ttftMs", "ttftLaterTurnsMs", "latencyMs",
                                  "completionTokens", "completionTokensPerSecond", "cachedPromptTokens",
-                                 "processedPromptTokens", "cacheHitRatio", "instances", "firstErrors"]
+                                 "processedPromptTokens", "cacheHitRatio", "instances", "sessionMoves", "firstErrors"]
         #expect(Set(json.keys) == keys)
         #expect((json["ttftMs"] as? [String: Any]).map { Set($0.keys) } == ["p50", "p90", "p99", "count"])
 
@@ -82,7 +89,7 @@ struct BenchTests {
                                                concurrency: 1), policy: nil, samples: [], wall: .seconds(1))
         let empty = try #require(try JSONSerialization.jsonObject(with: Data(BenchReport.json([chat]).utf8)) as? [String: Any])
         #expect(Set(empty.keys) == keys, "absent figures are null, not missing")
-        #expect(empty["cacheHitRatio"] is NSNull && empty["policy"] is NSNull)
+        #expect(empty["cacheHitRatio"] is NSNull && empty["policy"] is NSNull && empty["sessionMoves"] is NSNull)
 
         let both = try #require(try JSONSerialization.jsonObject(with: Data(BenchReport.json([report, report]).utf8)) as? [String: Any])
         #expect((both["reports"] as? [[String: Any]])?.count == 2)

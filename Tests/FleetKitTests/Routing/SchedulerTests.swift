@@ -81,7 +81,18 @@ struct AffinitySchedulingTests {
         #expect(Scheduler.pick(members([2, 0]), policy: .prefixAware, cursor: &cursor, affinity: affinity) == 0, "2 more: within the guard")
         #expect(Scheduler.pick(members([3, 0]), policy: .prefixAware, cursor: &cursor, affinity: affinity) == 1, "3 more: beyond it")
         #expect(Scheduler.pick(members([4, 0]), policy: .prefixAware, cursor: &cursor,
-                               affinity: Affinity(matched: [7, 0], maxImbalance: 100)) == 1, "a full owner never waits for a slot")
+                               affinity: Affinity(matched: [7, 0], maxImbalance: 100)) == 1, "a full owner never keeps a member idle")
+    }
+
+    @Test func aFullOwnerIsWaitedForWhileNoMemberIdlesAndTheImbalanceIsSmall() {
+        var cursor = 0
+        let affinity = Affinity(matched: [7, 0], maxImbalance: 2)
+        #expect(Scheduler.pick(members([4, 2]), policy: .prefixAware, cursor: &cursor, affinity: affinity) == nil, "wait for the owner")
+        #expect(Scheduler.pick(members([4, 1]), policy: .prefixAware, cursor: &cursor, affinity: affinity) == 1, "3 beyond: spill")
+        #expect(Scheduler.pick(members([4, 2]), policy: .leastBusy, cursor: &cursor, affinity: affinity) == 1, "only prefixAware waits")
+        #expect(Scheduler.pick(members([4, 2]), policy: .prefixAware, cursor: &cursor, excluding: ["m/0#0"], affinity: affinity) == 1,
+                "a member failed over from is never waited for")
+        #expect(Scheduler.pick(members([4, 4]), policy: .prefixAware, cursor: &cursor, affinity: affinity) == nil)
     }
 
     @Test func equalMatchesGoToTheLeastBusyThenInRotation() {

@@ -44,7 +44,7 @@ struct ReloadTests {
         try await withController(config) { url, control in
             let before = pids(try await control.status())
             try write("""
-                "a": { "path": "model.gguf", "aliases": ["alpha"] },
+                "a": { "path": "model.gguf", "aliases": ["alpha"], "policy": "prefixAware", "prefixRouting": { "maxImbalance": 0 } },
                 "b": { "path": "model.gguf", "replicas": 1 },
                 "c": { "path": "model.gguf", "args": ["--fake-tokens", "6"] },
                 "e": { "path": "model.gguf" }
@@ -59,6 +59,7 @@ struct ReloadTests {
             try await eventually("e ready") { try await control.status().instances.contains { $0.id == "e/0" && $0.state == .ready } }
             let after = pids(try await control.status())
             #expect(after["a/0"] == before["a/0"], "a changed routing only: same process")
+            #expect(try await control.status().models.first { $0.name == "a" }?.policy == "prefixAware", "the new policy applies")
             #expect(after["b/0"] == before["b/0"] && after["b/1"] == nil, "b scaled down by retiring b/1")
             #expect(after["c/0"] != nil && after["c/0"] != before["c/0"], "c's command changed: hot-swapped")
             #expect(after["d/0"] == nil && !ProcessProbe.isAlive(before["d/0"]!), "d removed and stopped")
