@@ -8,7 +8,7 @@ extension FleetConfig {
     static let gatewayKeys = ["maxBodySize", "connectTimeout", "firstByteTimeout", "idleTimeout", "retries",
                               "headerTimeout", "bodyTimeout", "keepAliveTimeout", "maxConnections"]
     static let queueKeys = ["maxSize", "timeout"]
-    static let prefixRoutingKeys = ["rememberBlocks", "maxImbalance", "rememberSessions"]
+    static let prefixRoutingKeys = ["rememberBlocks", "maxImbalance", "rememberSessions", "maxWait"]
     static let healthCheckKeys = ["interval", "timeout", "startupTimeout", "unhealthyAfter", "restartAfter"]
     static let restartKeys = ["initialDelay", "maxDelay", "multiplier", "maxCrashes", "crashWindow"]
     static let modelKeys = ["path", "replicas", "contextSize", "gpuLayers", "threads", "parallel", "batchSize",

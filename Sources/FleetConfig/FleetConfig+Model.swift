@@ -73,6 +73,7 @@ extension FleetConfig {
             settings.rememberBlocks = reader.int(prefix, "rememberBlocks", at: ppath, range: 16...10_000_000) ?? settings.rememberBlocks
             settings.maxImbalance = reader.int(prefix, "maxImbalance", at: ppath, range: 0...1_000) ?? settings.maxImbalance
             settings.rememberSessions = reader.int(prefix, "rememberSessions", at: ppath, range: 0...10_000_000) ?? settings.rememberSessions
+            settings.maxWait = reader.duration(prefix, "maxWait", at: ppath) ?? settings.maxWait
             model.prefixRouting = settings
         }
         if let value = object["queue"], let queue = reader.object(value, at: "\(path).queue", allowed: queueKeys) {

@@ -162,6 +162,10 @@ public struct PrefixRoutingSettings: Sendable, Equatable {
     public var maxImbalance: Int = 2
     /// Session keys (`X-Session-Id`, `prompt_cache_key`, `user`) remembered per model.
     public var rememberSessions: Int = 10_000
+    /// The longest a request waits for its owner when the owner's slots are all busy, while another instance
+    /// could take it (it waits only as long as evaluating its cached prefix elsewhere would take, measured from
+    /// llama-server's `prompt_ms`, and at most this). `0`: never wait beside a free slot.
+    public var maxWait: Duration = .seconds(30)
 
     public init() {}
 }

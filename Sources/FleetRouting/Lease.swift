@@ -35,8 +35,9 @@ public final class Lease: Sendable {
 
     /// How the request ended, for the member's counters.
     public enum Outcome: Sendable {
-        /// `tokens`: what llama-server said it generated, when it said; `cache`: its prompt-cache figures.
-        case success(firstByte: Duration?, tokens: Int? = nil, cache: PromptCacheCounts? = nil)
+        /// `tokens`: what llama-server said it generated, when it said; `cache`: its prompt-cache figures;
+        /// `promptMsPerToken`: what evaluating a prompt token took (`prompt_ms / prompt_n`).
+        case success(firstByte: Duration?, tokens: Int? = nil, cache: PromptCacheCounts? = nil, promptMsPerToken: Double? = nil)
         case failure
         /// The client went away; neither a success nor the member's fault.
         case cancelled

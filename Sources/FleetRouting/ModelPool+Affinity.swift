@@ -3,8 +3,12 @@ import FleetConfig
 /// What the pool remembers of where requests were served (`prefixAware`'s prompt blocks per member, the
 /// members sessions are on), and how a request's hint becomes the scheduler's `Affinity`.
 extension ModelPool {
-    /// The request's affinity to each member now, or nil when the policy or the hint has none.
-    func affinity(for hint: RoutingHint) -> Affinity? {
+    /// The request's affinity to each member now (nil when the policy or the hint has none), and when its owner
+    /// is full, whether waiting for it is worth it: while it has waited less than evaluating its matched prefix
+    /// again would take elsewhere (`promptCost`, capped by `prefixRouting.maxWait`), and fewer requests than the
+    /// owner has slots already wait for it (it serves them in its next round; more spill at once).
+    func affinity(for hint: RoutingHint, excluding: Set<String> = [], enqueued: ContinuousClock.Instant = .now,
+                  waiter: UInt64? = nil) -> (affinity: Affinity, wait: (owner: String, until: ContinuousClock.Instant)?)? {
         guard policy != .roundRobin else { return nil }
         let sticky = hint.session.flatMap { session in sessions[session] }.flatMap { id in members.firstIndex { $0.id == id } }
         var matched: [Int] = []
@@ -12,7 +16,16 @@ extension ModelPool {
             matched = members.map { records[$0.id]?.matched(hint.fingerprints) ?? 0 }
         }
         guard sticky != nil || matched.contains(where: { $0 > 0 }) else { return nil }
-        return Affinity(matched: matched, sticky: sticky, maxImbalance: prefixRouting.maxImbalance)
+        var affinity = Affinity(matched: matched, sticky: sticky, maxImbalance: prefixRouting.maxImbalance)
+        guard let owner = Scheduler.owner(members, affinity: affinity, cursor: cursor, excluding: excluding),
+              !members[owner].hasFreeSlot, let cost = promptCost else { return (affinity, nil) }
+        let id = members[owner].id
+        let recompute = Duration.milliseconds(Double(matched[owner] * PromptFingerprint.tokensPerBlock) * cost)
+        let until = enqueued + min(recompute, prefixRouting.maxWait)
+        let queued = waiters.reduce(0) { $0 + ($1.waitingFor == id && $1.id != waiter ? 1 : 0) }
+        guard ContinuousClock.now < until, queued < members[owner].capacity else { return (affinity, nil) }
+        affinity.mayWait = true
+        return (affinity, (id, until))
     }
 
     /// The member now holds the request's prompt (and its session).
@@ -39,7 +52,7 @@ extension ModelPool {
         while index < waiters.count, looked < 64, members.contains(where: \.hasFreeSlot) {
             looked += 1
             let waiter = waiters[index]
-            guard let affinity = affinity(for: waiter.hint) else {
+            guard let affinity = affinity(for: waiter.hint, excluding: waiter.excluding)?.affinity else {
                 index += 1
                 continue
             }

@@ -34,6 +34,10 @@ public actor ModelPool {
         var id: UInt64
         var excluding: Set<String>
         var hint: RoutingHint
+        var enqueued: ContinuousClock.Instant
+        /// The full member it waits for (its owner), and until when that is worth it.
+        var waitingFor: String?
+        var wakeAt: ContinuousClock.Instant?
         var continuation: CheckedContinuation<Lease, any Error>
         var timeout: Task<Void, Never>
     }
@@ -41,6 +45,9 @@ public actor ModelPool {
     public private(set) var totals = RequestTotals()
     /// llama-server's prompt-cache figures over every answer of this model.
     public private(set) var promptCache = PromptCacheCounts()
+    /// What evaluating a prompt token costs on this model's instances, in milliseconds (a moving average of
+    /// llama-server's `prompt_ms / prompt_n`): what `prefixAware` weighs a wait for a busy owner against.
+    public private(set) var promptCost: Double?
 
     /// The gateway refused a request for this model (it never reached an instance, or every attempt failed).
     public func recordRefusal() {
@@ -111,7 +118,13 @@ public actor ModelPool {
     ///   cancelled while waiting.
     public func acquire(excluding: Set<String> = [], hint: RoutingHint = .none) async throws -> Lease {
         if closed { throw PoolError.closed }
-        if waiters.isEmpty, let lease = take(excluding: excluding, hint: hint) { return lease }
+        let arrived = ContinuousClock.now
+        var wait: (owner: String, until: ContinuousClock.Instant)?
+        if waiters.isEmpty {
+            let taken = take(excluding: excluding, hint: hint, enqueued: arrived, waiter: nil)
+            if let lease = taken.lease { return lease }
+            wait = taken.wait
+        }
         if !excluding.isEmpty && members.allSatisfy({ excluding.contains($0.id) }) { throw PoolError.exhausted }
         guard waiters.count < queue.maxSize else { throw PoolError.queueFull(maxSize: queue.maxSize) }
         nextWaiter += 1
@@ -123,7 +136,9 @@ public actor ModelPool {
                     try? await Task.sleep(for: timeout)
                     await self?.expire(id, with: PoolError.queueTimeout(timeout))
                 }
-                waiters.append(Waiter(id: id, excluding: excluding, hint: hint, continuation: continuation, timeout: timer))
+                waiters.append(Waiter(id: id, excluding: excluding, hint: hint, enqueued: arrived, waitingFor: wait?.owner,
+                                      wakeAt: wait?.until, continuation: continuation, timeout: timer))
+                if let wait { wake(at: wait.until) }
                 // A release may have happened while this request was arriving.
                 dispatchWaiters()
             }
@@ -132,10 +147,21 @@ public actor ModelPool {
         }
     }
 
-    private func take(excluding: Set<String>, hint: RoutingHint) -> Lease? {
+    /// A lease now, or none, and then whether the request waits for its full owner (and until when).
+    private func take(excluding: Set<String>, hint: RoutingHint, enqueued: ContinuousClock.Instant,
+                      waiter: UInt64?) -> (lease: Lease?, wait: (owner: String, until: ContinuousClock.Instant)?) {
+        let decision = affinity(for: hint, excluding: excluding, enqueued: enqueued, waiter: waiter)
         guard let index = Scheduler.pick(members, policy: policy, cursor: &cursor, excluding: excluding,
-                                         affinity: affinity(for: hint)) else { return nil }
-        return lease(index, hint: hint)
+                                         affinity: decision?.affinity) else { return (nil, decision?.wait) }
+        return (lease(index, hint: hint), nil)
+    }
+
+    /// Looks at the queue again at `deadline`: a request that waited for its owner that long takes any slot.
+    func wake(at deadline: ContinuousClock.Instant) {
+        Task { [weak self] in
+            try? await Task.sleep(until: deadline, clock: .continuous)
+            await self?.dispatchWaiters()
+        }
     }
 
     func lease(_ index: Int, hint: RoutingHint) -> Lease {
@@ -204,7 +230,14 @@ public actor ModelPool {
         if policy != .roundRobin { dispatchWaitersToTheirMembers() }
         var index = 0
         while index < waiters.count {
-            if let lease = take(excluding: waiters[index].excluding, hint: waiters[index].hint) {
+            let taken = take(excluding: waiters[index].excluding, hint: waiters[index].hint,
+                             enqueued: waiters[index].enqueued, waiter: waiters[index].id)
+            waiters[index].waitingFor = taken.wait?.owner
+            if let until = taken.wait?.until, until != waiters[index].wakeAt {
+                waiters[index].wakeAt = until
+                wake(at: until)
+            }
+            if let lease = taken.lease {
                 let waiter = waiters.remove(at: index)
                 waiter.timeout.cancel()
                 waiter.continuation.resume(returning: lease)
@@ -227,8 +260,11 @@ public actor ModelPool {
         }
         var counters = stats[memberID] ?? MemberStats()
         switch outcome {
-        case .success(let firstByte, let tokens, let cache):
+        case .success(let firstByte, let tokens, let cache, let promptMsPerToken):
             totals.served += 1
+            if let promptMsPerToken {
+                promptCost = promptCost.map { $0 * 0.8 + promptMsPerToken * 0.2 } ?? promptMsPerToken
+            }
             if let cache {
                 promptCache += cache
                 counters.promptCache += cache

@@ -60,11 +60,15 @@ public struct Affinity: Sendable, Equatable {
     /// How many more requests in flight than the least busy member the best-matching one may have (to take the
     /// request, or to be waited for when full).
     public var maxImbalance: Int
+    /// Whether the request may wait for its owner when the owner is full: the pool's call (the wait would cost
+    /// less than evaluating the prefix elsewhere, and the owner serves it in its next round).
+    public var mayWait: Bool
 
-    public init(matched: [Int] = [], sticky: Int? = nil, maxImbalance: Int = 2) {
+    public init(matched: [Int] = [], sticky: Int? = nil, maxImbalance: Int = 2, mayWait: Bool = false) {
         self.matched = matched
         self.sticky = sticky
         self.maxImbalance = maxImbalance
+        self.mayWait = mayWait
     }
 }
 
@@ -77,10 +81,9 @@ public enum Scheduler {
     /// Under every policy but `roundRobin`, a request whose session is on a member with a free slot goes there.
     /// Under `prefixAware` the member that served the longest prefix of the prompt (ties: the least busy, then
     /// round-robin order) is the request's owner. The owner takes it when it has a free slot and at most
-    /// `maxImbalance` requests in flight beyond the least busy member. A full owner is waited for, unless another
-    /// member is idle (nothing in flight: it takes the request, so no member idles while requests wait) or the
-    /// owner has more than `maxImbalance` requests beyond the least busy member with a free slot (which takes it).
-    /// Otherwise, and with no match, the least busy member takes it.
+    /// `maxImbalance` requests in flight beyond the least busy member. A full owner is waited for when the pool
+    /// says the wait is worth it (`mayWait`) and the owner has at most `maxImbalance` requests beyond the least busy
+    /// member with a free slot. Otherwise, and with no match, the least busy member takes it.
     public static func pick(_ members: [PoolMember], policy: SchedulingPolicy, cursor: inout Int,
                             excluding: Set<String> = [], affinity: Affinity? = nil) -> Int? {
         guard !members.isEmpty else { return nil }
@@ -105,8 +108,8 @@ public enum Scheduler {
                 let beyond = members[owner].inFlight - min(leastBusy, members[owner].inFlight)
                 if usable(owner) {
                     if beyond <= affinity.maxImbalance { chosen = owner }
-                } else if leastBusy > 0 && beyond <= affinity.maxImbalance {
-                    chosen = nil  // full, and nobody idles: worth waiting for
+                } else if affinity.mayWait && beyond <= affinity.maxImbalance {
+                    chosen = nil  // full, and worth waiting for
                 }
             }
         }
@@ -116,7 +119,7 @@ public enum Scheduler {
 
     /// The member in rotation (not excluded) holding the longest prefix of the request; ties: the least busy,
     /// then round-robin order. Nil without a match.
-    private static func owner(_ members: [PoolMember], affinity: Affinity, cursor: Int, excluding: Set<String>) -> Int? {
+    static func owner(_ members: [PoolMember], affinity: Affinity, cursor: Int, excluding: Set<String>) -> Int? {
         guard affinity.matched.count == members.count else { return nil }
         var best: Int?
         for step in 0..<members.count {

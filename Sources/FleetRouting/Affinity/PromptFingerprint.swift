@@ -8,6 +8,8 @@
 public enum PromptFingerprint {
     /// Bytes per block: a few hundred, so a new turn's last partial block is all that does not match.
     public static let blockSize = 256
+    /// About how many tokens a block holds (≈ 4 bytes per token): what a matched prefix costs to evaluate again.
+    public static let tokensPerBlock = blockSize / 4
 
     /// Which fields of a request make its prompt.
     public enum Shape: Sendable {

@@ -182,7 +182,8 @@ struct Forwarder: Sendable {
             let figures = clientGone || broken != nil ? nil : AnswerFigures.scan(tail)
             let tokens = figures?.completionTokens
             await lease.release(clientGone ? .cancelled : broken != nil ? .failure
-                                : .success(firstByte: firstByte, tokens: tokens, cache: figures?.promptCache))
+                                : .success(firstByte: firstByte, tokens: tokens, cache: figures?.promptCache,
+                                           promptMsPerToken: figures?.promptMsPerToken))
             if let metrics {
                 // A client that left is counted as 499 (nginx's "client closed request"), a broken upstream as 502.
                 let answered = clientGone ? 499 : broken != nil ? 502 : status

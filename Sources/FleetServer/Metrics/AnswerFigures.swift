@@ -9,10 +9,12 @@ import FleetCore
 struct AnswerFigures: Equatable {
     var completionTokens: Int?
     var promptCache: PromptCacheCounts?
+    /// What evaluating one prompt token took (`timings.prompt_ms / prompt_n`), when at least 16 were evaluated.
+    var promptMsPerToken: Double?
 
     private static func key(_ name: String) -> [UInt8] { Array("\"\(name)\":".utf8) }
     private static let completion = [key("completion_tokens"), key("predicted_n")]
-    private static let cacheN = key("cache_n"), promptN = key("prompt_n")
+    private static let cacheN = key("cache_n"), promptN = key("prompt_n"), promptMs = key("prompt_ms")
     private static let cachedTokens = key("cached_tokens"), promptTokens = key("prompt_tokens")
 
     /// The figures the tail reports (each nil when it has none).
@@ -28,10 +30,26 @@ struct AnswerFigures: Equatable {
         figures.completionTokens = best?.value
         if let cached = lastValue(of: cacheN, in: bytes)?.1, let evaluated = lastValue(of: promptN, in: bytes)?.1 {
             figures.promptCache = PromptCacheCounts(promptTokens: cached + evaluated, cachedTokens: cached)
+            if evaluated >= 16, let milliseconds = lastDecimal(of: promptMs, in: bytes) {
+                figures.promptMsPerToken = milliseconds / Double(evaluated)
+            }
         } else if let cached = lastValue(of: cachedTokens, in: bytes)?.1, let prompt = lastValue(of: promptTokens, in: bytes)?.1 {
             figures.promptCache = PromptCacheCounts(promptTokens: prompt, cachedTokens: min(cached, prompt))
         }
         return figures
+    }
+
+    /// The decimal number (`41.09`) after the last occurrence of `key`.
+    private static func lastDecimal(of key: [UInt8], in bytes: [UInt8]) -> Double? {
+        guard let (start, _) = lastValue(of: key, in: bytes) else { return nil }
+        var index = start + key.count
+        while index < bytes.count && bytes[index] == UInt8(ascii: " ") { index += 1 }
+        var end = index
+        while end < bytes.count, (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(bytes[end]) || bytes[end] == UInt8(ascii: ".")
+                || bytes[end] == UInt8(ascii: "e") || bytes[end] == UInt8(ascii: "-") || bytes[end] == UInt8(ascii: "+") {
+            end += 1
+        }
+        return Double(String(decoding: bytes[index..<end], as: UTF8.self))
     }
 
     /// The number after the last occurrence of `key` (spaces allowed before it).

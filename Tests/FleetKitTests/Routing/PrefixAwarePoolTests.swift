@@ -7,8 +7,11 @@ import Testing
 
 @Suite("prefix-aware pools: conversations stay, load spills, caches are forgotten", .timeLimit(.minutes(1)))
 struct PrefixAwarePoolTests {
-    func pool(members: Int = 2, capacity: Int = 2, policy: SchedulingPolicy = .prefixAware) async -> ModelPool {
-        let pool = ModelPool(model: "m", policy: policy, queue: QueueSettings())
+    func pool(members: Int = 2, capacity: Int = 2, policy: SchedulingPolicy = .prefixAware,
+              maxWait: Duration = .seconds(30)) async -> ModelPool {
+        var prefix = PrefixRoutingSettings()
+        prefix.maxWait = maxWait
+        let pool = ModelPool(model: "m", policy: policy, queue: QueueSettings(), prefixRouting: prefix)
         for index in 0..<members {
             await pool.setMember(.instance(InstanceID(model: "m", replica: index)), baseURL: "http://x:\(index)",
                                  capacity: capacity, ready: true)
@@ -107,6 +110,49 @@ struct PrefixAwarePoolTests {
         await lease1.release(.success(firstByte: nil))
         #expect(try await third2.value.memberID == onA.memberID)
         await lease2.release(.success(firstByte: nil))
+    }
+
+    /// A conversation of 4 blocks (≈ 256 tokens) on a busy owner, with evaluating a token known to cost
+    /// `msPerToken`: returns the pool, the lease holding the owner, and the owner's id.
+    func busyOwner(msPerToken: Double?, maxWait: Duration = .seconds(30)) async throws -> (ModelPool, Lease) {
+        let pool = await pool(capacity: 1, maxWait: maxWait)
+        let first = try await pool.acquire(hint: turn(1, 0))
+        await first.release(.success(firstByte: nil, promptMsPerToken: msPerToken))
+        return (pool, try await pool.acquire(hint: turn(1, 0)))
+    }
+
+    @Test func aFullOwnerIsWaitedForAsLongAsEvaluatingThePrefixElsewhereWouldTake() async throws {
+        // 256 tokens × 2 ms: worth waiting up to ~0.5 s for the owner; it frees sooner.
+        let (pool, owner) = try await busyOwner(msPerToken: 2)
+        let next = Task { try await pool.acquire(hint: turn(1, 1)) }
+        try await eventually("waits for its owner though the other replica is idle") { await pool.snapshot().queueDepth == 1 }
+        await owner.release(.success(firstByte: nil))
+        #expect(try await next.value.memberID == owner.memberID)
+    }
+
+    @Test func aWaitLongerThanTheRecomputationSpillsToTheIdleReplica() async throws {
+        let (pool, owner) = try await busyOwner(msPerToken: 1)
+        let started = ContinuousClock.now
+        let spilled = try await pool.acquire(hint: turn(1, 1))
+        #expect(spilled.memberID != owner.memberID)
+        #expect(ContinuousClock.now - started >= .milliseconds(200), "it waited about 256 ms first")
+        await owner.release(.success(firstByte: nil))
+    }
+
+    @Test func noWaitWithoutAKnownCostWithMaxWaitZeroOrBeyondTheOwnersNextRound() async throws {
+        for (cost, maxWait) in [(nil, Duration.seconds(30)), (5.0, .zero)] as [(Double?, Duration)] {
+            let (pool, owner) = try await busyOwner(msPerToken: cost, maxWait: maxWait)
+            #expect(try await pool.acquire(hint: turn(1, 1)).memberID != owner.memberID, "\(String(describing: cost)) \(maxWait)")
+        }
+        // One request may wait for a one-slot owner; the next spills at once.
+        let (pool, owner) = try await busyOwner(msPerToken: 100)
+        let waiting = Task { try await pool.acquire(hint: turn(1, 1)) }
+        try await eventually("the first waits") { await pool.snapshot().queueDepth == 1 }
+        let spilled = try await pool.acquire(hint: turn(1, 1))
+        #expect(spilled.memberID != owner.memberID)
+        await spilled.release(.success(firstByte: nil))
+        await owner.release(.success(firstByte: nil))
+        _ = try await waiting.value
     }
 
     @Test func aSessionKeySticksUnderLeastBusyAndMovesWhenItsReplicaLeaves() async throws {

@@ -84,10 +84,14 @@ struct AffinitySchedulingTests {
                                affinity: Affinity(matched: [7, 0], maxImbalance: 100)) == 1, "a full owner never keeps a member idle")
     }
 
-    @Test func aFullOwnerIsWaitedForWhileNoMemberIdlesAndTheImbalanceIsSmall() {
+    @Test func aFullOwnerIsWaitedForWhenThePoolSaysItIsWorthItAndTheImbalanceIsSmall() {
         var cursor = 0
-        let affinity = Affinity(matched: [7, 0], maxImbalance: 2)
+        let affinity = Affinity(matched: [7, 0], maxImbalance: 2, mayWait: true)
         #expect(Scheduler.pick(members([4, 2]), policy: .prefixAware, cursor: &cursor, affinity: affinity) == nil, "wait for the owner")
+        #expect(Scheduler.pick(members([2, 0], capacity: 2), policy: .prefixAware, cursor: &cursor, affinity: affinity) == nil,
+                "even beside an idle member, when the pool says the wait is worth it")
+        #expect(Scheduler.pick(members([4, 2]), policy: .prefixAware, cursor: &cursor,
+                               affinity: Affinity(matched: [7, 0], maxImbalance: 2, mayWait: false)) == 1, "not worth it: spill")
         #expect(Scheduler.pick(members([4, 1]), policy: .prefixAware, cursor: &cursor, affinity: affinity) == 1, "3 beyond: spill")
         #expect(Scheduler.pick(members([4, 2]), policy: .leastBusy, cursor: &cursor, affinity: affinity) == 1, "only prefixAware waits")
         #expect(Scheduler.pick(members([4, 2]), policy: .prefixAware, cursor: &cursor, excluding: ["m/0#0"], affinity: affinity) == 1,

@@ -115,7 +115,10 @@ struct MetricsTests {
     @Test func promptCacheFiguresComeFromTimingsOrUsage() {
         // llama-server 11434's own answers, streamed (last event) and not.
         let streamed = ByteBuffer(string: #"data: {"choices":[{"finish_reason":"length","index":0,"delta":{}}],"timings":{"cache_n":30,"prompt_n":5,"prompt_ms":41.09,"predicted_n":5,"predicted_ms":67.5}}"# + "\n\ndata: [DONE]\n\n")
-        #expect(AnswerFigures.scan([streamed]) == AnswerFigures(completionTokens: 5, promptCache: PromptCacheCounts(promptTokens: 35, cachedTokens: 30)))
+        #expect(AnswerFigures.scan([streamed]) == AnswerFigures(completionTokens: 5, promptCache: PromptCacheCounts(promptTokens: 35, cachedTokens: 30)),
+                "5 evaluated tokens are too few to time")
+        let timed = ByteBuffer(string: #"{"timings":{"cache_n":0,"prompt_n":438,"prompt_ms":1401.6,"predicted_n":8}}"#)
+        #expect(AnswerFigures.scan([timed]).promptMsPerToken == 1401.6 / 438)
         let whole = ByteBuffer(string: #"{"usage":{"completion_tokens":3,"prompt_tokens":12,"total_tokens":15,"prompt_tokens_details":{"cached_tokens":7}},"timings":{"cache_n":7,"prompt_n":5,"predicted_n":3}}"#)
         #expect(AnswerFigures.scan([whole]).promptCache == PromptCacheCounts(promptTokens: 12, cachedTokens: 7))
         // Another server's usage only (an endpoint that is not llama-server).
