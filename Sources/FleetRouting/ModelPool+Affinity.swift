@@ -6,7 +6,7 @@ extension ModelPool {
     /// The request's affinity to each member now (nil when the policy or the hint has none), and when its owner
     /// is full, whether waiting for it is worth it: while it has waited less than evaluating its matched prefix
     /// again would take elsewhere (`promptCost`, capped by `prefixRouting.maxWait`), and fewer requests than the
-    /// owner has slots already wait for it (it serves them in its next round; more spill at once).
+    /// owner's slots already wait for it — half of them (at least one) when another member idles (more spill).
     func affinity(for hint: RoutingHint, excluding: Set<String> = [], enqueued: ContinuousClock.Instant = .now,
                   waiter: UInt64? = nil) -> (affinity: Affinity, wait: (owner: String, until: ContinuousClock.Instant)?)? {
         guard policy != .roundRobin else { return nil }
@@ -23,7 +23,13 @@ extension ModelPool {
         let recompute = Duration.milliseconds(Double(matched[owner] * PromptFingerprint.tokensPerBlock) * cost)
         let until = enqueued + min(recompute, prefixRouting.maxWait)
         let queued = waiters.reduce(0) { $0 + ($1.waitingFor == id && $1.id != waiter ? 1 : 0) }
-        guard ContinuousClock.now < until, queued < members[owner].capacity else { return (affinity, nil) }
+        // Half a round of its slots (at least one request) may wait for the owner; up to a round while no other
+        // member idles. Beyond, the request goes elsewhere at once, which also moves a conversation off an
+        // instance that holds more of them than it can serve onto one that has nothing to do.
+        let someoneIdles = members.indices.contains { $0 != owner && members[$0].hasFreeSlot && members[$0].inFlight == 0
+            && !excluding.contains(members[$0].id) }
+        let round = members[owner].capacity
+        guard ContinuousClock.now < until, queued < (someoneIdles ? max(1, round / 2) : round) else { return (affinity, nil) }
         affinity.mayWait = true
         return (affinity, (id, until))
     }

@@ -155,6 +155,33 @@ struct PrefixAwarePoolTests {
         _ = try await waiting.value
     }
 
+    @Test func halfARoundWaitsBesideAnIdleReplicaAndAWholeRoundBesideABusyOne() async throws {
+        for otherBusy in [false, true] {
+            let pool = await pool(capacity: 2)
+            let first = try await pool.acquire(hint: turn(1, 0))
+            await first.release(.success(firstByte: nil, promptMsPerToken: 100))
+            let owner = [try await pool.acquire(hint: turn(1, 0)), try await pool.acquire(hint: turn(1, 0))]
+            #expect(owner[0].memberID == owner[1].memberID)
+            let other = otherBusy ? try await pool.acquire(hint: turn(2, 0)) : nil
+            #expect(other?.memberID != owner[0].memberID)
+            let waiting = Task { try await pool.acquire(hint: turn(1, 1)) }
+            try await eventually("the first waits") { await pool.snapshot().queueDepth == 1 }
+            let second = Task { try await pool.acquire(hint: turn(1, 1)) }
+            if otherBusy {
+                try await eventually("a whole round waits beside a busy replica") { await pool.snapshot().queueDepth == 2 }
+                await owner[0].release(.success(firstByte: nil))
+                await owner[1].release(.success(firstByte: nil))
+                #expect(try await [waiting.value, second.value].allSatisfy { $0.memberID == owner[0].memberID })
+            } else {
+                let spilled = try await second.value
+                #expect(spilled.memberID != owner[0].memberID, "beyond half a round, the idle replica takes it")
+                for lease in owner + [spilled] { await lease.release(.success(firstByte: nil)) }
+                _ = try await waiting.value
+            }
+            await other?.release(.success(firstByte: nil))
+        }
+    }
+
     @Test func aSessionKeySticksUnderLeastBusyAndMovesWhenItsReplicaLeaves() async throws {
         let pool = await pool(policy: .leastBusy)
         let session = RoutingHint(session: "agent-7")

@@ -81,7 +81,8 @@ struct PrefixRoutingTests {
 
     /// One slot each and slow prompts: the hot session's burst is more than its replica can take. With
     /// `maxWait` 0 no replica ever idles while a request waits; by default one request may wait for each busy
-    /// one-slot owner (for at most what evaluating its prefix elsewhere would take), never more.
+    /// one-slot owner beside an idle replica (half a round of its slots, at least one; for at most what evaluating
+    /// its prefix elsewhere would take), never more.
     @Test(arguments: [Duration.zero, .seconds(30)])
     func aHotSessionSpillsToTheOtherReplicaSoNoneIdlesWhileRequestsWait(maxWait: Duration) async throws {
         let mayWait = maxWait == .zero ? 0 : 1
