@@ -69,7 +69,7 @@ struct DisplayTests {
         let table = StatusTable.render(status, now: now)
         #expect(table.contains("1/2 instances ready"))
         #expect(table.contains("up 1m15s"))
-        #expect(table.contains("m/0       8100  42   ready   1h01m   2         -     -       -       -     -\n"))
-        #expect(table.contains("m/1       -     -    failed  -       4         -     -       -       -     -      crash loop"))
+        #expect(table.contains("m/0       8100  42   ready   1h01m   2         -     -       -       -     -      -\n"))
+        #expect(table.contains("m/1       -     -    failed  -       4         -     -       -       -     -      -      crash loop"))
     }
 }

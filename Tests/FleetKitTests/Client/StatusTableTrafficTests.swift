@@ -20,6 +20,7 @@ struct StatusTableTrafficTests {
         stats.lastLatency = .milliseconds(250)
         stats.tokens = 40
         stats.lastTokensPerSecond = 47.25
+        stats.promptCache = PromptCacheCounts(promptTokens: 1000, cachedTokens: 871)
         instance.traffic = TrafficStatus(member: member, stats: stats)
         var remote = InstanceStatus(id: "http://h:1", model: "m", replica: -1, port: 1, pid: nil, state: .ready, since: now,
                                     readySince: nil, restarts: 0, lastError: nil, logFile: "")
@@ -27,11 +28,15 @@ struct StatusTableTrafficTests {
         let status = FleetStatus(
             controller: ControllerInfo(version: "1", pid: 1, listen: "l", url: "u", config: "c", startedAt: now,
                                        stateDirectory: "/s", llamaServer: "/l"),
-            models: [ModelStatus(name: "m", aliases: ["a"], path: "/m", replicas: 1, policy: "leastBusy", queueDepth: 2)],
+            models: [{
+                var model = ModelStatus(name: "m", aliases: ["a"], path: "/m", replicas: 1, policy: "prefixAware", queueDepth: 2)
+                model.promptCache = PromptCacheCounts(promptTokens: 2000, cachedTokens: 1500)
+                return model
+            }()],
             instances: [instance, remote])
         let table = StatusTable.render(status, now: now)
-        #expect(table.contains("model m (a): leastBusy, 2 queued"))
-        #expect(table.contains("3/4   17      1       250ms  47.3"), "\(table)")
+        #expect(table.contains("model m (a): prefixAware, 2 queued, prompt cache 75% hit (1500 of 2000 tokens)"), "\(table)")
+        #expect(table.contains("3/4   17      1       250ms  47.3   87%"), "\(table)")
         #expect(table.contains("remote"))
     }
 }
