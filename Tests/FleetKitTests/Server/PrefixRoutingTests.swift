@@ -155,6 +155,63 @@ struct PrefixRoutingTests {
         }
     }
 
+    @Test func conversationsStayOnUnmanagedEndpointsToo() async throws {
+        let (first, firstURL) = try await startFakeEndpoint(["--fake-tokens", "3", "--parallel", "2"])
+        defer { first.terminate() }
+        let (second, secondURL) = try await startFakeEndpoint(["--fake-tokens", "3", "--parallel", "2"])
+        defer { second.terminate() }
+        let config = fakeFleetConfig(directory: directory, replicas: 0) {
+            $0.models[0].policy = .prefixAware
+            $0.models[0].parallel = 2
+            $0.models[0].endpoints = [firstURL, secondURL]
+        }
+        try await withController(config, waitForReady: 2) { url, control in
+            try await eventually("both endpoints in rotation") {
+                try await control.status().instances.filter { $0.traffic?.inRotation == true }.count == 2
+            }
+            try await UpstreamClient.with { client in
+                var conversations = (0..<2).map(Conversation.init)
+                var homes: [Int: String] = [:]
+                for turn in 0..<3 {
+                    for index in conversations.indices {
+                        let response = try await post(url + "/v1/chat/completions",
+                                                      conversations[index].body(asking: "turn \(turn)"), client: client)
+                        let (instance, cached) = try conversations[index].answered(response)
+                        if turn == 0 { homes[index] = instance } else {
+                            #expect(instance == homes[index])
+                            #expect(cached > 0)
+                        }
+                    }
+                }
+                #expect(Set(homes.values) == [firstURL, secondURL])
+            }
+        }
+    }
+
+    @Test func aSessionKeyKeepsRequestsOnOneReplicaUnderLeastBusy() async throws {
+        let config = fakeFleetConfig(directory: directory, replicas: 2) { $0.models[0].policy = .leastBusy }
+        try await withController(config) { url, _ in
+            try await UpstreamClient.with { client in
+                func instance(_ body: String, headers: [(String, String)] = []) async throws -> String? {
+                    try await client.fetch(UpstreamRequest(method: "POST", url: url + "/v1/completions",
+                                                           headers: [("Content-Type", "application/json")] + headers,
+                                                           body: Array(body.utf8))).header("X-Fleet-Instance")
+                }
+                for (body, headers) in [(#"{"model":"fake","prompt":"x"}"#, [("X-Session-Id", "s-1")]),
+                                        (#"{"model":"fake","prompt":"x","prompt_cache_key":"k-1"}"#, []),
+                                        (#"{"model":"fake","prompt":"x","user":"u-1"}"#, [])] {
+                    var seen: Set<String?> = []
+                    for _ in 0..<6 { seen.insert(try await instance(body, headers: headers)) }
+                    #expect(seen.count == 1, "\(body) \(headers): \(seen)")
+                }
+                // Without a key, least-busy with idle replicas alternates (ties go round-robin).
+                var seen: Set<String?> = []
+                for _ in 0..<4 { seen.insert(try await instance(#"{"model":"fake","prompt":"x"}"#)) }
+                #expect(seen.count == 2)
+            }
+        }
+    }
+
     @Test func thePolicyIsSwitchedThroughTheControlAPIAndShownInStatus() async throws {
         try await withController(fakeFleetConfig(directory: directory, replicas: 1)) { url, control in
             try await UpstreamClient.with { client in
