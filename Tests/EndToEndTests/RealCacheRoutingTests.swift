@@ -13,15 +13,6 @@ struct RealCacheRoutingTests {
     let listenPort = TestPorts.block(1).lowerBound
     let portRange = TestPorts.block(10)
 
-    func realSetup() throws -> (server: String, model: String) {
-        let environment = ProcessInfo.processInfo.environment
-        let server = try #require(environment["FLEET_LLAMA_SERVER"],
-                                  "FLEET_LLAMA_SERVER is not set: run the tests with scripts/test.sh, which builds llama-server")
-        let model = try #require(environment["FLEET_TEST_MODEL"],
-                                 "FLEET_TEST_MODEL is not set: run the tests with scripts/test.sh, which fetches the model")
-        return (server, model)
-    }
-
     func writeConfig(server: String, model: String) throws -> String {
         let config = directory + "/fleet.json"
         try """
@@ -65,7 +56,7 @@ struct RealCacheRoutingTests {
     }
 
     @Test func laterTurnsOfEverySessionFindTheirPrefixInLlamaServersCache() async throws {
-        let (server, model) = try realSetup()
+        let (server, model) = try realServerAndModel()
         let config = try writeConfig(server: server, model: model)
         let up = try await runCommand(Products.fleet, ["up", "--detach", "--config", config])
         #expect(up.code == 0, "\(up.output)")

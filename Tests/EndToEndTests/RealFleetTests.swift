@@ -16,18 +16,6 @@ struct RealFleetTests {
     let listenPort = TestPorts.block(1).lowerBound
     let portRange = TestPorts.block(20)
 
-    /// The real server and model; a missing one fails the test with what to run (it never skips silently).
-    func realSetup() throws -> (server: String, model: String) {
-        let environment = ProcessInfo.processInfo.environment
-        let server = try #require(environment["FLEET_LLAMA_SERVER"],
-                                  "FLEET_LLAMA_SERVER is not set: run the tests with scripts/test.sh, which builds llama-server")
-        let model = try #require(environment["FLEET_TEST_MODEL"],
-                                 "FLEET_TEST_MODEL is not set: run the tests with scripts/test.sh, which fetches the model")
-        try #require(FileManager.default.isExecutableFile(atPath: server), "\(server) is not executable")
-        try #require(FileManager.default.fileExists(atPath: model), "\(model) does not exist")
-        return (server, model)
-    }
-
     func fleet(_ arguments: String...) async throws -> (code: Int32, output: String) {
         try await runCommand(Products.fleet, arguments)
     }
@@ -64,7 +52,7 @@ struct RealFleetTests {
     }
 
     @Test func theOfficialOpenAIClientWorksThroughTheGatewayAndBothReplicasServe() async throws {
-        let (server, model) = try realSetup()
+        let (server, model) = try realServerAndModel()
         let python = try #require(ProcessInfo.processInfo.environment["FLEET_OPENAI_PYTHON"],
                                   "FLEET_OPENAI_PYTHON is not set: run the tests with scripts/test.sh, which installs the openai client")
         let config = try writeConfig(server: server, model: model)
@@ -97,7 +85,7 @@ struct RealFleetTests {
     }
 
     @Test func restartUnderLoadFromTheOpenAIClientFailsNoRequest() async throws {
-        let (server, model) = try realSetup()
+        let (server, model) = try realServerAndModel()
         let python = try #require(ProcessInfo.processInfo.environment["FLEET_OPENAI_PYTHON"],
                                   "FLEET_OPENAI_PYTHON is not set: run the tests with scripts/test.sh, which installs the openai client")
         let config = try writeConfig(server: server, model: model)
@@ -130,7 +118,7 @@ struct RealFleetTests {
     }
 
     @Test func twoReplicasServeRecoverFromKillAndStopCleanly() async throws {
-        let (server, model) = try realSetup()
+        let (server, model) = try realServerAndModel()
         let config = try writeConfig(server: server, model: model)
 
         let up = try await fleet("up", "--detach", "--config", config)
