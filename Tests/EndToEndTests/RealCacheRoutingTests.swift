@@ -6,15 +6,12 @@ import Foundation
 import Testing
 
 /// Cache-aware routing on the real llama-server: llama-server's own `cache_n` says each session's later turns
-/// found their prefix on the replica they were sent to; `fleet bench` runs against the real fleet.
-@Suite("end to end: prefix-aware routing on the real server", .serialized, .timeLimit(.minutes(5)))
-struct RealCacheRoutingTests {
-    let directory = temporaryDirectory()
-    let listenPort = TestPorts.block(1).lowerBound
-    let portRange = TestPorts.block(10)
-
-    func writeConfig(server: String, model: String) throws -> String {
-        let config = directory + "/fleet.json"
+/// found their prefix on the replica they were sent to; `fleet bench` runs against the real fleet. Part of the
+/// real-model suite, which runs one test at a time: two real fleets at once would starve the timing-sensitive
+/// tests that run beside them on a 2-core machine.
+extension RealFleetTests {
+    func writeCacheRoutingConfig(server: String, model: String) throws -> String {
+        let config = directory + "/cache-routing.json"
         try """
             {
               "listen": "127.0.0.1:\(listenPort)",
@@ -57,7 +54,7 @@ struct RealCacheRoutingTests {
 
     @Test func laterTurnsOfEverySessionFindTheirPrefixInLlamaServersCache() async throws {
         let (server, model) = try realServerAndModel()
-        let config = try writeConfig(server: server, model: model)
+        let config = try writeCacheRoutingConfig(server: server, model: model)
         let up = try await runCommand(Products.fleet, ["up", "--detach", "--config", config])
         #expect(up.code == 0, "\(up.output)")
         defer { _ = try? runCommandBlocking(Products.fleet, ["down", "--config", config]) }

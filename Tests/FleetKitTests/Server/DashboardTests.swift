@@ -33,12 +33,18 @@ struct DashboardTests {
         let chromium = try #require(HeadlessChromium.locate(in: directory),
                                     "no chromium: run scripts/install-deps.sh (it installs Debian's chromium), or set FLEET_CHROMIUM")
         try await withController(fakeFleetConfig(directory: directory, replicas: 2)) { url, _ in
+            // One answer, so that llama-server's (here the fake's) prompt-cache figures have something to show.
+            let answer = try await UpstreamClient.with {
+                try await post(url + "/v1/chat/completions", #"{"model":"fake","messages":[{"role":"user","content":"hi"}]}"#, client: $0)
+            }
+            #expect(answer.status == 200)
             let dom = try await chromium.dumpDOM(url + "/")
             for id in ["fake/0", "fake/1"] {
                 let row = try #require(openingTag(with: #"data-instance="\#(id)""#, in: dom), "no row for \(id) in:\n\(dom)")
                 #expect(row.hasPrefix("<tr") && row.contains(#"data-state="ready""#), "\(row)")
             }
             #expect(dom.contains(#"data-model="fake""#) && dom.contains(#"data-restart="fake""#))
+            #expect(dom.contains("% hit"), "the model's prompt-cache hit ratio is shown")
             #expect(openingTag(with: #"id="connection""#, in: dom)?.contains("hidden") == true,
                     "the page shows a connection problem:\n\(dom)")
 

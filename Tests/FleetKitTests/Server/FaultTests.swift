@@ -67,7 +67,9 @@ struct FaultTests {
     }
 
     @Test func aHungInstanceLeavesRotationItsRequestsFailOverOrEndWithAnErrorAndItIsRestarted() async throws {
-        let config = fakeFleetConfig(directory: directory, args: ["--fake-tokens", "100", "--fake-token-delay", "0.05"],
+        // 300 tokens, 50 ms apart: the stream is still under way when its instance hangs, however loaded the
+        // machine is (the requests with max_tokens 60 take 3 s).
+        let config = fakeFleetConfig(directory: directory, args: ["--fake-tokens", "300", "--fake-token-delay", "0.05"],
                                      replicas: 2) {
             $0.models[0].parallel = 2
             $0.healthCheck.timeout = .milliseconds(300)

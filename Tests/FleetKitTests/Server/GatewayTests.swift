@@ -106,8 +106,9 @@ struct GatewayTests {
     }
 
     @Test func fullInstancesQueueThenRefuseWith429And503() async throws {
-        // The first request holds the only slot for 4 s; the queue holds one more for up to 2 s.
-        let config = config(replicas: 1, args: ["--fake-tokens", "20", "--fake-token-delay", "0.2", "--parallel", "1"]) {
+        // The first request holds the only slot for 6 s; the queue holds one more for up to 2 s (which must end
+        // before the slot frees, however slowly a loaded machine gets the second request into the queue).
+        let config = config(replicas: 1, args: ["--fake-tokens", "30", "--fake-token-delay", "0.2", "--parallel", "1"]) {
             $0.models[0].parallel = 1
             $0.models[0].queue.maxSize = 1
             $0.models[0].queue.timeout = .seconds(2)
@@ -115,7 +116,7 @@ struct GatewayTests {
         try await withController(config) { url, control in
             try await UpstreamClient.with { client in
                 let body = #"{"model":"fake","prompt":"x"}"#
-                async let first = post(url + "/v1/completions", body, client: client)   // takes the only slot for 4 s
+                async let first = post(url + "/v1/completions", body, client: client)   // takes the only slot for 6 s
                 try await eventually("slot taken") { try await control.status().instances[0].traffic?.inFlight == 1 }
                 async let queued = post(url + "/v1/completions", body, client: client)  // waits, then times out
                 try await eventually("queued") { try await control.status().models[0].queueDepth == 1 }
