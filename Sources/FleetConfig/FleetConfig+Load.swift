@@ -13,7 +13,7 @@ extension FleetConfig {
     static let restartKeys = ["initialDelay", "maxDelay", "multiplier", "maxCrashes", "crashWindow"]
     static let modelKeys = ["path", "replicas", "contextSize", "gpuLayers", "threads", "parallel", "batchSize",
                             "flashAttention", "args", "env", "aliases", "defaults", "policy", "prefixRouting", "queue", "endpoints", "start",
-                            "idleTimeout", "memory"]
+                            "idleTimeout", "memory", "default"]
     static let defaultsKeys = ["temperature", "top_p", "top_k"]
 
     /// Reads, decodes and validates a fleet.json.

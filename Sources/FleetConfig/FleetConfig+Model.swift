@@ -89,6 +89,7 @@ extension FleetConfig {
         }
         model.idleTimeout = reader.duration(object, "idleTimeout", at: path, minimum: .seconds(1))
         model.memory = reader.size(object, "memory", at: path)
+        model.isDefault = reader.bool(object, "default", at: path) ?? false
         model.endpoints = reader.stringArray(object, "endpoints", at: path, hint: "write it as [\"http://host:port\"]") ?? []
         for (index, endpoint) in model.endpoints.enumerated() {
             guard let url = URL(string: endpoint), url.scheme == "http" || url.scheme == "https", url.host != nil,

@@ -18,6 +18,11 @@ extension FleetConfig {
                 }
             }
         }
+        let defaults = models.filter(\.isDefault).map(\.name)
+        if defaults.count > 1 {
+            reader.report("models.\(defaults[1]).default", "is true for \(defaults.count) models (\(defaults.joined(separator: ", ")))",
+                          fix: "mark one model \"default\": true: the one requests that name no model go to")
+        }
         let replicas = models.reduce(0) { $0 + $1.replicas }
         if portRange.count < replicas {
             reader.report("portRange", "has \(portRange.count) ports for \(replicas) replicas",

@@ -4,6 +4,11 @@ import Foundation
 /// from fleet.json, or by `FleetConfig.singleModel(path:)` for a zero-config run. Every field has its default
 /// filled in; paths are absolute.
 public struct FleetConfig: Sendable, Equatable {
+    /// The model a request that names none goes to: the one marked `"default": true`, else the only one.
+    public static func defaultModel(of models: [ModelConfig]) -> ModelConfig? {
+        models.first(where: \.isDefault) ?? (models.count == 1 ? models[0] : nil)
+    }
+
     /// Where this configuration came from: the fleet.json path, or a description for zero-config runs.
     public var source: String
     /// The address the controller serves the gateway, the dashboard, status and the control API on.
@@ -231,6 +236,8 @@ public struct ModelConfig: Sendable, Equatable {
     public var idleTimeout: Duration?
     /// One instance's memory in bytes for `memoryBudget`, instead of the estimate from the GGUF.
     public var memory: Int?
+    /// The model a request means when it names none (llama-server's native routes: `/completion`, `/tokenize`, …).
+    public var isDefault = false
 
     /// Whether the model runs only while used (`onDemand`, or an `idleTimeout`): a request may have to start it,
     /// and `memoryBudget` may stop it to make room.

@@ -19,6 +19,8 @@ final class FakeStats: Sendable {
         var abandoned = 0
         /// Embedding requests answered.
         var embeddings = 0
+        /// The path of the last request to one of llama-server's other routes (`/v1/messages`, `/tokenize`, …).
+        var lastPath = ""
     }
 
     private let counts = Mutex(Counts())
@@ -85,6 +87,10 @@ struct FakeServer {
                 $0.embeddings += 1
                 $0.lastRequest = String(buffer: body)
             }
+            if let status = options.completionStatus {
+                return jsonResponse(#"{"error":{"code":\#(status),"message":"fake: failing on cue","type":"server_error"}}"#,
+                                    status: .init(code: status))
+            }
             return jsonResponse(#"{"object":"list","model":"\#(options.alias)","data":[{"object":"embedding","index":0,"embedding":[0.1,0.2,0.3]}],"usage":{"prompt_tokens":2,"total_tokens":2}}"#)
         }
         router.get("/fake/cache") { _, _ in
@@ -100,6 +106,7 @@ struct FakeServer {
         router.post("/v1/completions") { request, context in
             try await complete(request, context: context, chat: false)
         }
+        addOtherRoutes(to: router)
         return router
     }
 
@@ -138,7 +145,7 @@ struct FakeServer {
     }
 
     /// The request's prompt text and what the prompt cache holds of it.
-    private func prompt(in body: ByteBuffer, chat: Bool) -> (text: String, figures: PromptFigures) {
+    func prompt(in body: ByteBuffer, chat: Bool) -> (text: String, figures: PromptFigures) {
         let json = (try? JSONSerialization.jsonObject(with: Data(body.readableBytesView))) as? [String: Any] ?? [:]
         let text = FakePromptCache.promptText(of: json, chat: chat)
         return (text, cache.figures(for: text))

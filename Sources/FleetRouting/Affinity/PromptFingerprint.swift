@@ -15,11 +15,24 @@ public enum PromptFingerprint {
     public enum Shape: Sendable {
         /// `/v1/chat/completions`: tools, then messages.
         case chat
-        /// `/v1/completions`: the prompt.
+        /// `/v1/completions` and llama-server's `/completion`: the prompt.
         case completion
+        /// Anthropic's `/v1/messages`: system, tools, then messages.
+        case anthropic
+        /// OpenAI's `/v1/responses`: instructions, tools, then input (as sent).
+        case responses
+
+        /// The top-level fields in the order a template renders them; `messages` are hashed message by message.
+        var fields: [(key: [UInt8], messages: Bool)] {
+            switch self {
+            case .chat: [(Array("tools".utf8), false), (Array("messages".utf8), true)]
+            case .completion: [(Array("prompt".utf8), false)]
+            case .anthropic: [(Array("system".utf8), false), (Array("tools".utf8), false), (Array("messages".utf8), true)]
+            case .responses: [(Array("instructions".utf8), false), (Array("tools".utf8), false), (Array("input".utf8), false)]
+            }
+        }
     }
 
-    private static let tools = Array("tools".utf8), messages = Array("messages".utf8), prompt = Array("prompt".utf8)
     /// A message's fields, in the order they are hashed (whatever order the client wrote them in).
     private static let messageKeys = ["role", "name", "content", "tool_calls", "tool_call_id"].map { Array($0.utf8) }
 
@@ -31,19 +44,23 @@ public enum PromptFingerprint {
 
     static func blocks(of bytes: UnsafeRawBufferPointer, shape: Shape) -> [UInt64] {
         var hasher = BlockHasher(bytes.count)
-        switch shape {
-        case .completion:
-            guard let ranges = TopLevelJSON.values(of: [prompt], in: bytes), let range = ranges[0] else { return [] }
-            hasher.field(1, bytes, range)
-        case .chat:
-            guard let ranges = TopLevelJSON.values(of: [tools, messages], in: bytes), let list = ranges[1],
-                  let elements = TopLevelJSON.elements(in: bytes, list) else { return [] }
-            if let range = ranges[0] { hasher.field(2, bytes, range) }
+        let fields = shape.fields
+        guard let ranges = TopLevelJSON.values(of: fields.map(\.key), in: bytes),
+              let last = ranges.last, last != nil else { return [] }
+        for (index, (field, range)) in zip(fields, ranges).enumerated() {
+            guard let range else { continue }
+            // Which field the bytes come from is part of the chain: `tools` never matches `messages`.
+            let marker = UInt8(index + 1) &* 16
+            guard field.messages else {
+                hasher.field(marker, bytes, range)
+                continue
+            }
+            guard let elements = TopLevelJSON.elements(in: bytes, range) else { return [] }
             for element in elements {
-                guard let fields = TopLevelJSON.values(of: messageKeys, in: bytes, element) else { return [] }
-                hasher.field(3, bytes, 0..<0)  // where a message begins
-                for (index, range) in fields.enumerated() {
-                    if let range { hasher.field(UInt8(4 + index), bytes, range) }
+                guard let values = TopLevelJSON.values(of: messageKeys, in: bytes, element) else { return [] }
+                hasher.field(marker, bytes, 0..<0)  // where a message begins
+                for (key, value) in values.enumerated() {
+                    if let value { hasher.field(marker + UInt8(key + 1), bytes, value) }
                 }
             }
         }

@@ -95,7 +95,7 @@ final class ConnectionGuard: ChannelDuplexHandler, RemovableChannelHandler {
         switch unwrapInboundIn(data) {
         case .head(let head):
             if let length = head.headerFields[.contentLength].flatMap(Int.init), length > limits.maxBodySize {
-                refuseTooLarge(context, length: length)
+                refuseTooLarge(context, length: length, path: head.path ?? "/")
                 return
             }
             pending += 1
@@ -138,13 +138,14 @@ final class ConnectionGuard: ChannelDuplexHandler, RemovableChannelHandler {
     }
 
     /// 413 at once, before a byte of the body is read, then close: the client said how much it would send.
-    private func refuseTooLarge(_ context: ChannelHandlerContext, length: Int) {
+    private func refuseTooLarge(_ context: ChannelHandlerContext, length: Int, path: String) {
         refused = true
         disarm()
         let error = OpenAIError(status: .contentTooLarge,
                                 message: "request body of \(length) bytes is larger than \(limits.maxBodySize) bytes (gateway.maxBodySize in fleet.json)",
                                 code: "request_too_large")
-        let body = ByteBuffer(bytes: error.body)
+        // In the shape the route's clients read (Anthropic's on `/v1/messages…`).
+        let body = ByteBuffer(bytes: error.body(for: GatewayRoute.family(of: String(path.prefix { $0 != "?" }))))
         let head = HTTPResponse(status: .contentTooLarge, headerFields: [
             .contentType: "application/json", .contentLength: "\(body.readableBytes)", .connection: "close",
         ])

@@ -18,12 +18,13 @@ struct Forwarder: Sendable {
     /// - Parameter connection: the connection the request came in on: when it closes, a queued request leaves the
     ///   queue and the instance's work on it is cancelled (its connection closed) at once.
     func forward(_ request: ForwardRequest, path: String, pool: ModelPool, canonicalName: String,
-                 hint: RoutingHint = .none, connection: ClientConnection = .detached) async throws -> Response {
+                 hint: RoutingHint = .none, family: GatewayRoute.Family = .openAI,
+                 connection: ClientConnection = .detached) async throws -> Response {
         let received = ContinuousClock.now
         do {
             return try await connection.cancellingOnClose {
                 try await attempt(request, path: path, pool: pool, canonicalName: canonicalName, hint: hint,
-                                  received: received, connection: connection)
+                                  family: family, received: received, connection: connection)
             }
         } catch let error as OpenAIError {
             // Refused by the gateway (queue full or timed out, every attempt failed): counted, with no instance.
@@ -40,7 +41,7 @@ struct Forwarder: Sendable {
     }
 
     private func attempt(_ request: ForwardRequest, path: String, pool: ModelPool, canonicalName: String,
-                         hint: RoutingHint, received: ContinuousClock.Instant,
+                         hint: RoutingHint, family: GatewayRoute.Family, received: ContinuousClock.Instant,
                          connection: ClientConnection) async throws -> Response {
         var excluded: Set<String> = []
         var lastFailure = "no instance answered"
@@ -91,7 +92,7 @@ struct Forwarder: Sendable {
             // From here on bytes reach the client: no more retries.
             // An endpoint names its model as it likes; fleet's own instances run under the model's name.
             let rename = request.model != canonicalName || !lease.kind.isManaged ? request.model : nil
-            return response(upstream, lease: lease, streaming: request.stream, rename: rename,
+            return response(upstream, lease: lease, streaming: request.stream, rename: rename, family: family,
                             model: canonicalName, received: received, connection: connection)
         }
         throw OpenAIError(status: .badGateway, message: "every attempt failed; last: \(lastFailure)",
@@ -120,7 +121,7 @@ struct Forwarder: Sendable {
     }
 
     private func response(_ upstream: UpstreamStream, lease: Lease, streaming: Bool, rename: String?,
-                          model: String, received: ContinuousClock.Instant, connection: ClientConnection) -> Response {
+                          family: GatewayRoute.Family, model: String, received: ContinuousClock.Instant, connection: ClientConnection) -> Response {
         var headers: HTTPFields = [:]
         headers[Self.instanceHeader] = lease.kind.label
         headers[.contentType] = upstream.header("content-type") ?? (streaming ? "text/event-stream" : "application/json")
@@ -143,13 +144,17 @@ struct Forwarder: Sendable {
             var broken: (any Error)?
             var framer = SSEFramer()
             var whole = ByteBuffer()
-            // The last two chunks: where llama-server reports how many tokens it generated (AnswerFigures).
+            // The first and the last two chunks: where llama-server reports its token counts (AnswerFigures).
+            var head: ByteBuffer?
             var tail: [ByteBuffer] = []
             // Whether what the client got so far ends between two events (where an error event may follow).
             var atEventBoundary = true
             do {
                 for try await chunk in body {
-                    if firstByte == nil { firstByte = .now - started }
+                    if firstByte == nil {
+                        firstByte = .now - started
+                        head = chunk
+                    }
                     if tail.count == 2 { tail.removeFirst() }
                     tail.append(chunk)
                     guard let rename else {
@@ -179,7 +184,7 @@ struct Forwarder: Sendable {
             // The client went away (or the upstream broke): close the upstream connection now, so llama-server
             // stops generating and frees the slot.
             if clientGone || broken != nil { cancelUpstream() }
-            let figures = clientGone || broken != nil ? nil : AnswerFigures.scan(tail)
+            let figures = clientGone || broken != nil ? nil : AnswerFigures.scan(tail, head: head)
             let tokens = figures?.completionTokens
             await lease.release(clientGone ? .cancelled : broken != nil ? .failure
                                 : .success(firstByte: firstByte, tokens: tokens, cache: figures?.promptCache,
@@ -200,7 +205,7 @@ struct Forwarder: Sendable {
                     let cut = OpenAIError(status: .badGateway, message: "the answer was cut before its end: \(reason)",
                                           type: "server_error", code: "upstream_cut")
                     if !atEventBoundary { try? await writer.write(ByteBuffer(string: "\n\n")) }
-                    try? await writer.write(cut.event)
+                    try? await writer.write(cut.event(for: family))
                 }
                 throw AnswerCut(reason: reason)
             }

@@ -2,8 +2,9 @@ import Foundation
 public import Hummingbird
 import NIOCore
 
-/// An error answered in OpenAI's shape, so OpenAI clients show its message:
-/// `{"error":{"message":…,"type":…,"param":null,"code":…}}`.
+/// An error of the gateway, answered in the shape its route's clients read, so they show its message: OpenAI's
+/// `{"error":{"message":…,"type":…,"param":null,"code":…}}`, or on Anthropic's routes (`/v1/messages…`)
+/// `{"type":"error","error":{"type":…,"message":…}}`.
 public struct OpenAIError: Error, Sendable {
     public var status: HTTPResponse.Status
     public var message: String
@@ -25,11 +26,34 @@ public struct OpenAIError: Error, Sendable {
     }
 
     /// The error as a server-sent event, for a stream that is cut after it began: OpenAI clients raise it.
-    public var event: ByteBuffer {
-        var buffer = ByteBuffer(string: "data: ")
-        buffer.writeBytes(body)
+    public var event: ByteBuffer { event(for: .openAI) }
+
+    /// The error as the last event of a cut stream, in `family`'s framing (Anthropic's names its event `error`).
+    func event(for family: GatewayRoute.Family) -> ByteBuffer {
+        var buffer = ByteBuffer(string: family == .anthropic ? "event: error\ndata: " : "data: ")
+        buffer.writeBytes(body(for: family))
         buffer.writeString("\n\n")
         return buffer
+    }
+
+    /// Anthropic's error type for the status.
+    var anthropicType: String {
+        switch status.code {
+        case 400: "invalid_request_error"
+        case 401: "authentication_error"
+        case 403: "permission_error"
+        case 404: "not_found_error"
+        case 413: "request_too_large"
+        case 429: "rate_limit_error"
+        case 503: "overloaded_error"
+        default: "api_error"
+        }
+    }
+
+    func body(for family: GatewayRoute.Family) -> Data {
+        guard family == .anthropic else { return body }
+        let body: [String: Any] = ["type": "error", "error": ["type": anthropicType, "message": message]]
+        return (try? JSONSerialization.data(withJSONObject: body, options: [.sortedKeys])) ?? Data()
     }
 
     /// `{"error":{…}}`: the body of every shape this error takes.
@@ -38,10 +62,15 @@ public struct OpenAIError: Error, Sendable {
         return (try? JSONSerialization.data(withJSONObject: body, options: [.sortedKeys])) ?? Data()
     }
 
-    public var response: Response {
+    public var response: Response { response(for: .openAI) }
+
+    /// The answer to a request for `path`, in the shape of the clients of that path.
+    public func response(forPath path: String) -> Response { response(for: GatewayRoute.family(of: path)) }
+
+    func response(for family: GatewayRoute.Family) -> Response {
         var headers: HTTPFields = [.contentType: "application/json"]
         if let retryAfter { headers[.retryAfter] = String(retryAfter) }
         if closeConnection { headers[.connection] = "close" }
-        return Response(status: status, headers: headers, body: ResponseBody(byteBuffer: ByteBuffer(bytes: body)))
+        return Response(status: status, headers: headers, body: ResponseBody(byteBuffer: ByteBuffer(bytes: body(for: family))))
     }
 }

@@ -6,8 +6,8 @@ public import FleetRouting
 public import FleetConfig
 public import FleetUpstream
 
-/// The OpenAI-compatible routes: `/v1/chat/completions`, `/v1/completions`, `/v1/embeddings` (routed by the
-/// body's `model`) and `/v1/models` (every model and alias).
+/// The gateway's routes: every route of `GatewayRoute.table` (OpenAI's, Anthropic's and llama-server's own, routed
+/// by the model the request names) and `/v1/models` (every model and alias, in OpenAI's or Anthropic's list shape).
 public struct OpenAIRoutes: Sendable {
     let router: ModelRouter
     let forwarder: Forwarder
@@ -25,19 +25,33 @@ public struct OpenAIRoutes: Sendable {
     }
 
     public func register(on http: Router<FleetRequestContext>) {
-        let routes: [(String, Bool, PromptFingerprint.Shape?)] = [
-            ("/v1/chat/completions", true, .chat), ("/v1/completions", true, .completion), ("/v1/embeddings", false, nil),
-        ]
-        for (path, sampling, prompt) in routes {
-            http.post(RouterPath(stringLiteral: path)) { request, context in
-                await handle(request, path: path, sampling: sampling, prompt: prompt, connection: connection(of: context))
+        for route in GatewayRoute.table {
+            http.post(RouterPath(stringLiteral: route.path)) { request, context in
+                await handle(request, route: route, connection: connection(of: context))
             }
         }
-        http.get("/v1/models") { _, _ in modelList() }
+        http.get("/v1/models") { request, _ in
+            request.headers[Self.anthropicVersion] != nil ? anthropicModelList() : modelList()
+        }
     }
 
     private func connection(of context: FleetRequestContext) -> ClientConnection {
         connections.map { ClientConnection(registry: $0, channel: context.channel) } ?? .detached
+    }
+
+    static let anthropicVersion = HTTPField.Name("anthropic-version")!
+    /// Names the model of a request whose body names none (llama-server's native routes).
+    static let modelHeader = HTTPField.Name("X-Fleet-Model")!
+
+    /// Anthropic's list shape, for clients that send `anthropic-version`.
+    private func anthropicModelList() -> Response {
+        let names = router.models.flatMap { [$0.name] + $0.aliases }
+        let data = names.map { ["type": "model", "id": $0, "display_name": $0, "created_at": "1970-01-01T00:00:00Z"] }
+        var list: [String: Any] = ["data": data, "has_more": false]
+        list["first_id"] = names.first ?? NSNull()
+        list["last_id"] = names.last ?? NSNull()
+        let body = (try? JSONSerialization.data(withJSONObject: list, options: [.sortedKeys])) ?? Data()
+        return Response(status: .ok, headers: [.contentType: "application/json"], body: ResponseBody(byteBuffer: ByteBuffer(bytes: body)))
     }
 
     private func modelList() -> Response {
@@ -53,8 +67,7 @@ public struct OpenAIRoutes: Sendable {
     /// The header a client may name its session with (besides the body's `prompt_cache_key` and `user`).
     static let sessionHeader = HTTPField.Name("X-Session-Id")!
 
-    private func handle(_ request: Request, path: String, sampling: Bool, prompt: PromptFingerprint.Shape?,
-                        connection: ClientConnection) async -> Response {
+    private func handle(_ request: Request, route: GatewayRoute, connection: ClientConnection) async -> Response {
         do {
             let body: ByteBuffer
             do {
@@ -65,27 +78,44 @@ public struct OpenAIRoutes: Sendable {
                                   code: "request_too_large", closeConnection: true)
             }
             var parsed = try CompletionRequest(body: body)
-            guard let (pool, model) = router.route(parsed.model) else {
+            let name = try modelName(parsed.model, of: request, route: route)
+            guard let (pool, model) = router.route(name) else {
                 throw OpenAIError(status: .notFound,
-                                  message: "model \"\(parsed.model)\" does not exist; this fleet serves: \(router.names.joined(separator: ", "))",
+                                  message: "model \"\(name)\" does not exist; this fleet serves: \(router.names.joined(separator: ", "))",
                                   code: "model_not_found")
             }
             router.requested(model)
             // Where the request would be served best: computed from the body as the client sent it.
             var hint = RoutingHint(session: request.headers[Self.sessionHeader] ?? parsed.sessionKey)
-            if let prompt, pool.usesPrefixes {
+            if let prompt = route.prompt, pool.usesPrefixes {
                 hint.fingerprints = PromptFingerprint.blocks(of: body.readableBytesView, shape: prompt)
             }
-            if sampling {
-                parsed.inject(model.defaults)
-            }
-            return try await forwarder.forward(parsed.forwarded, path: path, pool: pool, canonicalName: model.name, hint: hint,
-                                               connection: connection)
+            parsed.inject(model.defaults, only: route.sampling)
+            return try await forwarder.forward(parsed.forwarded(as: name), path: route.path, pool: pool, canonicalName: model.name,
+                                               hint: hint, family: route.family, connection: connection)
         } catch let error as OpenAIError {
-            return error.response
+            return error.response(for: route.family)
         } catch {
-            return OpenAIError(status: .internalServerError, message: "\(error)", type: "server_error", code: "internal_error").response
+            return OpenAIError(status: .internalServerError, message: "\(error)", type: "server_error", code: "internal_error")
+                .response(for: route.family)
         }
+    }
+
+    /// The model a request names: its body's `model`; for a route whose body need not name one, else `?model=`,
+    /// else `X-Fleet-Model`, else the fleet's default model.
+    /// - Throws: `OpenAIError` 400 saying how to name one.
+    private func modelName(_ inBody: String?, of request: Request, route: GatewayRoute) throws -> String {
+        if let inBody { return inBody }
+        guard route.modelOptional else {
+            throw OpenAIError(status: .badRequest, message: "the request names no \"model\"; GET /v1/models lists them",
+                              code: "missing_model")
+        }
+        if let name = request.uri.queryParameters["model"].map(String.init), !name.isEmpty { return name }
+        if let name = request.headers[Self.modelHeader], !name.isEmpty { return name }
+        if let model = FleetConfig.defaultModel(of: router.models) { return model.name }
+        throw OpenAIError(status: .badRequest,
+                          message: "the request names no model and this fleet has \(router.models.count) with none marked default: send \"model\" in the body, ?model=NAME, or an X-Fleet-Model header, or mark one model \"default\": true in fleet.json (GET /v1/models lists them)",
+                          code: "missing_model")
     }
 }
 
@@ -96,46 +126,43 @@ struct ForwardRequest: Sendable {
     let body: ByteBuffer
 }
 
-/// What the gateway needs to know of a request body: the model, whether it streams; and the body to forward,
-/// re-encoded only when defaults were injected.
+/// What the gateway needs to know of a request body: the model (if it names one), whether it streams; and the
+/// body to forward, re-encoded only when defaults were injected.
 struct CompletionRequest {
-    let model: String
+    let model: String?
     let stream: Bool
     /// The client's session: OpenAI's `prompt_cache_key`, else its `user`.
     let sessionKey: String?
     private(set) var body: ByteBuffer
     private var json: [String: Any]
 
-    /// - Throws: `OpenAIError` 400 for a body that is not a JSON object or names no model.
+    /// - Throws: `OpenAIError` 400 for a body that is not a JSON object.
     init(body: ByteBuffer) throws {
         guard let object = try? JSONSerialization.jsonObject(with: Data(body.readableBytesView)),
               let json = object as? [String: Any] else {
             throw OpenAIError(status: .badRequest, message: "the request body is not a JSON object", code: "invalid_json")
         }
-        guard let model = json["model"] as? String, !model.isEmpty else {
-            throw OpenAIError(status: .badRequest, message: "the request names no \"model\"; GET /v1/models lists them",
-                              code: "missing_model")
-        }
-        self.model = model
+        self.model = (json["model"] as? String).flatMap { $0.isEmpty ? nil : $0 }
         self.stream = json["stream"] as? Bool ?? false
         self.sessionKey = [json["prompt_cache_key"], json["user"]].lazy.compactMap { $0 as? String }.first { !$0.isEmpty }
         self.body = body
         self.json = json
     }
 
-    var forwarded: ForwardRequest { ForwardRequest(model: model, stream: stream, body: body) }
+    /// What to forward, for the model the request was resolved to.
+    func forwarded(as name: String) -> ForwardRequest { ForwardRequest(model: name, stream: stream, body: body) }
 
-    /// Adds the model's sampling defaults where the request has none.
-    mutating func inject(_ defaults: SamplingDefaults) {
+    /// Adds the model's sampling defaults the route takes, where the request has none.
+    mutating func inject(_ defaults: SamplingDefaults, only fields: [GatewayRoute.Sampling]) {
         var changed = false
         func set(_ key: String, _ value: Any?) {
             guard let value, json[key] == nil else { return }
             json[key] = value
             changed = true
         }
-        set("temperature", defaults.temperature)
-        set("top_p", defaults.topP)
-        set("top_k", defaults.topK)
+        if fields.contains(.temperature) { set("temperature", defaults.temperature) }
+        if fields.contains(.topP) { set("top_p", defaults.topP) }
+        if fields.contains(.topK) { set("top_k", defaults.topK) }
         if changed, let data = try? JSONSerialization.data(withJSONObject: json) {
             body = ByteBuffer(bytes: data)
         }

@@ -4,8 +4,11 @@ import FleetCore
 /// What llama-server reports at the end of an answer: the tokens it generated (`"usage": {"completion_tokens": N}`
 /// in non-streamed answers and usage chunks, `"timings": {"predicted_n": N}` in the last event of every stream)
 /// and its prompt cache (`"timings": {"cache_n": C, "prompt_n": P}`: C tokens reused, P evaluated; or
-/// `"usage": {"prompt_tokens": T, "prompt_tokens_details": {"cached_tokens": C}}`). Only the tail of the
-/// response is looked at — the gateway keeps its last two chunks — so the cost per chunk is nothing.
+/// `"usage": {"prompt_tokens": T, "prompt_tokens_details": {"cached_tokens": C}}`; Anthropic's `/v1/messages`:
+/// `"usage": {"input_tokens": U, "cache_read_input_tokens": C, "output_tokens": N}`, where U is what was not
+/// cached; `/v1/responses`: `"usage": {"input_tokens": T, "input_tokens_details": {"cached_tokens": C},
+/// "output_tokens": N}`). Only the tail of the response is looked at — the gateway keeps its last two chunks —
+/// and its first chunk (an Anthropic stream reports its input in `message_start`), so the cost per chunk is nothing.
 struct AnswerFigures: Equatable {
     var completionTokens: Int?
     var promptCache: PromptCacheCounts?
@@ -13,14 +16,17 @@ struct AnswerFigures: Equatable {
     var promptMsPerToken: Double?
 
     private static func key(_ name: String) -> [UInt8] { Array("\"\(name)\":".utf8) }
-    private static let completion = [key("completion_tokens"), key("predicted_n")]
+    private static let completion = [key("completion_tokens"), key("predicted_n"), key("output_tokens")]
+    private static let cacheRead = key("cache_read_input_tokens"), inputTokens = key("input_tokens")
     private static let cacheN = key("cache_n"), promptN = key("prompt_n"), promptMs = key("prompt_ms")
     private static let cachedTokens = key("cached_tokens"), promptTokens = key("prompt_tokens")
 
     /// The figures the tail reports (each nil when it has none).
-    static func scan(_ tail: [ByteBuffer]) -> AnswerFigures {
+    static func scan(_ tail: [ByteBuffer], head: ByteBuffer? = nil) -> AnswerFigures {
         var bytes: [UInt8] = []
         for buffer in tail { bytes.append(contentsOf: buffer.readableBytesView) }
+        var whole = head.map { Array($0.readableBytesView) } ?? []
+        whole.append(contentsOf: bytes)
         var figures = AnswerFigures()
         var best: (position: Int, value: Int)?
         for key in completion {
@@ -33,7 +39,10 @@ struct AnswerFigures: Equatable {
             if evaluated >= 16, let milliseconds = lastDecimal(of: promptMs, in: bytes) {
                 figures.promptMsPerToken = milliseconds / Double(evaluated)
             }
-        } else if let cached = lastValue(of: cachedTokens, in: bytes)?.1, let prompt = lastValue(of: promptTokens, in: bytes)?.1 {
+        } else if let cached = lastValue(of: cacheRead, in: whole)?.1, let uncached = lastValue(of: inputTokens, in: whole)?.1 {
+            figures.promptCache = PromptCacheCounts(promptTokens: uncached + cached, cachedTokens: cached)
+        } else if let cached = lastValue(of: cachedTokens, in: bytes)?.1,
+                  let prompt = lastValue(of: promptTokens, in: bytes)?.1 ?? lastValue(of: inputTokens, in: bytes)?.1 {
             figures.promptCache = PromptCacheCounts(promptTokens: prompt, cachedTokens: min(cached, prompt))
         }
         return figures

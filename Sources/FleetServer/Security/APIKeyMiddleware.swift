@@ -29,12 +29,12 @@ public struct APIKeyMiddleware<Context: RequestContext>: RouterMiddleware {
         case .user:
             return OpenAIError(status: .forbidden,
                                message: "this key may not change the fleet: restart, swap, reload and shutdown need one of adminKeys",
-                               type: "permission_error", code: "admin_key_required").response
+                               type: "permission_error", code: "admin_key_required").response(forPath: path)
         case .none:
             var response = OpenAIError(
                 status: .unauthorized,
                 message: "a valid API key is required: send \"Authorization: Bearer KEY\" (or \"x-api-key: KEY\") with one of the fleet's apiKeys; the fleet CLI reads FLEET_API_KEY or the keys of its fleet.json",
-                type: "invalid_request_error", code: "invalid_api_key").response
+                type: "invalid_request_error", code: "invalid_api_key").response(forPath: path)
             // Browsers (the dashboard) answer a Basic challenge with a login prompt; API clients read the body.
             let browser = request.method == .get && (path == "/" || path == "/ui")
             response.headers[.wwwAuthenticate] = browser ? #"Basic realm="fleet", charset="UTF-8""# : #"Bearer realm="fleet""#

@@ -28,7 +28,7 @@ public struct BrowserGuard<Context: RequestContext>: RouterMiddleware {
         // HTTP/1's Host header arrives as the request's authority.
         if let refusal = Self.refusal(method: request.method, path: request.uri.path, host: request.head.authority,
                                       headers: request.headers, allowedHosts: allowedHosts) {
-            return refusal.response
+            return refusal.response(forPath: request.uri.path)
         }
         return try await next(request, context)
     }
