@@ -14,7 +14,9 @@ extension FakeServer {
                      "/tokenize", "/detokenize", "/apply-template"]
         for path in paths {
             router.post(RouterPath(stringLiteral: path)) { request, _ in
-                try await answer(path, body: try await request.body.collect(upTo: 16 << 20))
+                let headers = request.headers.map { "\($0.name.canonicalName): \($0.value)" }
+                stats.update { $0.lastHeaders = headers }
+                return try await answer(path, body: try await request.body.collect(upTo: 16 << 20))
             }
         }
     }

@@ -21,6 +21,8 @@ final class FakeStats: Sendable {
         var embeddings = 0
         /// The path of the last request to one of llama-server's other routes (`/v1/messages`, `/tokenize`, …).
         var lastPath = ""
+        /// That request's headers, `name: value`.
+        var lastHeaders: [String] = []
     }
 
     private let counts = Mutex(Counts())

@@ -69,7 +69,7 @@ struct Forwarder: Sendable {
             do {
                 upstream = try await firstByte(of: UpstreamRequest(
                     method: "POST", url: lease.baseURL + path,
-                    headers: [("Content-Type", "application/json")],
+                    headers: [("Content-Type", "application/json")] + request.headers,
                     body: Array(request.body.readableBytesView),
                     connectTimeout: settings.connectTimeout, idleTimeout: settings.idleTimeout,
                     // Committed to this instance only once a byte of its answer is there: an instance that

@@ -91,7 +91,9 @@ public struct OpenAIRoutes: Sendable {
                 hint.fingerprints = PromptFingerprint.blocks(of: body.readableBytesView, shape: prompt)
             }
             parsed.inject(model.defaults, only: route.sampling)
-            return try await forwarder.forward(parsed.forwarded(as: name), path: route.path, pool: pool, canonicalName: model.name,
+            var forwarded = parsed.forwarded(as: name)
+            forwarded.headers = ForwardRequest.forwardable(request.headers)
+            return try await forwarder.forward(forwarded, path: route.path, pool: pool, canonicalName: model.name,
                                                hint: hint, family: route.family, connection: connection)
         } catch let error as OpenAIError {
             return error.response(for: route.family)
@@ -124,6 +126,25 @@ struct ForwardRequest: Sendable {
     let model: String
     let stream: Bool
     let body: ByteBuffer
+    /// The client's own headers that go on to the instance (`anthropic-version`, `anthropic-beta`, `OpenAI-Beta`,
+    /// …): every one but its credentials and what belongs to the connection or the body.
+    var headers: [(String, String)] = []
+
+    /// Never forwarded: the client's key is for fleet (an instance has none, an endpoint has its own), and the
+    /// rest describes the client's connection and body, which fleet's request to the instance has its own of.
+    static let withheld: Set<String> = [
+        "authorization", "x-api-key", "proxy-authorization", "cookie", "host", "connection", "keep-alive",
+        "content-length", "content-type", "transfer-encoding", "te", "trailer", "upgrade", "expect",
+        "accept-encoding", "x-fleet-model", "x-fleet-client", "origin", "referer",
+    ]
+
+    /// The headers of `fields` that go on to the instance.
+    static func forwardable(_ fields: HTTPFields) -> [(String, String)] {
+        fields.compactMap { field in
+            let name = field.name.canonicalName
+            return withheld.contains(name) || name.hasPrefix("sec-") || name.hasPrefix("proxy-") ? nil : (name, field.value)
+        }
+    }
 }
 
 /// What the gateway needs to know of a request body: the model (if it names one), whether it streams; and the

@@ -160,6 +160,25 @@ struct LlamaServerRoutesTests {
         }
     }
 
+    @Test func clientHeadersGoOnToTheInstanceButNeverTheClientsKey() async throws {
+        var config = fakeFleetConfig(directory: directory, replicas: 1)
+        config.keys.user = ["user-key"]
+        try await withController(config) { url, control in
+            try await UpstreamClient.with { client in
+                let response = try await client.fetch(UpstreamRequest(
+                    method: "POST", url: url + "/v1/messages",
+                    headers: [("Content-Type", "application/json"), ("x-api-key", "user-key"), ("anthropic-version", "2023-06-01"),
+                              ("anthropic-beta", "tools-2024"), ("Authorization", "Bearer user-key")],
+                    body: Array(body(for: "/v1/messages", model: "fake").utf8)))
+                #expect(response.status == 200)
+                let port = try #require(try await control.status().instances[0].port)
+                let seen = try #require(try await fakeStats("http://127.0.0.1:\(port)", client: client)["lastHeaders"] as? [String])
+                #expect(seen.contains("anthropic-version: 2023-06-01") && seen.contains("anthropic-beta: tools-2024"), "\(seen)")
+                #expect(!seen.contains { $0.contains("user-key") }, "the client's key stays with fleet: \(seen)")
+            }
+        }
+    }
+
     @Test func theModelListSpeaksAnthropicToAnthropicClients() async throws {
         try await withController(fakeFleetConfig(directory: directory, replicas: 1) { $0.models[0].aliases = ["a"] }) { url, _ in
             let response = try await UpstreamClient.with {
