@@ -239,6 +239,15 @@ public struct ModelConfig: Sendable, Equatable {
     /// The model a request means when it names none (llama-server's native routes: `/completion`, `/tokenize`, …).
     public var isDefault = false
 
+    /// Whether its instances answer `/v1/embeddings`: llama-server needs `--embeddings` (or `LLAMA_ARG_EMBEDDINGS`).
+    public var servesEmbeddings: Bool { hasFlag(["--embeddings", "--embedding"], env: "LLAMA_ARG_EMBEDDINGS") }
+    /// Whether its instances answer rerank requests: llama-server needs `--reranking` (or `LLAMA_ARG_RERANKING`).
+    public var servesReranking: Bool { hasFlag(["--reranking", "--rerank"], env: "LLAMA_ARG_RERANKING") }
+
+    private func hasFlag(_ flags: [String], env name: String) -> Bool {
+        args.contains { flags.contains($0) } || ["1", "true", "on", "yes"].contains(env[name]?.lowercased() ?? "")
+    }
+
     /// Whether the model runs only while used (`onDemand`, or an `idleTimeout`): a request may have to start it,
     /// and `memoryBudget` may stop it to make room.
     public var runsWhileUsed: Bool { startOnDemand || idleTimeout != nil }

@@ -47,6 +47,15 @@ struct Validate: AsyncParsableCommand {
                 return "\(value) (" + (writtenValue != nil ? "fleet.json" : "environment") + ")"
             }
             say("    contextSize \(origin(model.contextSize, written.contextSize)), gpuLayers \(origin(model.gpuLayers, written.gpuLayers))")
+            // What the GGUF is for, against how it is run: an embedding model or a reranker needs its flag.
+            if let metadata = try? GGUFMetadata.read(path: model.path) {
+                if metadata.isEmbeddingModel && !model.servesEmbeddings {
+                    say("warning: models.\(model.name): the GGUF is an embedding model (pooling type \(metadata.poolingType ?? 0)) but runs without --embeddings, so /v1/embeddings is refused: add \"args\": [\"--embeddings\"]")
+                }
+                if metadata.isReranker && !model.servesReranking {
+                    say("warning: models.\(model.name): the GGUF is a reranker but runs without --reranking, so /v1/rerank is refused: add \"args\": [\"--reranking\"]")
+                }
+            }
         }
         if !provider.described.isEmpty {
             say("environment: " + provider.described.joined(separator: ", "))

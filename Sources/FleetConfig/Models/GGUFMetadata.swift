@@ -30,6 +30,13 @@ public struct GGUFMetadata: Sendable, Equatable, Codable {
     /// `<arch>.attention.key_length` / `value_length`; embedding length ÷ heads when absent.
     public var keyLength: Int?
     public var valueLength: Int?
+    /// `<arch>.pooling_type`: set by embedding models (1 mean, 2 cls, 3 last) and rerankers (4 rank).
+    public var poolingType: Int?
+
+    /// An embedding model: llama-server serves it with `--embeddings`.
+    public var isEmbeddingModel: Bool { (1...3).contains(poolingType ?? 0) }
+    /// A reranker: llama-server serves it with `--reranking`.
+    public var isReranker: Bool { poolingType == 4 }
 
     /// Bytes of KV cache per token of context at f16 (llama-server's default cache type), over every layer; nil
     /// when the header lacks the shapes.
@@ -159,7 +166,7 @@ private struct GGUFReader {
             contextLength: integer(prefix + "context_length"), layers: integer(prefix + "block_count"),
             embeddingLength: integer(prefix + "embedding_length"), headCount: integer(prefix + "attention.head_count"),
             headCountKV: integer(prefix + "attention.head_count_kv"), keyLength: integer(prefix + "attention.key_length"),
-            valueLength: integer(prefix + "attention.value_length"))
+            valueLength: integer(prefix + "attention.value_length"), poolingType: integer(prefix + "pooling_type"))
     }
 
     // MARK: - Values

@@ -84,6 +84,7 @@ public struct OpenAIRoutes: Sendable {
                                   message: "model \"\(name)\" does not exist; this fleet serves: \(router.names.joined(separator: ", "))",
                                   code: "model_not_found")
             }
+            if let refusal = Self.unsupported(route, by: model) { throw refusal }
             router.requested(model)
             // Where the request would be served best: computed from the body as the client sent it.
             var hint = RoutingHint(session: request.headers[Self.sessionHeader] ?? parsed.sessionKey)
@@ -101,6 +102,23 @@ public struct OpenAIRoutes: Sendable {
             return OpenAIError(status: .internalServerError, message: "\(error)", type: "server_error", code: "internal_error")
                 .response(for: route.family)
         }
+    }
+
+    /// Embeddings and rerank need llama-server started for them: a model whose instances were not (and that has no
+    /// endpoints, which may have been) gets a clear answer from the gateway instead of llama-server's 501.
+    static func unsupported(_ route: GatewayRoute, by model: ModelConfig) -> OpenAIError? {
+        guard model.endpoints.isEmpty else { return nil }
+        if route.path == "/v1/embeddings", !model.servesEmbeddings {
+            return OpenAIError(status: .badRequest,
+                               message: "model \"\(model.name)\" runs without embeddings: add \"args\": [\"--embeddings\", \"--pooling\", \"mean\"] to models.\(model.name) in fleet.json (or run an embedding model that way), then `fleet reload`",
+                               code: "embeddings_not_enabled")
+        }
+        if ["/v1/rerank", "/v1/reranking", "/rerank"].contains(route.path), !model.servesReranking {
+            return OpenAIError(status: .badRequest,
+                               message: "model \"\(model.name)\" runs without reranking: add \"args\": [\"--reranking\"] to models.\(model.name) in fleet.json (with a reranker GGUF), then `fleet reload`",
+                               code: "reranking_not_enabled")
+        }
+        return nil
     }
 
     /// The model a request names: its body's `model`; for a route whose body need not name one, else `?model=`,

@@ -63,4 +63,21 @@ struct ProviderCommandLineTests {
         let version = try await runCommand(Products.fleet, ["version", "--config", config])
         #expect(version.output.contains("llama-server: \(Products.fakeServer), b99999 (commit fake-llama-server"), "fleet version honours llamaServer: \(version.output)")
     }
+
+    @Test func validateWarnsWhenAnEmbeddingModelOrARerankerRunsWithoutItsFlag() async throws {
+        var embedder = GGUFBuilder.llama()
+        embedder.metadata.append(("llama.pooling_type", .u32(1)))
+        embedder.write(to: directory + "/embed.gguf")
+        var reranker = GGUFBuilder.llama()
+        reranker.metadata.append(("llama.pooling_type", .u32(4)))
+        reranker.write(to: directory + "/rerank.gguf")
+        let config = directory + "/fleet.json"
+        try #"{ "llamaServer": "\#(Products.fakeServer)", "models": { "e": { "path": "embed.gguf" }, "r": { "path": "rerank.gguf" }, "ok": { "path": "embed.gguf", "args": ["--embeddings"] } } }"#
+            .write(toFile: config, atomically: true, encoding: .utf8)
+        let validate = try await runCommand(Products.fleet, ["validate", "--config", config])
+        #expect(validate.code == 0, "warnings, not errors: \(validate.output)")
+        #expect(validate.output.contains("warning: models.e: the GGUF is an embedding model"), "\(validate.output)")
+        #expect(validate.output.contains("warning: models.r: the GGUF is a reranker"), "\(validate.output)")
+        #expect(!validate.output.contains("warning: models.ok"), "\(validate.output)")
+    }
 }

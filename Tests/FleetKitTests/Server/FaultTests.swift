@@ -133,7 +133,7 @@ struct FaultTests {
     }
 
     @Test func embeddingsAreRoutedLikeCompletions() async throws {
-        let config = fakeFleetConfig(directory: directory)
+        let config = fakeFleetConfig(directory: directory, args: ["--embeddings"])
         try await withController(config) { url, control in
             let port = try #require(try await control.status().instances[0].port)
             try await UpstreamClient.with { client in

@@ -41,7 +41,8 @@ struct LlamaServerRoutesTests {
     }
 
     @Test func everyRouteReachesTheSamePathOnAnInstanceAndIsBalancedAndRenamed() async throws {
-        let config = fakeFleetConfig(directory: directory, args: ["--fake-tokens", "3", "--fake-token-delay", "0"], replicas: 2) {
+        let config = fakeFleetConfig(directory: directory, args: ["--fake-tokens", "3", "--fake-token-delay", "0", "--embeddings", "--reranking"],
+                                     replicas: 2) {
             $0.models[0].aliases = ["fake-alias"]
         }
         try await withController(config) { url, control in
@@ -144,7 +145,8 @@ struct LlamaServerRoutesTests {
     @Test func aFailingInstanceIsFailedOverOnEveryRouteBeforeItsFirstByte() async throws {
         let (broken, brokenURL) = try await startFakeEndpoint(["--fake-completion-status", "500"])
         defer { broken.terminate() }
-        let config = fakeFleetConfig(directory: directory, args: ["--fake-tokens", "2", "--fake-token-delay", "0"], replicas: 1) {
+        let config = fakeFleetConfig(directory: directory, args: ["--fake-tokens", "2", "--fake-token-delay", "0", "--embeddings", "--reranking"],
+                                     replicas: 1) {
             $0.models[0].endpoints = [brokenURL]
             $0.gateway.retries = 1
         }
@@ -175,6 +177,19 @@ struct LlamaServerRoutesTests {
                 let seen = try #require(try await fakeStats("http://127.0.0.1:\(port)", client: client)["lastHeaders"] as? [String])
                 #expect(seen.contains("anthropic-version: 2023-06-01") && seen.contains("anthropic-beta: tools-2024"), "\(seen)")
                 #expect(!seen.contains { $0.contains("user-key") }, "the client's key stays with fleet: \(seen)")
+            }
+        }
+    }
+
+    @Test func embeddingsAndRerankOnAModelRunWithoutThemGetAClearAnswerFromTheGateway() async throws {
+        try await withController(fakeFleetConfig(directory: directory, replicas: 1)) { url, control in
+            try await UpstreamClient.with { client in
+                let embeddings = try await post(url + "/v1/embeddings", body(for: "/v1/embeddings", model: "fake"), client: client)
+                #expect(embeddings.status == 400 && embeddings.bodyText.contains("embeddings_not_enabled")
+                        && embeddings.bodyText.contains("--embeddings"), "\(embeddings.bodyText)")
+                let rerank = try await post(url + "/v1/rerank", body(for: "/v1/rerank", model: "fake"), client: client)
+                #expect(rerank.status == 400 && rerank.bodyText.contains("--reranking"), "\(rerank.bodyText)")
+                #expect(try await control.status().instances[0].traffic?.served == 0, "nothing reached the instance")
             }
         }
     }
