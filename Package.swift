@@ -140,7 +140,7 @@ let package = Package(
             name: "EndToEndTests",
             dependencies: ["FleetCore", "FleetConfig", "FleetUpstream", "FleetSupervision", "FleetServer", "FleetClient",
                            "FleetTestSupport"],
-            exclude: ["openai_client_check.py", "openai_load.py"],
+            exclude: ["openai_client_check.py", "openai_load.py", "clients_check.py"],
             swiftSettings: swiftSettings
         ),
     ]
