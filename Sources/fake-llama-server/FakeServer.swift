@@ -93,6 +93,7 @@ struct FakeServer {
                 return jsonResponse(#"{"error":{"code":\#(status),"message":"fake: failing on cue","type":"server_error"}}"#,
                                     status: .init(code: status))
             }
+            try await Task.sleep(for: options.promptDelay)
             return jsonResponse(#"{"object":"list","model":"\#(options.alias)","data":[{"object":"embedding","index":0,"embedding":[0.1,0.2,0.3]}],"usage":{"prompt_tokens":2,"total_tokens":2}}"#)
         }
         router.get("/fake/cache") { _, _ in

@@ -194,6 +194,27 @@ struct LlamaServerRoutesTests {
         }
     }
 
+    @Test func aClientThatLeavesOnAnyRouteFreesItsSlotAtOnce() async throws {
+        // Each answer thinks for 10 s first: only the client leaving can end it sooner.
+        let config = fakeFleetConfig(directory: directory, args: ["--fake-prompt-delay", "10", "--embeddings", "--reranking"],
+                                     replicas: 1)
+        try await withController(config) { url, control in
+            for route in GatewayRoute.table {
+                let client = try RawConnection(port: config.listen.port)
+                let payload = body(for: route.path, model: "fake")
+                client.send("POST \(route.path) HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: \(payload.utf8.count)\r\n\r\n\(payload)")
+                try await eventually("\(route.path) in flight") { try await control.status().instances[0].traffic?.inFlight == 1 }
+                client.hangUp()
+                try await eventually(timeout: .seconds(3), "\(route.path): the slot is free again") {
+                    try await control.status().instances[0].traffic?.inFlight == 0
+                }
+            }
+            let metrics = try await UpstreamClient.with { try await $0.fetch(UpstreamRequest(url: url + "/metrics")) }.bodyText
+            let left = metrics.split(separator: "\n").first { $0.hasPrefix("fleet_requests_total{") && $0.contains(#"status="499""#) }
+            #expect(left?.hasSuffix(" \(GatewayRoute.table.count)") == true, "every departure counted as 499: \(String(describing: left))")
+        }
+    }
+
     @Test func theModelListSpeaksAnthropicToAnthropicClients() async throws {
         try await withController(fakeFleetConfig(directory: directory, replicas: 1) { $0.models[0].aliases = ["a"] }) { url, _ in
             let response = try await UpstreamClient.with {
@@ -204,6 +225,18 @@ struct LlamaServerRoutesTests {
             #expect((json["data"] as? [[String: Any]])?.first?["type"] as? String == "model")
             #expect(json["has_more"] as? Bool == false && json["first_id"] as? String == "fake")
         }
+    }
+
+    @Test func theRouteTableHasEveryRouteOfThePinnedLlamaServerOnce() {
+        let paths = GatewayRoute.table.map(\.path)
+        #expect(Set(paths).count == paths.count)
+        #expect(Set(paths) == ["/v1/chat/completions", "/v1/completions", "/v1/embeddings", "/v1/messages",
+                               "/v1/messages/count_tokens", "/v1/responses", "/v1/chat/completions/input_tokens",
+                               "/v1/responses/input_tokens", "/v1/rerank", "/v1/reranking", "/rerank", "/completion",
+                               "/infill", "/tokenize", "/detokenize", "/apply-template"])
+        #expect(GatewayRoute.table.filter { $0.family == .anthropic }.map(\.path) == ["/v1/messages", "/v1/messages/count_tokens"])
+        #expect(GatewayRoute.family(of: "/v1/messages/count_tokens") == .anthropic && GatewayRoute.family(of: "/v1/models") == .openAI)
+        #expect(GatewayRoute.table.filter(\.modelOptional).map(\.path).allSatisfy { !$0.hasPrefix("/v1/") || $0.contains("rerank") })
     }
 
     @Test func defaultsGoOnlyWhereTheRouteTakesThem() {
