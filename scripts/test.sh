@@ -14,6 +14,15 @@ echo "[test] building fleet and its tests" >&2
 # The modules are layers: a target that imports one it does not list in Package.swift is an error, not luck.
 swift build --build-tests --explicit-target-dependency-import-check error
 
-echo "[test] running every test (llama-server: $LLAMA_SERVER, model: $MODEL)" >&2
-FLEET_LLAMA_SERVER="$LLAMA_SERVER" FLEET_TEST_MODEL="$MODEL" FLEET_OPENAI_PYTHON="$OPENAI_PYTHON" \
+export FLEET_LLAMA_SERVER="$LLAMA_SERVER" FLEET_TEST_MODEL="$MODEL" FLEET_OPENAI_PYTHON="$OPENAI_PYTHON"
+if [ "$#" -gt 0 ]; then
+  echo "[test] running swift test $* (llama-server: $LLAMA_SERVER, model: $MODEL)" >&2
   swift test --skip-build "$@"
+  exit
+fi
+# Two runs: the real model's llama-servers take both cores of a small machine, and the fake-server tests that
+# measure timeouts and queues beside them would starve. The end-to-end tests run alone, after the rest.
+echo "[test] running every test but the end-to-end ones" >&2
+swift test --skip-build --skip EndToEndTests
+echo "[test] running the end-to-end tests (llama-server: $LLAMA_SERVER, model: $MODEL)" >&2
+swift test --skip-build --filter EndToEndTests

@@ -10,22 +10,6 @@ import Testing
 /// real-model suite, which runs one test at a time: two real fleets at once would starve the timing-sensitive
 /// tests that run beside them on a 2-core machine.
 extension RealFleetTests {
-    func writeCacheRoutingConfig(server: String, model: String) throws -> String {
-        let config = directory + "/cache-routing.json"
-        try """
-            {
-              "listen": "127.0.0.1:\(listenPort)",
-              "portRange": "\(portRange.lowerBound)-\(portRange.upperBound)",
-              "llamaServer": "\(server)",
-              "healthCheck": { "interval": "1s", "startupTimeout": "120s" },
-              "models": {
-                "gemma": { "path": "\(model)", "replicas": 2, "contextSize": 4096, "gpuLayers": 0, "threads": 1,
-                           "parallel": 2, "policy": "prefixAware" }
-              }
-            }
-            """.write(toFile: config, atomically: true, encoding: .utf8)
-        return config
-    }
 
     /// One turn through the gateway: the instance that served it and llama-server's `timings`.
     func turn(_ messages: [[String: String]], stream: Bool, client: UpstreamClient) async throws
@@ -54,7 +38,10 @@ extension RealFleetTests {
 
     @Test func laterTurnsOfEverySessionFindTheirPrefixInLlamaServersCache() async throws {
         let (server, model) = try realServerAndModel()
-        let config = try writeCacheRoutingConfig(server: server, model: model)
+        let config = try writeFleet("cache-routing.json", server: server, models: """
+            "gemma": { "path": "\(model)", "replicas": 2, "contextSize": 4096, "gpuLayers": 0, "threads": 1,
+                       "parallel": 2, "policy": "prefixAware" }
+            """)
         let up = try await runCommand(Products.fleet, ["up", "--detach", "--config", config])
         #expect(up.code == 0, "\(up.output)")
         defer { _ = try? runCommandBlocking(Products.fleet, ["down", "--config", config]) }
@@ -108,21 +95,12 @@ extension RealFleetTests {
         let (server, model) = try realServerAndModel()
         let python = try #require(ProcessInfo.processInfo.environment["FLEET_OPENAI_PYTHON"],
                                   "FLEET_OPENAI_PYTHON is not set: run the tests with scripts/test.sh, which installs the clients")
-        let config = directory + "/routes.json"
-        try """
-            {
-              "listen": "127.0.0.1:\(listenPort)",
-              "portRange": "\(portRange.lowerBound)-\(portRange.upperBound)",
-              "llamaServer": "\(server)",
-              "healthCheck": { "interval": "1s", "startupTimeout": "120s" },
-              "models": {
-                "gemma": { "path": "\(model)", "contextSize": 2048, "gpuLayers": 0, "threads": 1, "parallel": 2,
-                           "aliases": ["claude-local"] },
-                "gemma-embed": { "path": "\(model)", "contextSize": 1024, "gpuLayers": 0, "threads": 1,
-                                 "args": ["--embeddings", "--pooling", "mean"] }
-              }
-            }
-            """.write(toFile: config, atomically: true, encoding: .utf8)
+        let config = try writeFleet("routes.json", server: server, models: """
+            "gemma": { "path": "\(model)", "contextSize": 2048, "gpuLayers": 0, "threads": 1, "parallel": 2,
+                       "aliases": ["claude-local"] },
+            "gemma-embed": { "path": "\(model)", "contextSize": 1024, "gpuLayers": 0, "threads": 1,
+                             "args": ["--embeddings", "--pooling", "mean"] }
+            """)
         let up = try await runCommand(Products.fleet, ["up", "--detach", "--config", config])
         #expect(up.code == 0, "\(up.output)")
         defer { _ = try? runCommandBlocking(Products.fleet, ["down", "--config", config]) }

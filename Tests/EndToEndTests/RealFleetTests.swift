@@ -34,18 +34,22 @@ struct RealFleetTests {
 
     /// A fleet.json for the real model: two replicas, one thread each, small context.
     func writeConfig(server: String, model: String) throws -> String {
-        let config = directory + "/fleet.json"
+        try writeFleet("fleet.json", server: server, extra: #""restart": { "initialDelay": "500ms" },"#, models: """
+            "gemma": { "path": "\(model)", "replicas": 2, "contextSize": 1024, "gpuLayers": 0, "threads": 1,
+                       "parallel": 1, "aliases": ["gemma-alias"] }
+            """)
+    }
+
+    /// `file` in the test's directory: this test's listen address and ports, the real server, `models`.
+    func writeFleet(_ file: String, server: String, extra: String = "", models: String) throws -> String {
+        let config = directory + "/" + file
         try """
             {
               "listen": "127.0.0.1:\(listenPort)",
               "portRange": "\(portRange.lowerBound)-\(portRange.upperBound)",
               "llamaServer": "\(server)",
-              "healthCheck": { "interval": "1s", "startupTimeout": "120s" },
-              "restart": { "initialDelay": "500ms" },
-              "models": {
-                "gemma": { "path": "\(model)", "replicas": 2, "contextSize": 1024, "gpuLayers": 0, "threads": 1,
-                           "parallel": 1, "aliases": ["gemma-alias"] }
-              }
+              "healthCheck": { "interval": "1s", "startupTimeout": "120s" }, \(extra)
+              "models": { \(models) }
             }
             """.write(toFile: config, atomically: true, encoding: .utf8)
         return config
