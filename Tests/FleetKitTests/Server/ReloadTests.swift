@@ -152,6 +152,36 @@ extension ReloadTests {
         }
     }
 
+    @Test func aModelAddedBackWhileItsRemovalDrainsRunsAgain() async throws {
+        let config = try write("""
+            "a": { "path": "model.gguf" },
+            "b": { "path": "model.gguf", "parallel": 1, "args": ["--fake-tokens", "40", "--fake-token-delay", "0.05"] }
+            """)
+        try await withController(config) { url, control in
+            try await UpstreamClient.with { client in
+                async let long = stream(url, "b", client: client)  // 2 s: the removal drains for that long
+                try await eventually("b busy") { try await control.status().instances.contains { $0.model == "b" && $0.traffic?.inFlight == 1 } }
+                try write(#""a": { "path": "model.gguf" }"#)
+                async let removal = control.reload()
+                try await Task.sleep(for: .milliseconds(300))
+                // Asked while the removal drains: applied after it, onto the fleet as the removal left it.
+                try write("""
+                    "a": { "path": "model.gguf" },
+                    "b": { "path": "model.gguf", "parallel": 1, "args": ["--fake-tokens", "40", "--fake-token-delay", "0.05"] }
+                    """)
+                let addition = try await control.reload()
+                let removed = try await removal
+                #expect(removed.applied?.removed == ["b"] && addition.applied?.added == ["b"], "\(removed) \(addition)")
+                #expect(try await long.hasSuffix("data: [DONE]\n\n"))
+                try await eventually("b runs again") {
+                    try await control.status().instances.contains { $0.model == "b" && $0.state == .ready }
+                }
+                let answer = try await post(url + "/v1/completions", #"{"model":"b","max_tokens":2}"#, client: client)
+                #expect(answer.status == 200, "\(answer.bodyText)")
+            }
+        }
+    }
+
     @Test func anEndpointRemovedByReloadLeavesRotationAfterItsRequestsFinish() async throws {
         let (endpoint, endpointURL) = try await startFakeEndpoint(["--fake-tokens", "60", "--fake-token-delay", "0.05", "--parallel", "4"])
         defer { endpoint.terminate() }
