@@ -155,19 +155,22 @@ extension ReloadTests {
     @Test func aModelAddedBackWhileItsRemovalDrainsRunsAgain() async throws {
         let config = try write("""
             "a": { "path": "model.gguf" },
-            "b": { "path": "model.gguf", "parallel": 1, "args": ["--fake-tokens", "40", "--fake-token-delay", "0.05"] }
+            "b": { "path": "model.gguf", "parallel": 1, "args": ["--fake-tokens", "100", "--fake-token-delay", "0.05"] }
             """)
         try await withController(config) { url, control in
             try await UpstreamClient.with { client in
-                async let long = stream(url, "b", client: client)  // 2 s: the removal drains for that long
+                async let long = stream(url, "b", client: client)  // 5 s: the removal drains for that long
                 try await eventually("b busy") { try await control.status().instances.contains { $0.model == "b" && $0.traffic?.inFlight == 1 } }
                 try write(#""a": { "path": "model.gguf" }"#)
                 async let removal = control.reload()
-                try await Task.sleep(for: .milliseconds(300))
+                // The removal is under way once b is no longer routed; its drain lasts as long as the stream.
+                try await eventually("b no longer routed") {
+                    try await !client.fetch(UpstreamRequest(url: url + "/v1/models")).bodyText.contains(#""id":"b""#)
+                }
                 // Asked while the removal drains: applied after it, onto the fleet as the removal left it.
                 try write("""
                     "a": { "path": "model.gguf" },
-                    "b": { "path": "model.gguf", "parallel": 1, "args": ["--fake-tokens", "40", "--fake-token-delay", "0.05"] }
+                    "b": { "path": "model.gguf", "parallel": 1, "args": ["--fake-tokens", "100", "--fake-token-delay", "0.05"] }
                     """)
                 let addition = try await control.reload()
                 let removed = try await removal
