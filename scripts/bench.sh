@@ -7,6 +7,7 @@
 #   BENCH_DURATION=30 scripts/bench.sh
 #   BENCH_POLICY=prefixAware scripts/bench.sh   # the gateway's model with another routing policy
 #   BENCH_MICRO_ONLY=1 scripts/bench.sh         # only the microbenchmarks (fingerprinting)
+#   BENCH_PROXY_ONLY=1 scripts/bench.sh         # only direct vs nginx vs fleet in front of the same two upstreams
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -90,7 +91,8 @@ measure() {
     | awk '
         function ms(v) { if (v ~ /us$/) return v / 1000; if (v ~ /ms$/) return v + 0; if (v ~ /s$/) return v * 1000; return v }
         $1 == "50%" { p50 = ms($2) } $1 == "99%" { p99 = ms($2) } $1 == "Requests/sec:" { rps = $2 }
-        END { printf "%.3f %.3f %.1f\n", p50, p99, rps }'
+        $2 == "requests" && $3 == "in" { n = $1 }
+        END { printf "%.3f %.3f %.1f %d\n", p50, p99, rps, n }'
 }
 
 row() {  # name direct gateway what
@@ -101,7 +103,93 @@ row() {  # name direct gateway what
       n, d50, d99, g50, g99, g50 - d50, g99 - d99, drps, grps, grps / drps, drps * t, grps * t }'
 }
 
+# Direct to one upstream, nginx round-robin in front of two, fleet's gateway in front of the same two (as
+# `endpoints`), with the same wrk load: what a proxy costs, side by side (issue 13's yardstick).
+proxy_comparison() {
+  if ! command -v nginx >/dev/null 2>&1; then
+    echo "[bench] installing nginx with apt" >&2
+    if [ "$(id -u)" -ne 0 ]; then SUDO=sudo; else SUDO=; fi
+    $SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends nginx-light >&2 \
+      || DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends nginx >&2
+  fi
+  local up1=18611 up2=18612 nginx_port=18620 fake="$PWD/$BIN/fake-llama-server"
+  local pids=()
+  for port in $up1 $up2; do
+    "$fake" --port "$port" --alias bench --parallel 256 --fake-loading-delay 0 --fake-tokens "$TOKENS" --fake-token-delay 0 \
+      >/dev/null 2>&1 &
+    pids+=($!)
+  done
+  mkdir -p "$work/nginx"
+  cat > "$work/nginx/nginx.conf" <<NGINX
+worker_processes auto;
+pid $work/nginx/nginx.pid;
+error_log $work/nginx/error.log;
+events { worker_connections 4096; }
+http {
+  access_log off;
+  client_body_temp_path $work/nginx; proxy_temp_path $work/nginx; fastcgi_temp_path $work/nginx;
+  uwsgi_temp_path $work/nginx; scgi_temp_path $work/nginx;
+  upstream fake { server 127.0.0.1:$up1; server 127.0.0.1:$up2; keepalive 64; }
+  server {
+    listen 127.0.0.1:$nginx_port;
+    location / { proxy_pass http://fake; proxy_http_version 1.1; proxy_set_header Connection ""; proxy_buffering off; }
+  }
+}
+NGINX
+  nginx -c "$work/nginx/nginx.conf" -p "$work/nginx" -g "daemon off;" &
+  pids+=($!)
+  cat > "$work/proxy.json" <<JSON
+{ "listen": "127.0.0.1:$LISTEN_PORT", "portRange": "18700-18799", "stateDir": "$work/proxy-state",
+  "models": { "bench": { "endpoints": ["http://127.0.0.1:$up1", "http://127.0.0.1:$up2"], "parallel": 256,
+                          "queue": { "maxSize": 1000 }, "policy": "$POLICY" } } }
+JSON
+  "$BIN/fleet" up --detach --config "$work/proxy.json" >/dev/null
+  for port in $up1 $up2 $nginx_port; do
+    for _ in $(seq 100); do curl -s -o /dev/null "http://127.0.0.1:$port/" && break; sleep 0.1; done
+  done
+  for _ in $(seq 100); do
+    [ "$(curl -s "http://127.0.0.1:$LISTEN_PORT/status" | grep -o '"inRotation" : true' | wc -l)" = 2 ] && break; sleep 0.1
+  done
+  local controller
+  controller=$(curl -s "http://127.0.0.1:$LISTEN_PORT/status" | sed -n 's/.*"pid" : \([0-9]*\).*/\1/p' | head -1)
+  cpu() { awk '{ print $14 + $15 }' "/proc/$controller/stat"; }
+
+  echo
+  echo "Direct, nginx and fleet in front of the same two upstreams (non-streamed, $TOKENS tokens, the fake at memory speed):"
+  echo
+  echo "| path | 8 connections req/s | 8 connections p50 / p99 | 1 connection p50 / p99 | vs nginx (8 conn. req/s) |"
+  echo "| --- | --- | --- | --- | --- |"
+  local results=() name url
+  for name in direct nginx fleet; do
+    case $name in
+      direct) url="http://127.0.0.1:$up1/v1/completions" ;;
+      nginx) url="http://127.0.0.1:$nginx_port/v1/completions" ;;
+      fleet) url="http://127.0.0.1:$LISTEN_PORT/v1/completions" ;;
+    esac
+    local before=0; [ "$name" = fleet ] && before=$(cpu)
+    local eight=($(measure "$url" 8 "$work/plain.lua"))
+    local after=0; [ "$name" = fleet ] && after=$(cpu)
+    local one=($(measure "$url" 1 "$work/plain.lua"))
+    results+=("$name ${eight[*]} ${one[*]}")
+    if [ "$name" = fleet ]; then
+      fleet_cpu_us=$(awk -v t="$((after - before))" -v hz="$(getconf CLK_TCK)" -v n="${eight[3]}" 'BEGIN { printf "%.0f", t / hz * 1e6 / n }')
+    fi
+  done
+  local nginx_rps
+  nginx_rps=$(printf '%s\n' "${results[@]}" | awk '$1 == "nginx" { print $4 }')
+  printf '%s\n' "${results[@]}" | awk -v n="$nginx_rps" '{
+    printf "| %s | %.0f | %.3f / %.3f ms | %.3f / %.3f ms | %.2f× |\n", $1, $4, $2, $3, $6, $7, $4 / n }'
+  echo
+  echo "fleet's controller CPU per proxied request (8 connections, from /proc): ${fleet_cpu_us} µs"
+  "$BIN/fleet" down --url "http://127.0.0.1:$LISTEN_PORT" >/dev/null
+  kill "${pids[@]}" 2>/dev/null; wait "${pids[@]}" 2>/dev/null || true
+}
+
 echo "[bench] $DURATION s per measurement; $(nproc) cores; $TOKENS tokens per answer; gateway policy $POLICY" >&2
+if [ "${BENCH_PROXY_ONLY:-0}" = 1 ]; then
+  proxy_comparison
+  exit 0
+fi
 echo
 echo "| load | direct p50 / p99 | gateway p50 / p99 | added p50 / p99 | direct req/s | gateway req/s | gateway / direct | direct tokens/s | gateway tokens/s |"
 echo "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"
@@ -131,6 +219,8 @@ if [ "${BENCH_REAL:-1}" = 1 ]; then
     "$(measure "http://127.0.0.1:$LISTEN_PORT/v1/completions" 4 "$work/stream.lua")"
   stop
 fi
+
+proxy_comparison
 
 echo
 echo "Microbenchmarks (fleet-microbench, release):"
