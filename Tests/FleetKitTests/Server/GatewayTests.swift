@@ -267,31 +267,44 @@ struct GatewayTests {
         }
     }
 
-    @Test func aThousandConcurrentStreamsCompleteWithoutError() async throws {
+    @Test func aThousandConcurrentStreamsCompleteWithoutErrorAndLeaveNothingBehind() async throws {
         let config = config(args: ["--fake-tokens", "4", "--fake-token-delay", "0.01", "--parallel", "500"]) {
             $0.models[0].parallel = 500
             $0.models[0].queue.maxSize = 1000
         }
+        /// This process's open file descriptors (the controller runs in it).
+        func openFiles() -> Int { (try? FileManager.default.contentsOfDirectory(atPath: "/proc/self/fd").count) ?? -1 }
         try await withController(config) { url, control in
-            let done = try await UpstreamClient.with { client in
-                try await withThrowingTaskGroup(of: Bool.self) { group in
-                    for _ in 0..<1000 {
-                        group.addTask {
-                            let stream = try await client.execute(UpstreamRequest(
-                                method: "POST", url: url + "/v1/completions",
-                                body: Array(#"{"model":"fake","stream":true}"#.utf8), connectTimeout: .seconds(30)))
-                            var text = ""
-                            for try await chunk in stream.body { text += String(buffer: chunk) }
-                            return stream.status == 200 && text.hasSuffix("data: [DONE]\n\n")
+            func thousandStreams() async throws -> Int {
+                try await UpstreamClient.with { client in
+                    try await withThrowingTaskGroup(of: Bool.self) { group in
+                        for _ in 0..<1000 {
+                            group.addTask {
+                                let stream = try await client.execute(UpstreamRequest(
+                                    method: "POST", url: url + "/v1/completions",
+                                    body: Array(#"{"model":"fake","stream":true}"#.utf8), connectTimeout: .seconds(30)))
+                                var text = ""
+                                for try await chunk in stream.body { text += String(buffer: chunk) }
+                                return stream.status == 200 && text.hasSuffix("data: [DONE]\n\n")
+                            }
                         }
+                        return try await group.reduce(0) { $0 + ($1 ? 1 : 0) }
                     }
-                    return try await group.reduce(0) { $0 + ($1 ? 1 : 0) }
                 }
             }
-            #expect(done == 1000)
+            #expect(try await thousandStreams() == 1000)
+            try await eventually("every slot back") {
+                try await control.status().instances.allSatisfy { $0.traffic?.inFlight == 0 }
+            }
+            // The second thousand finds the upstream connections the first left in curl's cache (bounded by
+            // CURLMOPT_MAXCONNECTS): steady state, not growth.
+            let afterFirst = openFiles()
+            #expect(try await thousandStreams() == 1000)
             let status = try await control.status()
-            #expect(served(status).reduce(0, +) == 1000)
+            #expect(served(status).reduce(0, +) == 2000)
             #expect(status.instances.allSatisfy { $0.traffic?.inFlight == 0 && $0.traffic?.errors == 0 })
+            #expect(status.models[0].queueDepth == 0)
+            try await eventually("no descriptor more than after the first thousand") { openFiles() <= afterFirst + 16 }
         }
     }
 }
