@@ -25,12 +25,19 @@ public enum PromptFingerprint {
         /// The top-level fields in the order a template renders them; `messages` are hashed message by message.
         var fields: [(key: [UInt8], messages: Bool)] {
             switch self {
-            case .chat: [(Array("tools".utf8), false), (Array("messages".utf8), true)]
-            case .completion: [(Array("prompt".utf8), false)]
-            case .anthropic: [(Array("system".utf8), false), (Array("tools".utf8), false), (Array("messages".utf8), true)]
-            case .responses: [(Array("instructions".utf8), false), (Array("tools".utf8), false), (Array("input".utf8), false)]
+            case .chat: Self.chatFields
+            case .completion: Self.completionFields
+            case .anthropic: Self.anthropicFields
+            case .responses: Self.responsesFields
             }
         }
+
+        // Built once: every request reads them.
+        private static func key(_ name: String) -> [UInt8] { Array(name.utf8) }
+        private static let chatFields = [(key("tools"), false), (key("messages"), true)]
+        private static let completionFields = [(key("prompt"), false)]
+        private static let anthropicFields = [(key("system"), false), (key("tools"), false), (key("messages"), true)]
+        private static let responsesFields = [(key("instructions"), false), (key("tools"), false), (key("input"), false)]
     }
 
     /// A message's fields, in the order they are hashed (whatever order the client wrote them in).

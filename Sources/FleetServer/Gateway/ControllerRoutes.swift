@@ -110,7 +110,7 @@ public struct ControllerRoutes: Sendable {
                         status: .notFound)
         }
         let previous = await pool.setPolicy(policy)
-        return json(["model": model.name, "policy": policy.rawValue, "previous": previous.rawValue])
+        return json(PolicyChange(model: model.name, policy: policy.rawValue, previous: previous.rawValue))
     }
 
     /// The whole status document, as `/status` and `/metrics` read it.

@@ -25,8 +25,6 @@ struct AnswerFigures: Equatable {
     static func scan(_ tail: [ByteBuffer], head: ByteBuffer? = nil) -> AnswerFigures {
         var bytes: [UInt8] = []
         for buffer in tail { bytes.append(contentsOf: buffer.readableBytesView) }
-        var whole = head.map { Array($0.readableBytesView) } ?? []
-        whole.append(contentsOf: bytes)
         var figures = AnswerFigures()
         var best: (position: Int, value: Int)?
         for key in completion {
@@ -39,13 +37,23 @@ struct AnswerFigures: Equatable {
             if evaluated >= 16, let milliseconds = lastDecimal(of: promptMs, in: bytes) {
                 figures.promptMsPerToken = milliseconds / Double(evaluated)
             }
-        } else if let cached = lastValue(of: cacheRead, in: whole)?.1, let uncached = lastValue(of: inputTokens, in: whole)?.1 {
+        } else if let usage = anthropicUsage(tail: bytes, head: head),
+                  let cached = lastValue(of: cacheRead, in: usage)?.1, let uncached = lastValue(of: inputTokens, in: usage)?.1 {
             figures.promptCache = PromptCacheCounts(promptTokens: uncached + cached, cachedTokens: cached)
         } else if let cached = lastValue(of: cachedTokens, in: bytes)?.1,
                   let prompt = lastValue(of: promptTokens, in: bytes)?.1 ?? lastValue(of: inputTokens, in: bytes)?.1 {
             figures.promptCache = PromptCacheCounts(promptTokens: prompt, cachedTokens: min(cached, prompt))
         }
         return figures
+    }
+
+    /// Where Anthropic's input usage is: at the end of a plain answer (the tail), in `message_start` (the head)
+    /// of a stream. The head is looked at only when the tail has none.
+    private static func anthropicUsage(tail: [UInt8], head: ByteBuffer?) -> [UInt8]? {
+        if lastValue(of: cacheRead, in: tail) != nil { return tail }
+        guard let head else { return nil }
+        let bytes = Array(head.readableBytesView)
+        return lastValue(of: cacheRead, in: bytes) != nil ? bytes : nil
     }
 
     /// The decimal number (`41.09`) after the last occurrence of `key`.
