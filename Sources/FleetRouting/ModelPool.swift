@@ -179,48 +179,10 @@ public actor ModelPool {
         wakeQuietWaitersIfQuiet()
     }
 
-    // MARK: - Closing (the model was removed)
+    // MARK: - Drains (ModelPool+Drain)
 
-    private var closed = false
-    private var quietWaiters: [CheckedContinuation<Void, Never>] = []
-
-    private var isQuiet: Bool { waiters.isEmpty && members.allSatisfy { $0.inFlight == 0 } }
-
-    /// Returns once nothing is in flight or queued, or after `timeout`: a removed model's drain. Its members
-    /// keep serving what was queued meanwhile (no new request can reach a removed model).
-    public func waitUntilQuiet(timeout: Duration) async {
-        // With no member at all (an idle on-demand model) nothing queued can be served: no use waiting.
-        guard !isQuiet, !members.isEmpty else { return }
-        let timer = Task { [weak self] in
-            try? await Task.sleep(for: timeout)
-            await self?.wakeQuietWaiters()
-        }
-        await withCheckedContinuation { quietWaiters.append($0) }
-        timer.cancel()
-    }
-
-    private func wakeQuietWaitersIfQuiet() {
-        if !quietWaiters.isEmpty && isQuiet { wakeQuietWaiters() }
-    }
-
-    private func wakeQuietWaiters() {
-        let waiting = quietWaiters
-        quietWaiters.removeAll()
-        waiting.forEach { $0.resume() }
-    }
-
-    /// Refuses every request still queued (`PoolError.closed`) and any later one: the end of a removed model's
-    /// drain.
-    public func close() {
-        closed = true
-        let refused = waiters
-        waiters.removeAll()
-        for waiter in refused {
-            waiter.timeout.cancel()
-            waiter.continuation.resume(throwing: PoolError.closed)
-        }
-    }
-
+    var closed = false
+    var quietWaiters: [CheckedContinuation<Void, Never>] = []
 
     /// Hands freed slots to waiting requests, oldest first. A waiter that cannot use any free member (it
     /// excludes them all) does not block the ones behind it. Under an affinity policy, waiters whose own member
@@ -314,7 +276,7 @@ public actor ModelPool {
     /// Members that are gone for good: removed as soon as their last request is released.
     private var retiring: Set<String> = []
     /// Drains waiting for a member to have nothing in flight.
-    private var idleWaiters: [String: [CheckedContinuation<Void, Never>]] = [:]
+    var idleWaiters: [String: [CheckedContinuation<Void, Never>]] = [:]
 
     /// Takes a member out for good: out of rotation now, out of the pool once its in-flight requests finish.
     public func retireMember(id: String) {
@@ -326,21 +288,6 @@ public actor ModelPool {
             members[index].ready = false
             retiring.insert(id)
         }
-    }
-
-    /// Returns once `id` has no request in flight, or after `timeout` (a drain must end).
-    public func waitUntilIdle(id: String, timeout: Duration) async {
-        guard let member = members.first(where: { $0.id == id }), member.inFlight > 0 else { return }
-        let timer = Task { [weak self] in
-            try? await Task.sleep(for: timeout)
-            await self?.wakeIdleWaiters(id)
-        }
-        await withCheckedContinuation { idleWaiters[id, default: []].append($0) }
-        timer.cancel()
-    }
-
-    private func wakeIdleWaiters(_ id: String) {
-        idleWaiters.removeValue(forKey: id)?.forEach { $0.resume() }
     }
 
     /// What the health checks say of each unmanaged endpoint, for status.

@@ -141,7 +141,7 @@ final class ConnectionGuard: ChannelDuplexHandler, RemovableChannelHandler {
     private func refuseTooLarge(_ context: ChannelHandlerContext, length: Int, path: String) {
         refused = true
         disarm()
-        let error = OpenAIError(status: .contentTooLarge,
+        let error = GatewayError(status: .contentTooLarge,
                                 message: "request body of \(length) bytes is larger than \(limits.maxBodySize) bytes (gateway.maxBodySize in fleet.json)",
                                 code: "request_too_large")
         // In the shape the route's clients read (Anthropic's on `/v1/messages…`).

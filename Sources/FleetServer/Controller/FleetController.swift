@@ -96,7 +96,7 @@ public struct FleetController: Sendable {
                          connections: connections, metrics: metrics,
                          requestShutdown: { shutdownRequester.yield() })
             .register(on: http)
-        OpenAIRoutes(router: router, client: client, config: config, metrics: metrics, connections: connections)
+        GatewayRoutes(router: router, client: client, config: config, metrics: metrics, connections: connections)
             .register(on: http)
         LogRoutes(supervisor: supervisor).register(on: http)
         DashboardRoutes().register(on: http)

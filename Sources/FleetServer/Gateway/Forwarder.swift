@@ -26,7 +26,7 @@ struct Forwarder: Sendable {
                 try await attempt(request, path: path, pool: pool, canonicalName: canonicalName, hint: hint,
                                   family: family, received: received, connection: connection)
             }
-        } catch let error as OpenAIError {
+        } catch let error as GatewayError {
             // Refused by the gateway (queue full or timed out, every attempt failed): counted, with no instance.
             await pool.recordRefusal()
             metrics?.request(model: canonicalName, instance: "", status: Int(error.status.code),
@@ -36,7 +36,7 @@ struct Forwarder: Sendable {
             // The client left while its request waited in the queue or for the instance's first byte.
             metrics?.request(model: canonicalName, instance: "", status: 499, duration: .now - received,
                              firstByte: nil, tokens: nil)
-            throw OpenAIError(status: .init(code: 499), message: "the client closed the connection", code: "client_closed")
+            throw GatewayError(status: .init(code: 499), message: "the client closed the connection", code: "client_closed")
         }
     }
 
@@ -50,17 +50,17 @@ struct Forwarder: Sendable {
             do {
                 lease = try await pool.acquire(excluding: excluded, hint: hint)
             } catch PoolError.queueFull(let maxSize) {
-                throw OpenAIError(status: .tooManyRequests,
+                throw GatewayError(status: .tooManyRequests,
                                   message: "model \"\(request.model)\" is busy: \(maxSize) requests already wait (queue.maxSize); retry later",
                                   type: "rate_limit_error", code: "queue_full", retryAfter: 1)
             } catch PoolError.exhausted {
                 break
             } catch PoolError.closed {
-                throw OpenAIError(status: .serviceUnavailable,
+                throw GatewayError(status: .serviceUnavailable,
                                   message: "model \"\(request.model)\" was removed from this fleet (fleet reload) while the request waited; its drain (drainTimeout) is over",
                                   type: "server_error", code: "model_removed")
             } catch PoolError.queueTimeout(let timeout) {
-                throw OpenAIError(status: .serviceUnavailable,
+                throw GatewayError(status: .serviceUnavailable,
                                   message: "no instance of model \"\(request.model)\" could take the request within \(timeout.formatted) (queue.timeout); \(lastFailure)",
                                   type: "server_error", code: "queue_timeout", retryAfter: 5)
             }
@@ -95,7 +95,7 @@ struct Forwarder: Sendable {
             return response(upstream, lease: lease, streaming: request.stream, rename: rename, family: family,
                             model: canonicalName, received: received, connection: connection)
         }
-        throw OpenAIError(status: .badGateway, message: "every attempt failed; last: \(lastFailure)",
+        throw GatewayError(status: .badGateway, message: "every attempt failed; last: \(lastFailure)",
                           type: "server_error", code: "upstream_failed")
     }
 
@@ -202,7 +202,7 @@ struct Forwarder: Sendable {
                 // client reports as an incomplete body.
                 let reason = Self.reason(broken, member: lease.kind.label)
                 if streaming {
-                    let cut = OpenAIError(status: .badGateway, message: "the answer was cut before its end: \(reason)",
+                    let cut = GatewayError(status: .badGateway, message: "the answer was cut before its end: \(reason)",
                                           type: "server_error", code: "upstream_cut")
                     if !atEventBoundary { try? await writer.write(ByteBuffer(string: "\n\n")) }
                     try? await writer.write(cut.event(for: family))

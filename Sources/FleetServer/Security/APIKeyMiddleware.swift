@@ -27,11 +27,11 @@ public struct APIKeyMiddleware<Context: RequestContext>: RouterMiddleware {
         case .user where !needsAdmin:
             return try await next(request, context)
         case .user:
-            return OpenAIError(status: .forbidden,
+            return GatewayError(status: .forbidden,
                                message: "this key may not change the fleet: restart, swap, reload and shutdown need one of adminKeys",
                                type: "permission_error", code: "admin_key_required").response(forPath: path)
         case .none:
-            var response = OpenAIError(
+            var response = GatewayError(
                 status: .unauthorized,
                 message: "a valid API key is required: send \"Authorization: Bearer KEY\" (or \"x-api-key: KEY\") with one of the fleet's apiKeys; the fleet CLI reads FLEET_API_KEY or the keys of its fleet.json",
                 type: "invalid_request_error", code: "invalid_api_key").response(forPath: path)

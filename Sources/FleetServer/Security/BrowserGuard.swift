@@ -35,9 +35,9 @@ public struct BrowserGuard<Context: RequestContext>: RouterMiddleware {
 
     /// Why the request is refused (403), or nil. Pure, so every rule is tested without a server.
     static func refusal(method: HTTPRequest.Method, path: String, host: String?, headers: HTTPFields,
-                        allowedHosts: AllowedHosts) -> OpenAIError? {
+                        allowedHosts: AllowedHosts) -> GatewayError? {
         if let host, !allowedHosts.allows(hostHeader: host) {
-            return OpenAIError(
+            return GatewayError(
                 status: .forbidden,
                 message: "Host \"\(host)\" is not this fleet's name; if you reach it by that name, add it to \"allowedHosts\" in fleet.json",
                 type: "permission_error", code: "host_not_allowed")
@@ -54,7 +54,7 @@ public struct BrowserGuard<Context: RequestContext>: RouterMiddleware {
         if path.hasPrefix("/control/") {
             let json = headers[.contentType]?.lowercased().hasPrefix("application/json") ?? false
             if !json && headers[fleetClient] == nil {
-                return OpenAIError(
+                return GatewayError(
                     status: .forbidden,
                     message: "control requests need \"Content-Type: application/json\" or an \"X-Fleet-Client\" header (so that a web page cannot send them); the fleet CLI and the dashboard send them",
                     type: "permission_error", code: "control_header_required")
@@ -63,8 +63,8 @@ public struct BrowserGuard<Context: RequestContext>: RouterMiddleware {
         return nil
     }
 
-    private static func crossSite(_ why: String) -> OpenAIError {
-        OpenAIError(status: .forbidden,
+    private static func crossSite(_ why: String) -> GatewayError {
+        GatewayError(status: .forbidden,
                     message: "cross-site request refused (\(why)): only the fleet's own dashboard, its CLI and non-browser clients may send requests that change something",
                     type: "permission_error", code: "cross_site_request")
     }

@@ -5,7 +5,7 @@ import NIOCore
 /// An error of the gateway, answered in the shape its route's clients read, so they show its message: OpenAI's
 /// `{"error":{"message":…,"type":…,"param":null,"code":…}}`, or on Anthropic's routes (`/v1/messages…`)
 /// `{"type":"error","error":{"type":…,"message":…}}`.
-public struct OpenAIError: Error, Sendable {
+public struct GatewayError: Error, Sendable {
     public var status: HTTPResponse.Status
     public var message: String
     public var type: String

@@ -8,7 +8,7 @@ public import FleetUpstream
 
 /// The gateway's routes: every route of `GatewayRoute.table` (OpenAI's, Anthropic's and llama-server's own, routed
 /// by the model the request names) and `/v1/models` (every model and alias, in OpenAI's or Anthropic's list shape).
-public struct OpenAIRoutes: Sendable {
+public struct GatewayRoutes: Sendable {
     let router: ModelRouter
     let forwarder: Forwarder
     let settings: GatewaySettings
@@ -73,14 +73,14 @@ public struct OpenAIRoutes: Sendable {
             do {
                 body = try await request.body.collect(upTo: settings.maxBodySize)
             } catch {
-                throw OpenAIError(status: .contentTooLarge,
+                throw GatewayError(status: .contentTooLarge,
                                   message: "request body is larger than \(settings.maxBodySize) bytes (gateway.maxBodySize in fleet.json)",
                                   code: "request_too_large", closeConnection: true)
             }
             var parsed = try CompletionRequest(body: body)
             let name = try modelName(parsed.model, of: request, route: route)
             guard let (pool, model) = router.route(name) else {
-                throw OpenAIError(status: .notFound,
+                throw GatewayError(status: .notFound,
                                   message: "model \"\(name)\" does not exist; this fleet serves: \(router.names.joined(separator: ", "))",
                                   code: "model_not_found")
             }
@@ -96,25 +96,25 @@ public struct OpenAIRoutes: Sendable {
             forwarded.headers = ForwardRequest.forwardable(request.headers)
             return try await forwarder.forward(forwarded, path: route.path, pool: pool, canonicalName: model.name,
                                                hint: hint, family: route.family, connection: connection)
-        } catch let error as OpenAIError {
+        } catch let error as GatewayError {
             return error.response(for: route.family)
         } catch {
-            return OpenAIError(status: .internalServerError, message: "\(error)", type: "server_error", code: "internal_error")
+            return GatewayError(status: .internalServerError, message: "\(error)", type: "server_error", code: "internal_error")
                 .response(for: route.family)
         }
     }
 
     /// Embeddings and rerank need llama-server started for them: a model whose instances were not (and that has no
     /// endpoints, which may have been) gets a clear answer from the gateway instead of llama-server's 501.
-    static func unsupported(_ route: GatewayRoute, by model: ModelConfig) -> OpenAIError? {
+    static func unsupported(_ route: GatewayRoute, by model: ModelConfig) -> GatewayError? {
         guard model.endpoints.isEmpty else { return nil }
         if route.path == "/v1/embeddings", !model.servesEmbeddings {
-            return OpenAIError(status: .badRequest,
+            return GatewayError(status: .badRequest,
                                message: "model \"\(model.name)\" runs without embeddings: add \"args\": [\"--embeddings\", \"--pooling\", \"mean\"] to models.\(model.name) in fleet.json (or run an embedding model that way), then `fleet reload`",
                                code: "embeddings_not_enabled")
         }
         if ["/v1/rerank", "/v1/reranking", "/rerank"].contains(route.path), !model.servesReranking {
-            return OpenAIError(status: .badRequest,
+            return GatewayError(status: .badRequest,
                                message: "model \"\(model.name)\" runs without reranking: add \"args\": [\"--reranking\"] to models.\(model.name) in fleet.json (with a reranker GGUF), then `fleet reload`",
                                code: "reranking_not_enabled")
         }
@@ -123,17 +123,17 @@ public struct OpenAIRoutes: Sendable {
 
     /// The model a request names: its body's `model`; for a route whose body need not name one, else `?model=`,
     /// else `X-Fleet-Model`, else the fleet's default model.
-    /// - Throws: `OpenAIError` 400 saying how to name one.
+    /// - Throws: `GatewayError` 400 saying how to name one.
     private func modelName(_ inBody: String?, of request: Request, route: GatewayRoute) throws -> String {
         if let inBody { return inBody }
         guard route.modelOptional else {
-            throw OpenAIError(status: .badRequest, message: "the request names no \"model\"; GET /v1/models lists them",
+            throw GatewayError(status: .badRequest, message: "the request names no \"model\"; GET /v1/models lists them",
                               code: "missing_model")
         }
         if let name = request.uri.queryParameters["model"].map(String.init), !name.isEmpty { return name }
         if let name = request.headers[Self.modelHeader], !name.isEmpty { return name }
         if let model = FleetConfig.defaultModel(of: router.models) { return model.name }
-        throw OpenAIError(status: .badRequest,
+        throw GatewayError(status: .badRequest,
                           message: "the request names no model and this fleet has \(router.models.count) with none marked default: send \"model\" in the body, ?model=NAME, or an X-Fleet-Model header, or mark one model \"default\": true in fleet.json (GET /v1/models lists them)",
                           code: "missing_model")
     }
@@ -175,11 +175,11 @@ struct CompletionRequest {
     private(set) var body: ByteBuffer
     private var json: [String: Any]
 
-    /// - Throws: `OpenAIError` 400 for a body that is not a JSON object.
+    /// - Throws: `GatewayError` 400 for a body that is not a JSON object.
     init(body: ByteBuffer) throws {
         guard let object = try? JSONSerialization.jsonObject(with: Data(body.readableBytesView)),
               let json = object as? [String: Any] else {
-            throw OpenAIError(status: .badRequest, message: "the request body is not a JSON object", code: "invalid_json")
+            throw GatewayError(status: .badRequest, message: "the request body is not a JSON object", code: "invalid_json")
         }
         self.model = (json["model"] as? String).flatMap { $0.isEmpty ? nil : $0 }
         self.stream = json["stream"] as? Bool ?? false
