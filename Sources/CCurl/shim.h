@@ -35,4 +35,13 @@ static inline CURLMcode fleet_multi_setopt_long(CURLM *multi, CURLMoption option
     return curl_multi_setopt(multi, option, value);
 }
 
+/// What a write callback returns to pause its transfer (curl keeps the bytes and offers them again on resume).
+static inline size_t fleet_writefunc_pause(void) {
+    return CURL_WRITEFUNC_PAUSE;
+}
+
+static inline CURLcode fleet_easy_unpause(CURL *handle) {
+    return curl_easy_pause(handle, CURLPAUSE_CONT);
+}
+
 #endif

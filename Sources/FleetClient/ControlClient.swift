@@ -203,7 +203,7 @@ public struct ControlClient: Sendable {
             response = try await UpstreamClient.with { client in
                 // X-Fleet-Client: what the controller asks of control requests, which a web page cannot send.
                 try await client.fetch(UpstreamRequest(method: method, url: url,
-                                                       headers: Self.authorization(apiKey) + [("X-Fleet-Client", "cli")] + headers, body: body,
+                                                       headers: Self.authorization(apiKey) + [("X-Fleet-Client", "cli")] + headers, body: body.map { ByteBuffer(bytes: $0) },
                                                        connectTimeout: .seconds(2), totalTimeout: timeout))
             }
         } catch let error as UpstreamError where error.kind == .connectFailed {

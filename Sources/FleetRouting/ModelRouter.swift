@@ -80,6 +80,9 @@ public final class ModelRouter: Service, Sendable {
         }
     }
 
+    /// What the upstream client's transfers hold right now (for status and metrics).
+    public var transfers: UpstreamCounts { client.counts }
+
     /// Every name clients may use, sorted.
     public var names: [String] { table.withLock { $0.canonical.keys.sorted() } }
 

@@ -13,6 +13,8 @@ final class CurlEventLoop: Sendable {
     private enum Command {
         case add(id: UInt64, request: UpstreamRequest, sink: TransferSink)
         case cancel(id: UInt64)
+        /// The consumer took from a full window: the paused transfer may go on.
+        case resume(id: UInt64)
     }
 
     private struct Inbox {
@@ -33,6 +35,7 @@ final class CurlEventLoop: Sendable {
     private let inbox = Mutex(Inbox())
     private let finished = Mutex<CheckedContinuation<Void, Never>?>(nil)
     private let started = Atomic<Bool>(false)
+    let counters = UpstreamCounters()
 
     init() {
         curl_global_init(Int(CURL_GLOBAL_DEFAULT))
@@ -46,7 +49,6 @@ final class CurlEventLoop: Sendable {
     /// connection so the upstream sees the client go.
     /// - Throws: `UpstreamError` when the transfer fails before the head, `CancellationError` when cancelled.
     func execute(_ request: UpstreamRequest) async throws -> UpstreamStream {
-        let (body, continuation) = AsyncThrowingStream<ByteBuffer, any Error>.makeStream()
         let id: UInt64? = inbox.withLock { inbox in
             guard !inbox.stopping else { return nil }
             inbox.nextID += 1
@@ -55,13 +57,13 @@ final class CurlEventLoop: Sendable {
         guard let id else {
             throw UpstreamError(kind: .invalidRequest, url: request.url, detail: "the client is shut down")
         }
-        continuation.onTermination = { [weak self] termination in
-            if case .cancelled = termination { self?.post(.cancel(id: id)) }
-        }
+        let cancel: @Sendable () -> Void = { [weak self] in self?.post(.cancel(id: id)) }
+        let body = UpstreamBody(handoff: UpstreamBody.Handoff(
+            window: request.window, counters: counters,
+            resume: { [weak self] in self?.post(.resume(id: id)) }, cancel: cancel))
         return try await withTaskCancellationHandler {
             try await withCheckedThrowingContinuation { (head: CheckedContinuation<UpstreamStream, any Error>) in
-                let sink = TransferSink(head: { head.resume(with: $0) }, body: body, continuation: continuation,
-                                        cancel: { [weak self] in self?.post(.cancel(id: id)) })
+                let sink = TransferSink(head: { head.resume(with: $0) }, body: body, cancel: cancel, counters: counters)
                 post(.add(id: id, request: request, sink: sink), orFail: sink)
             }
         } onCancel: {
@@ -78,7 +80,7 @@ final class CurlEventLoop: Sendable {
         if accepted {
             wake()
         } else {
-            sink.head(.failure(UpstreamError(kind: .invalidRequest, url: "", detail: "the client is shut down")))
+            Self.fail(sink, UpstreamError(kind: .invalidRequest, url: "", detail: "the client is shut down"))
         }
     }
 
@@ -116,6 +118,12 @@ final class CurlEventLoop: Sendable {
         }
     }
 
+    /// A transfer that never started: whoever waits for its head learns why.
+    private static func fail(_ sink: TransferSink, _ error: any Error) {
+        sink.head(.failure(error))
+        sink.body.handoff.finish(error)
+    }
+
     // MARK: - The loop thread
 
     private func loop() {
@@ -124,12 +132,13 @@ final class CurlEventLoop: Sendable {
         var stillRunning: Int32 = 0
         var cancelledEarly: Set<UInt64> = []
         var lastAdded: UInt64 = 0
-        var lastIdleScan = ContinuousClock.now
-        var idleWatched = 0  // transfers with an idle timeout
+        var lastDeadlineScan = ContinuousClock.now
+        var watched = 0  // transfers with a deadline
 
         func remove(_ id: UInt64) -> CurlTransfer? {
             guard let transfer = transfers.removeValue(forKey: id) else { return nil }
-            if transfer.idleTimeout != nil { idleWatched -= 1 }
+            counters.opened(-1)
+            if transfer.hasDeadline { watched -= 1 }
             byHandle[transfer.easy] = nil
             curl_multi_remove_handle(multi.pointer, transfer.easy)
             return transfer
@@ -143,30 +152,26 @@ final class CurlEventLoop: Sendable {
             if stopping {
                 // Commands taken in the same breath as the stop still get an answer: a waiting execute()
                 // must never be left suspended.
-                for case .add(_, _, let sink) in commands {
-                    sink.head(.failure(CancellationError()))
-                    sink.continuation.finish(throwing: CancellationError())
-                }
+                for case .add(_, _, let sink) in commands { Self.fail(sink, CancellationError()) }
                 break
             }
             for command in commands {
                 switch command {
                 case .add(let id, let request, let sink):
                     if cancelledEarly.remove(id) != nil {
-                        sink.head(.failure(CancellationError()))
-                        sink.continuation.finish(throwing: CancellationError())
+                        Self.fail(sink, CancellationError())
                         continue
                     }
                     lastAdded = max(lastAdded, id)
                     do {
                         let transfer = try CurlTransfer(request: request, sink: sink)
                         transfers[id] = transfer
-                        if transfer.idleTimeout != nil { idleWatched += 1 }
+                        counters.opened(1)
+                        if transfer.hasDeadline { watched += 1 }
                         byHandle[transfer.easy] = id
                         curl_multi_add_handle(multi.pointer, transfer.easy)
                     } catch {
-                        sink.head(.failure(error))
-                        sink.continuation.finish(throwing: error)
+                        Self.fail(sink, error)
                     }
                 case .cancel(let id):
                     if let transfer = remove(id) {
@@ -175,6 +180,8 @@ final class CurlEventLoop: Sendable {
                         // Cancelled before its add was processed (the two race through the inbox).
                         cancelledEarly.insert(id)
                     }
+                case .resume(let id):
+                    transfers[id]?.resume()
                 }
             }
 
@@ -188,17 +195,17 @@ final class CurlEventLoop: Sendable {
                     transfer.complete(result)
                 }
             }
-            // Idle timeouts are the loop's to enforce (curl's low-speed check averages over windows and does
-            // not see a stream that stalls between tokens). Checked a few times a second, only while some
-            // transfer has one.
+            // Idle and first-byte timeouts are the loop's to enforce (curl's low-speed check averages over
+            // windows and does not see a stream that stalls between tokens; a timer task per request would cost
+            // more than a scan). Checked a few times a second, only while some transfer has one.
             var pollMilliseconds: Int32 = 10_000
-            if idleWatched > 0 {
+            if watched > 0 {
                 pollMilliseconds = 250
                 let now = ContinuousClock.now
-                if now - lastIdleScan >= .milliseconds(200) {
-                    lastIdleScan = now
-                    for (id, transfer) in transfers where transfer.isIdle(at: now) {
-                        remove(id)?.failIdle()
+                if now - lastDeadlineScan >= .milliseconds(200) {
+                    lastDeadlineScan = now
+                    for (id, transfer) in transfers where transfer.missedDeadline(at: now) {
+                        remove(id)?.failDeadline()
                     }
                 }
             }
@@ -208,12 +215,7 @@ final class CurlEventLoop: Sendable {
         for id in Array(transfers.keys) {
             remove(id)?.finish(throwing: CancellationError())
         }
-        for command in inbox.withLock({ $0.commands }) {
-            if case .add(_, _, let sink) = command {
-                sink.head(.failure(CancellationError()))
-                sink.continuation.finish(throwing: CancellationError())
-            }
-        }
+        for case .add(_, _, let sink) in inbox.withLock({ $0.commands }) { Self.fail(sink, CancellationError()) }
         curl_multi_cleanup(multi.pointer)
         finished.withLock { continuation in
             continuation?.resume()

@@ -3,12 +3,13 @@ import Foundation
 import NIOCore
 import FleetCore
 
-/// Where a transfer delivers: the head once (status and headers), then body chunks into a stream.
+/// Where a transfer delivers: the head once (status and headers, with the body that streams on), then body
+/// chunks into the body's window.
 struct TransferSink: Sendable {
     let head: @Sendable (Result<UpstreamStream, any Error>) -> Void
-    let body: AsyncThrowingStream<ByteBuffer, any Error>
-    let continuation: AsyncThrowingStream<ByteBuffer, any Error>.Continuation
+    let body: UpstreamBody
     let cancel: @Sendable () -> Void
+    let counters: UpstreamCounters
 }
 
 /// One easy handle and where its response goes. Confined to the curl thread: created, driven by curl's
@@ -17,20 +18,29 @@ final class CurlTransfer {
     let easy: UnsafeMutableRawPointer
     private let url: String
     private let deliverHead: @Sendable (Result<UpstreamStream, any Error>) -> Void
-    private let continuation: AsyncThrowingStream<ByteBuffer, any Error>.Continuation
+    private let handoff: UpstreamBody.Handoff
     private let cancel: @Sendable () -> Void
-    /// Held only until the head is delivered: afterwards the consumer alone keeps the body stream alive, so
-    /// dropping it terminates the stream and cancels the transfer.
-    private var body: AsyncThrowingStream<ByteBuffer, any Error>?
+    private let counters: UpstreamCounters
+    /// Held only until the head is delivered: afterwards the consumer alone keeps the body alive, so dropping
+    /// it cancels the transfer.
+    private var body: UpstreamBody?
     private var headerList: UnsafeMutablePointer<curl_slist>?
     private var responseHeaders: [(name: String, value: String)] = []
     private var headSent = false
     /// After the head, the transfer fails when no byte arrives for this long (checked by the loop).
     let idleTimeout: Duration?
+    /// Before the head, the transfer fails when it has not come after this long (checked by the loop).
+    let firstByteTimeout: Duration?
     /// The head goes out with the first body byte (or at the end of an empty body), not before.
     private let headWaitsForBody: Bool
+    private let started = ContinuousClock.now
     /// When the last byte arrived.
     private(set) var lastActivity = ContinuousClock.now
+    /// The consumer's window is full: curl holds the transfer until the consumer takes some.
+    private(set) var paused = false
+
+    /// Whether the loop must look at this transfer's clock.
+    var hasDeadline: Bool { idleTimeout != nil || firstByteTimeout != nil }
 
     init(request: UpstreamRequest, sink: TransferSink) throws(UpstreamError) {
         guard let easy = curl_easy_init() else {
@@ -39,10 +49,12 @@ final class CurlTransfer {
         self.easy = easy
         self.url = request.url
         self.idleTimeout = request.idleTimeout
+        self.firstByteTimeout = request.firstByteTimeout
         self.headWaitsForBody = request.headWaitsForBody
         self.deliverHead = sink.head
-        self.continuation = sink.continuation
+        self.handoff = sink.body.handoff
         self.cancel = sink.cancel
+        self.counters = sink.counters
         self.body = sink.body
         let context = Unmanaged.passUnretained(self).toOpaque()
 
@@ -62,8 +74,8 @@ final class CurlTransfer {
 
         var headers = request.headers
         if let body = request.body {
-            ok = ok && fleet_easy_setopt_long(easy, CURLOPT_POSTFIELDSIZE, body.count) == CURLE_OK
-            ok = ok && body.withUnsafeBytes { bytes in
+            ok = ok && fleet_easy_setopt_long(easy, CURLOPT_POSTFIELDSIZE, body.readableBytes) == CURLE_OK
+            ok = ok && body.withUnsafeReadableBytes { bytes in
                 fleet_easy_setopt_pointer(easy, CURLOPT_COPYPOSTFIELDS, UnsafeMutableRawPointer(mutating: bytes.baseAddress)) == CURLE_OK
             }
             // No "Expect: 100-continue" round trip before the body.
@@ -87,7 +99,10 @@ final class CurlTransfer {
         }
     }
 
-    deinit { cleanup() }
+    deinit {
+        if paused { counters.paused(-1) }
+        cleanup()
+    }
 
     private var cleanedUp = false
     private func cleanup() {
@@ -98,40 +113,70 @@ final class CurlTransfer {
         headerList = nil
     }
 
-    fileprivate func receivedHeader(_ line: String) {
-        let trimmed = line.trimmingCharacters(in: .whitespacesAndNewlines)
-        if trimmed.hasPrefix("HTTP/") {
+    fileprivate func receivedHeader(_ line: UnsafeRawBufferPointer) {
+        var end = line.count
+        while end > 0, line[end - 1] == UInt8(ascii: "\r") || line[end - 1] == UInt8(ascii: "\n") { end -= 1 }
+        let line = UnsafeRawBufferPointer(rebasing: line[..<end])
+        if line.starts(with: "HTTP/".utf8) {
             responseHeaders.removeAll()  // a new response (after a 100 Continue or a redirect)
-        } else if trimmed.isEmpty {
+        } else if line.isEmpty {
             var status = 0
             _ = fleet_easy_getinfo_long(easy, CURLINFO_RESPONSE_CODE, &status)
             if status >= 200 && !headWaitsForBody { sendHead(status: status) }
-        } else if let colon = trimmed.firstIndex(of: ":") {
-            responseHeaders.append((name: String(trimmed[..<colon]),
-                                    value: trimmed[trimmed.index(after: colon)...].trimmingCharacters(in: .whitespaces)))
+        } else if let colon = line.firstIndex(of: UInt8(ascii: ":")) {
+            var valueStart = colon + 1
+            while valueStart < line.count, line[valueStart] == UInt8(ascii: " ") || line[valueStart] == UInt8(ascii: "\t") {
+                valueStart += 1
+            }
+            responseHeaders.append((name: String(decoding: line[..<colon], as: UTF8.self),
+                                    value: String(decoding: line[valueStart...], as: UTF8.self)))
         }
     }
 
-    /// Whether the transfer has been silent longer than its idle timeout since its head arrived.
-    func isIdle(at now: ContinuousClock.Instant) -> Bool {
-        guard headSent, let idleTimeout else { return false }
-        return now - lastActivity > idleTimeout
+    /// Whether the transfer missed its deadline at `now`: silent longer than its idle timeout since its head
+    /// (a paused transfer is not silent: its client is), or headless past its first-byte timeout.
+    func missedDeadline(at now: ContinuousClock.Instant) -> Bool {
+        if headSent {
+            guard let idleTimeout, !paused else { return false }
+            return now - lastActivity > idleTimeout
+        }
+        guard let firstByteTimeout else { return false }
+        return now - started > firstByteTimeout
     }
 
-    func failIdle() {
-        finish(throwing: UpstreamError(kind: .timeout, url: url,
-                                       detail: "no data for \(idleTimeout?.formatted ?? "-") (gateway.idleTimeout)"))
+    func failDeadline() {
+        let detail = headSent
+            ? "no data for \(idleTimeout?.formatted ?? "-") (gateway.idleTimeout)"
+            : "no answer within \(firstByteTimeout?.formatted ?? "-") (gateway.firstByteTimeout)"
+        finish(throwing: UpstreamError(kind: .timeout, url: url, detail: detail))
     }
 
-    fileprivate func receivedBody(_ bytes: UnsafeRawBufferPointer) {
+    /// Offers received bytes to the body; false (nothing taken) pauses the transfer until `resume()`.
+    fileprivate func receivedBody(_ bytes: UnsafeRawBufferPointer) -> Bool {
         lastActivity = .now
-        // The chunk is in the stream before the head goes out, so whoever gets the head finds it there.
-        continuation.yield(ByteBuffer(bytes: bytes))
+        // The chunk is in the body before the head goes out, so whoever gets the head finds it there.
+        guard handoff.offer(bytes) else {
+            if !paused {
+                paused = true
+                counters.paused(1)
+            }
+            return false
+        }
         if !headSent {
             var status = 0
             _ = fleet_easy_getinfo_long(easy, CURLINFO_RESPONSE_CODE, &status)
             sendHead(status: status)
         }
+        return true
+    }
+
+    /// The consumer took from a full window: curl goes on (and may deliver the held bytes right away).
+    func resume() {
+        guard paused else { return }
+        paused = false
+        counters.paused(-1)
+        lastActivity = .now
+        _ = fleet_easy_unpause(easy)
     }
 
     private func sendHead(status: Int) {
@@ -153,7 +198,7 @@ final class CurlTransfer {
             _ = fleet_easy_getinfo_long(easy, CURLINFO_RESPONSE_CODE, &status)
             sendHead(status: status)
         }
-        continuation.finish()
+        handoff.finish(nil)
     }
 
     /// Fails the transfer: the caller still waiting for the head gets the error, else the body stream does.
@@ -163,7 +208,7 @@ final class CurlTransfer {
             body = nil
             deliverHead(.failure(error))
         }
-        continuation.finish(throwing: error)
+        handoff.finish(error)
     }
 
     static func error(for code: CURLcode, url: String, detail: String) -> UpstreamError {
@@ -184,16 +229,14 @@ private func curlWriteCallback(_ data: UnsafeMutablePointer<CChar>?, _ size: Int
                                _ context: UnsafeMutableRawPointer?) -> Int {
     guard let data, let context else { return 0 }
     let transfer = Unmanaged<CurlTransfer>.fromOpaque(context).takeUnretainedValue()
-    transfer.receivedBody(UnsafeRawBufferPointer(start: data, count: size * count))
-    return size * count
+    return transfer.receivedBody(UnsafeRawBufferPointer(start: data, count: size * count)) ? size * count : fleet_writefunc_pause()
 }
 
 private func curlHeaderCallback(_ data: UnsafeMutablePointer<CChar>?, _ size: Int, _ count: Int,
                                 _ context: UnsafeMutableRawPointer?) -> Int {
     guard let data, let context else { return 0 }
     let transfer = Unmanaged<CurlTransfer>.fromOpaque(context).takeUnretainedValue()
-    let bytes = UnsafeRawBufferPointer(start: data, count: size * count)
-    transfer.receivedHeader(String(decoding: bytes, as: UTF8.self))
+    transfer.receivedHeader(UnsafeRawBufferPointer(start: data, count: size * count))
     return size * count
 }
 

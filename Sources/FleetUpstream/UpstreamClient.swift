@@ -1,4 +1,5 @@
 import NIOCore
+public import FleetCore
 public import ServiceLifecycle
 
 /// fleet's HTTP client: every upstream request (completions, health probes, the CLI's calls to a controller)
@@ -10,6 +11,10 @@ public final class UpstreamClient: Service, Sendable {
     private let loop = CurlEventLoop()
 
     public init() {}
+
+    /// What the transfers hold right now: how many run, how many wait for a client that does not read, and the
+    /// bytes held for their clients.
+    public var counts: UpstreamCounts { loop.counters.snapshot }
 
     public func run() async throws {
         await withTaskCancellationOrGracefulShutdownHandler {

@@ -5,7 +5,7 @@ public struct UpstreamRequest: Sendable {
     public var method: String
     public var url: String
     public var headers: [(name: String, value: String)]
-    public var body: [UInt8]?
+    public var body: ByteBuffer?
     /// Longest wait for the TCP connection.
     public var connectTimeout: Duration
     /// Longest wait for the whole transfer; `nil` means no limit (streams run as long as tokens flow).
@@ -13,14 +13,20 @@ public struct UpstreamRequest: Sendable {
     /// Once the head has arrived, the transfer fails when no byte arrives for this long; `nil` means no limit.
     /// (Before the head, `connectTimeout` and `totalTimeout` apply; the gateway adds its first-byte timeout.)
     public var idleTimeout: Duration?
+    /// The transfer fails when its head has not arrived after this long (checked by the curl thread, with a
+    /// few hundred milliseconds' precision); `nil` means only `connectTimeout` and `totalTimeout` apply.
+    public var firstByteTimeout: Duration?
+    /// Bytes of the answer the controller holds for a consumer that does not take them; beyond, the transfer
+    /// pauses (the upstream's sends block) until the consumer catches up.
+    public var window = UpstreamBody.defaultWindow
     /// Hold the head back until the first byte of the body arrives (or the body turns out empty), so that a
     /// transfer that breaks after its head but before any byte fails like one that never answered: the
     /// gateway can still try another instance, since nothing has reached its client.
     public var headWaitsForBody = false
 
     public init(method: String = "GET", url: String, headers: [(name: String, value: String)] = [],
-                body: [UInt8]? = nil, connectTimeout: Duration = .seconds(5), totalTimeout: Duration? = nil,
-                idleTimeout: Duration? = nil, headWaitsForBody: Bool = false) {
+                body: ByteBuffer? = nil, connectTimeout: Duration = .seconds(5), totalTimeout: Duration? = nil,
+                idleTimeout: Duration? = nil, firstByteTimeout: Duration? = nil, headWaitsForBody: Bool = false) {
         self.method = method
         self.url = url
         self.headers = headers
@@ -28,7 +34,15 @@ public struct UpstreamRequest: Sendable {
         self.connectTimeout = connectTimeout
         self.totalTimeout = totalTimeout
         self.idleTimeout = idleTimeout
+        self.firstByteTimeout = firstByteTimeout
         self.headWaitsForBody = headWaitsForBody
+    }
+
+    public init(method: String = "GET", url: String, headers: [(name: String, value: String)] = [],
+                body: [UInt8], connectTimeout: Duration = .seconds(5), totalTimeout: Duration? = nil,
+                idleTimeout: Duration? = nil) {
+        self.init(method: method, url: url, headers: headers, body: ByteBuffer(bytes: body),
+                  connectTimeout: connectTimeout, totalTimeout: totalTimeout, idleTimeout: idleTimeout)
     }
 }
 
@@ -37,7 +51,7 @@ public struct UpstreamRequest: Sendable {
 public struct UpstreamStream: Sendable {
     public var status: Int
     public var headers: [(name: String, value: String)]
-    public var body: AsyncThrowingStream<ByteBuffer, any Error>
+    public var body: UpstreamBody
     /// Aborts the transfer now: the handle is removed and the connection closed, so the upstream sees its
     /// client go. Harmless after the end.
     public var cancel: @Sendable () -> Void = {}

@@ -31,6 +31,8 @@ struct FakeOptions {
     var promptTokenDelay: Duration = .zero
     /// A streamed completion sends its head, then the process exits (code 4) before any byte of the body.
     var dieAfterHead = false
+    /// Each streamed token's text is padded to this many bytes (a long answer in few tokens, for backpressure).
+    var tokenBytes = 0
 
     /// - Throws: a message naming the flag when a value is missing or malformed.
     init(arguments: [String]) throws {
@@ -63,6 +65,7 @@ struct FakeOptions {
             case "--fake-prompt-delay": promptDelay = .milliseconds(Int64(try number(flag) * 1000))
             case "--fake-prompt-token-delay": promptTokenDelay = .nanoseconds(Int64(try number(flag) * 1e9))
             case "--fake-die-after-head": dieAfterHead = true
+            case "--fake-token-bytes": tokenBytes = Int(try number(flag))
             case "--model", "-m", "--ctx-size", "-c", "--n-gpu-layers", "-ngl", "--threads", "-t", "--batch-size",
                  "-b", "--flash-attn", "-fa":
                 _ = try value(flag)  // llama-server flags fleet passes: accepted, no effect here

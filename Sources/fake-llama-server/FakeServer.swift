@@ -23,6 +23,9 @@ final class FakeStats: Sendable {
         var lastPath = ""
         /// That request's headers, `name: value`.
         var lastHeaders: [String] = []
+        /// Bytes of streamed answers written to their connections so far (a write that blocks because the
+        /// client does not read has not counted yet).
+        var streamedBytes = 0
     }
 
     private let counts = Mutex(Counts())
@@ -216,7 +219,7 @@ struct FakeServer {
         return Response(
             status: .ok,
             headers: [.contentType: "text/event-stream", .cacheControl: "no-cache"],
-            body: ResponseBody { [dieAfterHead = options.dieAfterHead] writer in
+            body: ResponseBody { [dieAfterHead = options.dieAfterHead, tokenBytes = options.tokenBytes] writer in
                 if dieAfterHead {
                     // The head is out; the process dies before the first byte of the body.
                     try await Task.sleep(for: .milliseconds(100))
@@ -227,10 +230,13 @@ struct FakeServer {
                 defer { finish(clean) }
                 for index in 0..<tokens {
                     try await Task.sleep(for: delay)
-                    let piece = "tok\(index) "
+                    var piece = "tok\(index) "
+                    if tokenBytes > piece.utf8.count { piece += String(repeating: "x", count: tokenBytes - piece.utf8.count) }
                     let delta = chat ? #"{"index":0,"finish_reason":null,"delta":{"content":"\#(piece)"}}"#
                                      : #"{"index":0,"finish_reason":null,"text":"\#(piece)"}"#
-                    try await writer.write(ByteBuffer(string: #"data: {"id":"\#(id)","object":"\#(object)","created":0,"model":"\#(alias)","choices":[\#(delta)]}"# + "\n\n"))
+                    let event = ByteBuffer(string: #"data: {"id":"\#(id)","object":"\#(object)","created":0,"model":"\#(alias)","choices":[\#(delta)]}"# + "\n\n")
+                    try await writer.write(event)
+                    stats.update { $0.streamedBytes += event.readableBytes }
                 }
                 let last = chat ? #"{"index":0,"finish_reason":"length","delta":{}}"# : #"{"index":0,"finish_reason":"length","text":""}"#
                 try await writer.write(ByteBuffer(string: #"data: {"id":"\#(id)","object":"\#(object)","created":0,"model":"\#(alias)","choices":[\#(last)],"timings":\#(timings)}"# + "\n\n"))

@@ -68,6 +68,10 @@ struct Up: AsyncParsableCommand {
         let executable: String
         do {
             executable = try LlamaServerLocator.locate(configured: config.llamaServer)
+        } catch where !config.models.contains(where: { $0.replicas > 0 }) {
+            // A fleet of endpoints only (a front for other hosts or fleets) runs no llama-server of its own; a
+            // reload that adds a local model then reports the missing executable on that model's instances.
+            executable = config.llamaServer ?? "llama-server"
         } catch {
             throw failure(error.description)
         }

@@ -9,9 +9,13 @@ public struct FleetStatus: Codable, Sendable {
     public var memory: MemoryStatus?
     /// The controller's client connections; absent when the status was not made by a listening controller.
     public var connections: ConnectionCounts?
+    /// The controller's transfers to instances and endpoints: how many, how many paused for a client that does
+    /// not read, and the bytes held for clients; absent from older controllers.
+    public var upstream: UpstreamCounts?
 
     public init(controller: ControllerInfo, models: [ModelStatus], instances: [InstanceStatus], memory: MemoryStatus? = nil,
-                connections: ConnectionCounts? = nil) {
+                connections: ConnectionCounts? = nil, upstream: UpstreamCounts? = nil) {
+        self.upstream = upstream
         self.controller = controller
         self.models = models
         self.instances = instances

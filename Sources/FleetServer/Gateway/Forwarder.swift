@@ -67,11 +67,12 @@ struct Forwarder: Sendable {
 
             let upstream: UpstreamStream
             do {
-                upstream = try await firstByte(of: UpstreamRequest(
+                upstream = try await client.execute(UpstreamRequest(
                     method: "POST", url: lease.baseURL + path,
                     headers: [("Content-Type", "application/json")] + request.headers,
-                    body: Array(request.body.readableBytesView),
+                    body: request.body,
                     connectTimeout: settings.connectTimeout, idleTimeout: settings.idleTimeout,
+                    firstByteTimeout: settings.firstByteTimeout,
                     // Committed to this instance only once a byte of its answer is there: an instance that
                     // dies after its head (a kill during prompt processing) is failed over like one that
                     // never answered.
@@ -103,21 +104,6 @@ struct Forwarder: Sendable {
         excluded.insert(lease.memberID)
         await pool.suspend(id: lease.memberID)
         await lease.release(.failure)
-    }
-
-    /// The upstream's head (with its first body byte), or a timeout error after `firstByteTimeout` (which also
-    /// aborts the transfer).
-    private func firstByte(of request: UpstreamRequest) async throws -> UpstreamStream {
-        try await withThrowingTaskGroup(of: UpstreamStream?.self) { group in
-            group.addTask { try await client.execute(request) }
-            group.addTask {
-                try await Task.sleep(for: settings.firstByteTimeout)
-                throw UpstreamError(kind: .timeout, url: request.url,
-                                    detail: "no answer within \(settings.firstByteTimeout.formatted) (gateway.firstByteTimeout)")
-            }
-            defer { group.cancelAll() }
-            return try await group.next()!!
-        }
     }
 
     private func response(_ upstream: UpstreamStream, lease: Lease, streaming: Bool, rename: String?,

@@ -97,6 +97,13 @@ public final class FleetMetrics: Sendable {
                         [("model", model.name)], ratio)
                 }
             }
+            if let upstream = status.upstream {
+                set("fleet_upstream_transfers", "transfers to instances and endpoints in flight", [], Double(upstream.transfers))
+                set("fleet_upstream_paused_transfers", "transfers paused because their client does not read (each holds at most its window)",
+                    [], Double(upstream.paused))
+                set("fleet_upstream_buffered_bytes", "bytes received from upstreams not yet taken for their clients", [],
+                    Double(upstream.bufferedBytes))
+            }
             if let connections = status.connections {
                 set("fleet_connections_open", "client connections open on the controller's listen address", [], Double(connections.open))
                 set("fleet_connections_evicted", "client connections closed to stay under gateway.maxConnections, since start", [],

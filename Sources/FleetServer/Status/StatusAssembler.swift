@@ -51,6 +51,6 @@ public struct StatusAssembler: Sendable {
         }
         let memory = await supervisor.memoryStatus().map { MemoryStatus(budget: $0.budget, inUse: $0.inUse) }
         return FleetStatus(controller: controller, models: models, instances: instances, memory: memory,
-                           connections: connections?.counts)
+                           connections: connections?.counts, upstream: router.transfers)
     }
 }

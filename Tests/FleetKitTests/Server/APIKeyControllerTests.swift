@@ -22,7 +22,7 @@ struct APIKeyControllerTests {
         var headers: [(String, String)] = [("Content-Type", "application/json")]
         if let key { headers.append((header, header == "Authorization" ? "Bearer \(key)" : key)) }
         return try await UpstreamClient.with {
-            try await $0.fetch(UpstreamRequest(method: method, url: url, headers: headers, body: body.map { Array($0.utf8) },
+            try await $0.fetch(UpstreamRequest(method: method, url: url, headers: headers, body: body.map { ByteBuffer(string: $0) },
                                                totalTimeout: .seconds(30)))
         }
     }

@@ -82,7 +82,9 @@ struct GatewayTests {
                 var chunks: [String] = []
                 for try await chunk in stream.body { chunks.append(String(buffer: chunk)) }
                 let text = chunks.joined()
-                #expect(chunks.count >= 6, "tokens arrive as they are made, not in one buffered block: \(chunks.count) chunks")
+                // Six tokens 50 ms apart; what waits when a reader asks is handed over as one, so a busy machine
+                // may merge a few, but a buffered answer would come as one block.
+                #expect(chunks.count >= 4, "tokens arrive as they are made, not in one buffered block: \(chunks.count) chunks")
                 #expect(text.hasSuffix("data: [DONE]\n\n"))
                 #expect(text.contains(#""timings":"#), "the final timings chunk is preserved")
                 #expect(!text.contains(#""model":"fake""#) && text.contains(#""model":"fake-alias""#))

@@ -1,0 +1,218 @@
+import DequeModule
+public import FleetCore
+public import NIOCore
+import Synchronization
+
+/// The body of an upstream answer as it streams, from the curl thread to one consumer, through a bounded
+/// window: while the consumer holds `window` bytes it has not taken (its client does not read), the transfer is
+/// paused (`CURL_WRITEFUNC_PAUSE`: curl stops reading the socket, so the upstream's sends block), and resumed
+/// once the consumer has taken it below half. Memory per stream is bounded by the window plus one chunk.
+///
+/// Chunks that wait when the consumer asks are handed over as one buffer: a consumer that fell behind catches
+/// up in one write instead of one per chunk.
+///
+/// Dropping every copy of the body before its end (or cancelling the task waiting in it) cancels the transfer.
+public struct UpstreamBody: AsyncSequence, Sendable {
+    public typealias Element = ByteBuffer
+
+    /// What holds a stream open in the controller while its client does not read: 64 KiB.
+    public static let defaultWindow = 64 * 1024
+
+    let handoff: Handoff
+    /// Only the consumer's copies hold it: when the last goes, an unfinished transfer is cancelled.
+    private let consumer: Consumer
+
+    init(handoff: Handoff) {
+        self.handoff = handoff
+        self.consumer = Consumer(handoff: handoff)
+    }
+
+    public func makeAsyncIterator() -> Iterator { Iterator(body: self) }
+
+    public struct Iterator: AsyncIteratorProtocol {
+        let body: UpstreamBody
+
+        public mutating func next() async throws -> ByteBuffer? {
+            try await body.handoff.next()
+        }
+    }
+
+    private final class Consumer: Sendable {
+        let handoff: Handoff
+        init(handoff: Handoff) { self.handoff = handoff }
+        deinit { handoff.consumerLeft() }
+    }
+
+    /// The state between the curl thread (which offers chunks and ends the body) and the consumer.
+    ///
+    /// What a stream holds is what is queued plus what the consumer took last: it is writing that to its client
+    /// until it asks for more. The window bounds the sum.
+    final class Handoff: Sendable {
+        private struct State {
+            var chunks = Deque<ByteBuffer>()
+            var queued = 0
+            /// Bytes of the last hand-out, held until the consumer asks again.
+            var handedOut = 0
+            var waiter: CheckedContinuation<ByteBuffer?, any Error>?
+            /// The producer was told to stop: it waits for `resume`.
+            var paused = false
+            /// nil while the body streams; then its end (nil error: complete).
+            var end: (any Error)??
+            var cancelled = false
+
+            var held: Int { queued + handedOut }
+        }
+
+        private enum Step { case chunk(ByteBuffer), end((any Error)?), wait }
+
+        let window: Int
+        private let state = Mutex(State())
+        private let counters: UpstreamCounters
+        /// Called (on the consumer's thread) when a paused transfer may go on, and when the consumer leaves
+        /// before the end.
+        private let resume: @Sendable () -> Void
+        private let cancel: @Sendable () -> Void
+
+        init(window: Int, counters: UpstreamCounters, resume: @escaping @Sendable () -> Void,
+             cancel: @escaping @Sendable () -> Void) {
+            self.window = Swift.max(1, window)
+            self.counters = counters
+            self.resume = resume
+            self.cancel = cancel
+        }
+
+        /// A chunk from the upstream. Returns false, keeping nothing, when the window is full: the caller pauses
+        /// the transfer (curl offers the same bytes again once resumed).
+        func offer(_ bytes: UnsafeRawBufferPointer) -> Bool {
+            let chunk = ByteBuffer(bytes: bytes)
+            let (accepted, waiter): (Bool, CheckedContinuation<ByteBuffer?, any Error>?) = state.withLock { state in
+                if state.cancelled || state.end != nil { return (true, nil) }  // nobody will read it
+                if state.held >= window {
+                    state.paused = true
+                    return (false, nil)
+                }
+                counters.buffered(chunk.readableBytes)
+                if let waiter = state.waiter {
+                    state.waiter = nil
+                    state.handedOut = chunk.readableBytes
+                    return (true, waiter)
+                }
+                state.chunks.append(chunk)
+                state.queued += chunk.readableBytes
+                return (true, nil)
+            }
+            waiter?.resume(returning: chunk)
+            return accepted
+        }
+
+        /// The body ended: `nil` when complete, else why it broke. What is queued is still delivered first.
+        func finish(_ error: (any Error)?) {
+            let waiter: CheckedContinuation<ByteBuffer?, any Error>? = state.withLock { state in
+                guard state.end == nil else { return nil }
+                state.end = .some(error)
+                defer { state.waiter = nil }
+                return state.waiter
+            }
+            if let error { waiter?.resume(throwing: error) } else { waiter?.resume(returning: nil) }
+        }
+
+        fileprivate func next() async throws -> ByteBuffer? {
+            var resumeProducer = false
+            let step: Step = state.withLock { state in
+                // The consumer is done with what it took last.
+                counters.buffered(-state.handedOut)
+                state.handedOut = 0
+                let step = look(&state)
+                if state.paused, state.held < window / 2 + 1 {
+                    state.paused = false
+                    resumeProducer = true
+                }
+                return step
+            }
+            if resumeProducer { resume() }
+            switch step {
+            case .chunk(let chunk): return chunk
+            case .end(let error):
+                if let error { throw error }
+                return nil
+            case .wait: break
+            }
+            return try await withTaskCancellationHandler {
+                try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<ByteBuffer?, any Error>) in
+                    // Something may have arrived (or ended) between the first look and now.
+                    let step: Step = state.withLock { state in
+                        let step = Task.isCancelled && state.chunks.isEmpty ? .end(CancellationError()) : look(&state)
+                        if case .wait = step { state.waiter = continuation }
+                        return step
+                    }
+                    switch step {
+                    case .chunk(let chunk): continuation.resume(returning: chunk)
+                    case .end(let error):
+                        if let error { continuation.resume(throwing: error) } else { continuation.resume(returning: nil) }
+                    case .wait: break
+                    }
+                }
+            } onCancel: {
+                let waiter = state.withLock { state in
+                    state.cancelled = true
+                    defer { state.waiter = nil }
+                    return state.waiter
+                }
+                waiter?.resume(throwing: CancellationError())
+                cancel()
+            }
+        }
+
+        /// Everything queued, as one buffer; else the end, or nothing yet.
+        private func look(_ state: inout State) -> Step {
+            guard var chunk = state.chunks.popFirst() else {
+                if let end = state.end { return .end(end) }
+                return state.cancelled ? .end(CancellationError()) : .wait
+            }
+            if !state.chunks.isEmpty {
+                var merged = ByteBuffer()
+                merged.reserveCapacity(state.queued)
+                merged.writeBuffer(&chunk)
+                while var next = state.chunks.popFirst() { merged.writeBuffer(&next) }
+                chunk = merged
+            }
+            state.handedOut = state.queued
+            state.queued = 0
+            return .chunk(chunk)
+        }
+
+        /// Every copy of the body is gone: a transfer still running is cancelled.
+        fileprivate func consumerLeft() {
+            let unfinished = state.withLock { state in
+                let unfinished = state.end == nil && !state.cancelled
+                state.cancelled = true
+                counters.buffered(-state.held)
+                state.queued = 0
+                state.handedOut = 0
+                state.chunks.removeAll()
+                return unfinished
+            }
+            if unfinished { cancel() }
+        }
+    }
+}
+
+/// What the client's transfers hold right now, for status and metrics: bytes received from upstreams that
+/// their consumers have not taken yet, and the transfers paused because a consumer does not read.
+public final class UpstreamCounters: Sendable {
+    private let bufferedBytes = Atomic<Int>(0)
+    private let pausedTransfers = Atomic<Int>(0)
+    private let openTransfers = Atomic<Int>(0)
+
+    public init() {}
+
+    public var snapshot: UpstreamCounts {
+        UpstreamCounts(transfers: openTransfers.load(ordering: .relaxed),
+                       paused: pausedTransfers.load(ordering: .relaxed),
+                       bufferedBytes: bufferedBytes.load(ordering: .relaxed))
+    }
+
+    func buffered(_ delta: Int) { bufferedBytes.add(delta, ordering: .relaxed) }
+    func paused(_ delta: Int) { pausedTransfers.add(delta, ordering: .relaxed) }
+    func opened(_ delta: Int) { openTransfers.add(delta, ordering: .relaxed) }
+}
