@@ -163,9 +163,9 @@ public enum PromptFingerprint {
 
 /// Finds the values of a JSON object's top-level keys without parsing them: one pass over the bytes, strings
 /// and nesting skipped. Keys are compared as written (no escape decoding: field names never need one).
-enum TopLevelJSON {
+package enum TopLevelJSON {
     /// The byte range of each key's value (nil when absent), or nil when `bytes[range]` is not a JSON object.
-    static func values(of keys: [[UInt8]], in bytes: UnsafeRawBufferPointer, _ range: Range<Int>? = nil) -> [Range<Int>?]? {
+    package static func values(of keys: [[UInt8]], in bytes: UnsafeRawBufferPointer, _ range: Range<Int>? = nil) -> [Range<Int>?]? {
         let bytes = range.map { UnsafeRawBufferPointer(rebasing: bytes[..<$0.upperBound]) } ?? bytes
         var ranges = [Range<Int>?](repeating: nil, count: keys.count)
         var i = skipSpace(bytes, range?.lowerBound ?? 0)

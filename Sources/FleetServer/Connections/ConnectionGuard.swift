@@ -47,6 +47,9 @@ final class ConnectionGuard: ChannelDuplexHandler, RemovableChannelHandler {
     /// Refused at the head: everything else the client sends is dropped until the connection closes.
     private var refused = false
     private var timer: Scheduled<Void>?
+    /// When the timer fires, and when the connection's current deadline is (nil: none).
+    private var timerAt: NIODeadline?
+    private var deadline: NIODeadline?
 
     init(limits: ConnectionLimits, registry: ConnectionRegistry) {
         self.limits = limits
@@ -70,13 +73,11 @@ final class ConnectionGuard: ChannelDuplexHandler, RemovableChannelHandler {
     }
 
     func handlerRemoved(context: ChannelHandlerContext) {
-        timer?.cancel()
-        timer = nil
+        stopTimer()
     }
 
     func channelInactive(context: ChannelHandlerContext) {
-        timer?.cancel()
-        timer = nil
+        stopTimer()
         if let id { registry.closed(id) }
         context.fireChannelInactive()
     }
@@ -155,10 +156,28 @@ final class ConnectionGuard: ChannelDuplexHandler, RemovableChannelHandler {
         context.writeAndFlush(wrapOutboundOut(.end(nil))).whenComplete { _ in channel.close(promise: nil) }
     }
 
+    /// Sets the connection's deadline. One timer serves every deadline a request moves through (head, body,
+    /// keep-alive): a later deadline leaves the timer as it is (when it fires early, it re-arms for the rest),
+    /// so a request costs no timer scheduling and cancelling per part.
     private func arm(_ context: ChannelHandlerContext, after delay: Duration) {
+        let at = NIODeadline.now() + .nanoseconds(Int64(delay.nanoseconds))
+        deadline = at
+        if let timerAt, timerAt <= at { return }
         timer?.cancel()
-        timer = context.eventLoop.assumeIsolated().scheduleTask(in: .nanoseconds(Int64(delay.nanoseconds))) { [self] in
+        schedule(context, at: at)
+    }
+
+    private func schedule(_ context: ChannelHandlerContext, at: NIODeadline) {
+        timerAt = at
+        timer = context.eventLoop.assumeIsolated().scheduleTask(deadline: at) { [self] in
             timer = nil
+            timerAt = nil
+            guard let deadline else { return }
+            if deadline > .now() {
+                schedule(context, at: deadline)
+                return
+            }
+            self.deadline = nil
             // Still waiting for the client: a stalled head or body, or an idle keep-alive connection.
             if readingBody || pending == 0 {
                 if let id { registry.timedOut(id) }
@@ -167,8 +186,14 @@ final class ConnectionGuard: ChannelDuplexHandler, RemovableChannelHandler {
         }
     }
 
-    private func disarm() {
+    private func stopTimer() {
         timer?.cancel()
         timer = nil
+        timerAt = nil
+        deadline = nil
+    }
+
+    private func disarm() {
+        deadline = nil
     }
 }

@@ -165,45 +165,77 @@ struct ForwardRequest: Sendable {
     }
 }
 
-/// What the gateway needs to know of a request body: the model (if it names one), whether it streams; and the
-/// body to forward, re-encoded only when defaults were injected.
+/// What the gateway needs to know of a request body: the model (if it names one), whether it streams, the
+/// client's session; and the body to forward, rewritten only when defaults are injected.
+///
+/// Read in one pass over the body's top level (`TopLevelJSON`): the prompt and messages are skipped, not parsed,
+/// and llama-server parses the whole body anyway. A body whose top level is not an object is refused here.
 struct CompletionRequest {
     let model: String?
     let stream: Bool
     /// The client's session: OpenAI's `prompt_cache_key`, else its `user`.
     let sessionKey: String?
     private(set) var body: ByteBuffer
-    private var json: [String: Any]
+    /// Top-level keys the body has, of those defaults may fill.
+    private let present: Set<String>
+
+    private static let keys = ["model", "stream", "prompt_cache_key", "user", "temperature", "top_p", "top_k"]
+    private static let keyBytes = keys.map { Array($0.utf8) }
 
     /// - Throws: `GatewayError` 400 for a body that is not a JSON object.
     init(body: ByteBuffer) throws {
-        guard let object = try? JSONSerialization.jsonObject(with: Data(body.readableBytesView)),
-              let json = object as? [String: Any] else {
+        let read = body.withUnsafeReadableBytes { bytes -> (values: [String?], present: Set<String>, stream: Bool)? in
+            guard let ranges = TopLevelJSON.values(of: Self.keyBytes, in: bytes) else { return nil }
+            var present: Set<String> = []
+            for (index, range) in ranges.enumerated().dropFirst(4) where range != nil { present.insert(Self.keys[index]) }
+            let values = ranges.prefix(4).map { range in range.flatMap { Self.string(UnsafeRawBufferPointer(rebasing: bytes[$0])) } }
+            let stream = ranges[1].map { UnsafeRawBufferPointer(rebasing: bytes[$0]).elementsEqual("true".utf8) } ?? false
+            return (values, present, stream)
+        }
+        guard let read else {
             throw GatewayError(status: .badRequest, message: "the request body is not a JSON object", code: "invalid_json")
         }
-        self.model = (json["model"] as? String).flatMap { $0.isEmpty ? nil : $0 }
-        self.stream = json["stream"] as? Bool ?? false
-        self.sessionKey = [json["prompt_cache_key"], json["user"]].lazy.compactMap { $0 as? String }.first { !$0.isEmpty }
+        self.model = read.values[0].flatMap { $0.isEmpty ? nil : $0 }
+        self.stream = read.stream
+        self.sessionKey = read.values[2...3].lazy.compactMap { $0 }.first { !$0.isEmpty }
         self.body = body
-        self.json = json
+        self.present = read.present
+    }
+
+    /// A JSON string value as text (escapes decoded), or nil when the value is not a string.
+    private static func string(_ value: UnsafeRawBufferPointer) -> String? {
+        guard value.count >= 2, value.first == UInt8(ascii: "\""), value.last == UInt8(ascii: "\"") else { return nil }
+        let inner = UnsafeRawBufferPointer(rebasing: value[1..<(value.count - 1)])
+        if !inner.contains(UInt8(ascii: "\\")) { return String(decoding: inner, as: UTF8.self) }
+        // Rare: an escape in a name. Foundation decodes it.
+        return (try? JSONSerialization.jsonObject(with: Data(value), options: .fragmentsAllowed)) as? String
     }
 
     /// What to forward, for the model the request was resolved to.
     func forwarded(as name: String) -> ForwardRequest { ForwardRequest(model: name, stream: stream, body: body) }
 
-    /// Adds the model's sampling defaults the route takes, where the request has none.
+    /// Adds the model's sampling defaults the route takes, where the request has none: written at the start
+    /// of the object, the rest of the body as sent.
     mutating func inject(_ defaults: SamplingDefaults, only fields: [GatewayRoute.Sampling]) {
-        var changed = false
-        func set(_ key: String, _ value: Any?) {
-            guard let value, json[key] == nil else { return }
-            json[key] = value
-            changed = true
+        var added: [String] = []
+        func add(_ key: String, _ value: String?) {
+            guard let value, !present.contains(key) else { return }
+            added.append("\"\(key)\":\(value)")
         }
-        if fields.contains(.temperature) { set("temperature", defaults.temperature) }
-        if fields.contains(.topP) { set("top_p", defaults.topP) }
-        if fields.contains(.topK) { set("top_k", defaults.topK) }
-        if changed, let data = try? JSONSerialization.data(withJSONObject: json) {
-            body = ByteBuffer(bytes: data)
+        if fields.contains(.temperature) { add("temperature", defaults.temperature.map { "\($0)" }) }
+        if fields.contains(.topP) { add("top_p", defaults.topP.map { "\($0)" }) }
+        if fields.contains(.topK) { add("top_k", defaults.topK.map { "\($0)" }) }
+        guard !added.isEmpty else { return }
+        var rest = body
+        // The object's opening brace (after any leading space), then whether anything follows before its end.
+        while let byte = rest.readInteger(as: UInt8.self), byte != UInt8(ascii: "{") {}
+        let empty = rest.withUnsafeReadableBytes { bytes in
+            bytes.first { ![0x20, 0x0A, 0x0D, 0x09].contains($0) } == UInt8(ascii: "}")
         }
+        var rewritten = ByteBuffer()
+        rewritten.reserveCapacity(body.readableBytes + 64)
+        rewritten.writeString("{" + added.joined(separator: ",") + (empty ? "" : ","))
+        rewritten.writeBuffer(&rest)
+        body = rewritten
     }
 }

@@ -34,24 +34,52 @@ public final class FleetMetrics: Sendable {
     /// failed). `status` is what the client got.
     public func request(model: String, instance: String, status: Int, duration: Duration, firstByte: Duration?,
                         tokens: Int?, promptCache: PromptCacheCounts? = nil) {
-        let labels = [("model", model), ("instance", instance)]
-        CoreMetrics.Counter(label: "fleet_requests_total", dimensions: labels + [("status", String(status))],
-                            factory: factory).increment()
-        CoreMetrics.Timer(label: "fleet_request_duration_seconds", dimensions: [("model", model)], factory: factory)
-            .recordNanoseconds(duration.nanoseconds)
+        counter("fleet_requests_total", model: model, instance: instance, status: status).increment()
+        timer("fleet_request_duration_seconds", model: model).recordNanoseconds(duration.nanoseconds)
         if let firstByte {
-            CoreMetrics.Timer(label: "fleet_time_to_first_token_seconds", dimensions: [("model", model)], factory: factory)
-                .recordNanoseconds(firstByte.nanoseconds)
+            timer("fleet_time_to_first_token_seconds", model: model).recordNanoseconds(firstByte.nanoseconds)
         }
         if let tokens, tokens > 0 {
-            CoreMetrics.Counter(label: "fleet_tokens_generated_total", dimensions: labels, factory: factory)
-                .increment(by: tokens)
+            counter("fleet_tokens_generated_total", model: model, instance: instance).increment(by: tokens)
         }
         if let promptCache, promptCache.promptTokens > 0 {
-            CoreMetrics.Counter(label: "fleet_prompt_tokens_total", dimensions: labels, factory: factory)
-                .increment(by: promptCache.promptTokens)
-            CoreMetrics.Counter(label: "fleet_prompt_cached_tokens_total", dimensions: labels, factory: factory)
-                .increment(by: promptCache.cachedTokens)
+            counter("fleet_prompt_tokens_total", model: model, instance: instance).increment(by: promptCache.promptTokens)
+            counter("fleet_prompt_cached_tokens_total", model: model, instance: instance).increment(by: promptCache.cachedTokens)
+        }
+    }
+
+    /// Which series of a metric: its name and labels (model; instance and status where it has them).
+    private struct Series: Hashable {
+        var name: String
+        var model: String
+        var instance: String?
+        var status: Int?
+    }
+
+    /// The request path's series, made once each: making one through the factory costs a registry lookup with
+    /// its label arrays on every request.
+    private let counters = Mutex<[Series: CoreMetrics.Counter]>([:])
+    private let timers = Mutex<[Series: CoreMetrics.Timer]>([:])
+
+    private func counter(_ name: String, model: String, instance: String, status: Int? = nil) -> CoreMetrics.Counter {
+        let series = Series(name: name, model: model, instance: instance, status: status)
+        return counters.withLock { counters in
+            if let counter = counters[series] { return counter }
+            var labels = [("model", model), ("instance", instance)]
+            if let status { labels.append(("status", String(status))) }
+            let counter = CoreMetrics.Counter(label: name, dimensions: labels, factory: factory)
+            counters[series] = counter
+            return counter
+        }
+    }
+
+    private func timer(_ name: String, model: String) -> CoreMetrics.Timer {
+        let series = Series(name: name, model: model)
+        return timers.withLock { timers in
+            if let timer = timers[series] { return timer }
+            let timer = CoreMetrics.Timer(label: name, dimensions: [("model", model)], factory: factory)
+            timers[series] = timer
+            return timer
         }
     }
 

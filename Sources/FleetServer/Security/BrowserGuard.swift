@@ -105,24 +105,41 @@ public struct AllowedHosts: Sendable, Equatable {
     /// Whether a `Host` header (`name`, `name:port`, `[v6]:port`) names this controller.
     public func allows(hostHeader: String) -> Bool {
         if any { return true }
-        var host = hostHeader.trimmingCharacters(in: .whitespaces).lowercased()
-        if host.hasPrefix("[") {
+        // On every request: read as a substring, no Foundation and no copy for an address.
+        var host = Substring(hostHeader)
+        while let first = host.first, first == " " || first == "\t" { host = host.dropFirst() }
+        while let last = host.last, last == " " || last == "\t" { host = host.dropLast() }
+        if host.first == "[" {
             // An IPv6 literal: only an address can be written that way.
             return host.contains("]")
         }
-        if let colon = host.lastIndex(of: ":") { host = String(host[..<colon]) }
-        if host.hasSuffix(".") { host.removeLast() }
+        if let colon = host.lastIndex(of: ":") { host = host[..<colon] }
+        if host.last == "." { host = host.dropLast() }
         if host.isEmpty { return false }
-        if host == "localhost" || host.hasSuffix(".localhost") { return true }
-        if Self.isIPv4(host) { return true }
-        return names.contains(host)
+        if Self.isIPv4(host.utf8) { return true }
+        let name = host.lowercased()
+        if name == "localhost" || name.hasSuffix(".localhost") { return true }
+        return names.contains(name)
     }
 
-    private static func isIPv4(_ text: String) -> Bool {
-        let parts = text.split(separator: ".", omittingEmptySubsequences: false)
-        return parts.count == 4 && parts.allSatisfy { part in
-            !part.isEmpty && part.count <= 3 && part.allSatisfy(\.isASCII) && part.allSatisfy(\.isNumber) && Int(part)! <= 255
+    /// Four dot-separated decimal numbers up to 255.
+    private static func isIPv4(_ text: Substring.UTF8View) -> Bool {
+        var parts = 0, digits = 0, value = 0
+        for byte in text {
+            if byte == UInt8(ascii: ".") {
+                guard digits > 0 else { return false }
+                parts += 1
+                digits = 0
+                value = 0
+            } else if byte >= UInt8(ascii: "0") && byte <= UInt8(ascii: "9") {
+                digits += 1
+                value = value * 10 + Int(byte - UInt8(ascii: "0"))
+                guard digits <= 3, value <= 255 else { return false }
+            } else {
+                return false
+            }
         }
+        return parts == 3 && digits > 0
     }
 
     /// This machine's hostname: people reach a fleet on their LAN by it.

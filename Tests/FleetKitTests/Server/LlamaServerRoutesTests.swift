@@ -274,3 +274,37 @@ struct AnthropicFramingTests {
         }
     }
 }
+
+/// The gateway reads what routing needs from the body's top level only, without parsing the rest.
+@Suite("reading a request body")
+struct CompletionRequestTests {
+    @Test func modelStreamAndSessionComeFromTheTopLevelOnly() throws {
+        let body = #" { "messages": [{"role":"user","content":"{\"model\":\"inner\",\"stream\":false}"}], "metadata": {"model": "nested"},"#
+            + #" "model" : "gem\u006da", "stream":true, "user": "u1" } "#
+        let request = try CompletionRequest(body: ByteBuffer(string: body))
+        #expect(request.model == "gemma" && request.stream && request.sessionKey == "u1")
+        let plain = try CompletionRequest(body: ByteBuffer(string: #"{"model":"m","prompt_cache_key":"k","user":"u"}"#))
+        #expect(plain.model == "m" && !plain.stream && plain.sessionKey == "k")
+        #expect(try CompletionRequest(body: ByteBuffer(string: #"{"model":7}"#)).model == nil)
+    }
+
+    @Test func aBodyThatIsNotAnObjectIsRefused() {
+        for body in ["{nope", "[1,2]", "", #""model""#, #"{"model":"m""#] {
+            #expect(throws: GatewayError.self, "\(body)") { try CompletionRequest(body: ByteBuffer(string: body)) }
+        }
+    }
+
+    @Test func defaultsAreWrittenBeforeTheBodyAsSentAndNeverOverrideTheClient() throws {
+        let defaults = SamplingDefaults(temperature: 0.3, topP: nil, topK: 7)
+        let sampling: [GatewayRoute.Sampling] = [.temperature, .topP, .topK]
+        for (body, expected) in [(#"{}"#, #"{"temperature":0.3,"top_k":7}"#),
+                                 (#"  { "model":"m" }"#, #"{"temperature":0.3,"top_k":7, "model":"m" }"#),
+                                 (#"{"model":"m","temperature":1.5}"#, #"{"top_k":7,"model":"m","temperature":1.5}"#)] {
+            var request = try CompletionRequest(body: ByteBuffer(string: body))
+            request.inject(defaults, only: sampling)
+            let forwarded = String(buffer: request.forwarded(as: "m").body)
+            #expect(forwarded == expected)
+            #expect((try? JSONSerialization.jsonObject(with: Data(forwarded.utf8))) != nil, "still JSON: \(forwarded)")
+        }
+    }
+}
