@@ -35,6 +35,12 @@ static inline CURLMcode fleet_multi_setopt_long(CURLM *multi, CURLMoption option
     return curl_multi_setopt(multi, option, value);
 }
 
+typedef int (*fleet_curl_sockopt_callback)(void *context, curl_socket_t socket, curlsocktype purpose);
+
+static inline CURLcode fleet_easy_setopt_sockopt(CURL *handle, fleet_curl_sockopt_callback value) {
+    return curl_easy_setopt(handle, CURLOPT_SOCKOPTFUNCTION, value);
+}
+
 /// What a write callback returns to pause its transfer (curl keeps the bytes and offers them again on resume).
 static inline size_t fleet_writefunc_pause(void) {
     return CURL_WRITEFUNC_PAUSE;

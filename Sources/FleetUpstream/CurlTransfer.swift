@@ -63,6 +63,7 @@ final class CurlTransfer {
         // Instances are on loopback or a LAN; an http_proxy in the environment must not capture them.
         ok = ok && fleet_easy_setopt_string(easy, CURLOPT_NOPROXY, "*") == CURLE_OK
         ok = ok && fleet_easy_setopt_long(easy, CURLOPT_TCP_NODELAY, 1) == CURLE_OK
+        ok = ok && fleet_easy_setopt_sockopt(easy, curlSocketOptions) == CURLE_OK
         ok = ok && fleet_easy_setopt_long(easy, CURLOPT_CONNECTTIMEOUT_MS, request.connectTimeout.milliseconds) == CURLE_OK
         if let total = request.totalTimeout {
             ok = ok && fleet_easy_setopt_long(easy, CURLOPT_TIMEOUT_MS, max(1, total.milliseconds)) == CURLE_OK
@@ -231,6 +232,18 @@ private func curlWriteCallback(_ data: UnsafeMutablePointer<CChar>?, _ size: Int
     let transfer = Unmanaged<CurlTransfer>.fromOpaque(context).takeUnretainedValue()
     return transfer.receivedBody(UnsafeRawBufferPointer(start: data, count: size * count)) ? size * count : fleet_writefunc_pause()
 }
+
+/// A new upstream connection's receive buffer is fixed at `upstreamReceiveBuffer` instead of growing with the
+/// kernel's autotuning (up to tens of MB): when a client stops reading and its transfer pauses, the upstream's
+/// sends block after that much, so llama-server slows down instead of the kernel buffering the answer for it.
+private func curlSocketOptions(_ context: UnsafeMutableRawPointer?, _ socket: curl_socket_t, _ purpose: curlsocktype) -> Int32 {
+    var size = Int32(upstreamReceiveBuffer)
+    _ = setsockopt(socket, SOL_SOCKET, SO_RCVBUF, &size, socklen_t(MemoryLayout<Int32>.size))
+    return 0  // CURL_SOCKOPT_OK
+}
+
+/// 256 KiB: at loopback or LAN round trips, far more than a token stream or a whole answer needs in flight.
+let upstreamReceiveBuffer = 256 * 1024
 
 private func curlHeaderCallback(_ data: UnsafeMutablePointer<CChar>?, _ size: Int, _ count: Int,
                                 _ context: UnsafeMutableRawPointer?) -> Int {
