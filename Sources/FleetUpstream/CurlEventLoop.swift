@@ -58,12 +58,15 @@ final class CurlEventLoop: Sendable {
             throw UpstreamError(kind: .invalidRequest, url: request.url, detail: "the client is shut down")
         }
         let cancel: @Sendable () -> Void = { [weak self] in self?.post(.cancel(id: id)) }
+        let loop = request.eventLoop
         let body = UpstreamBody(handoff: UpstreamBody.Handoff(
-            window: request.window, counters: counters,
+            window: request.window, counters: counters, loop: loop,
             resume: { [weak self] in self?.post(.resume(id: id)) }, cancel: cancel))
         return try await withTaskCancellationHandler {
             try await withCheckedThrowingContinuation { (head: CheckedContinuation<UpstreamStream, any Error>) in
-                let sink = TransferSink(head: { head.resume(with: $0) }, body: body, cancel: cancel, counters: counters)
+                let sink = TransferSink(head: { result in
+                    if let loop, !loop.inEventLoop { loop.execute { head.resume(with: result) } } else { head.resume(with: result) }
+                }, body: body, cancel: cancel, counters: counters)
                 post(.add(id: id, request: request, sink: sink), orFail: sink)
             }
         } onCancel: {

@@ -72,13 +72,26 @@ public struct UpstreamBody: AsyncSequence, Sendable {
         /// before the end.
         private let resume: @Sendable () -> Void
         private let cancel: @Sendable () -> Void
+        /// Where a consumer waiting for the curl thread is woken (see `UpstreamRequest.eventLoop`).
+        private let loop: (any EventLoop)?
 
-        init(window: Int, counters: UpstreamCounters, resume: @escaping @Sendable () -> Void,
+        init(window: Int, counters: UpstreamCounters, loop: (any EventLoop)? = nil, resume: @escaping @Sendable () -> Void,
              cancel: @escaping @Sendable () -> Void) {
             self.window = Swift.max(1, window)
             self.counters = counters
+            self.loop = loop
             self.resume = resume
             self.cancel = cancel
+        }
+
+        /// Wakes the waiting consumer with `result`: on its event loop when it has one.
+        private func wake(_ waiter: CheckedContinuation<ByteBuffer?, any Error>?, _ result: Result<ByteBuffer?, any Error>) {
+            guard let waiter else { return }
+            if let loop, !loop.inEventLoop {
+                loop.execute { waiter.resume(with: result) }
+            } else {
+                waiter.resume(with: result)
+            }
         }
 
         /// A chunk from the upstream. Returns false, keeping nothing, when the window is full: the caller pauses
@@ -101,7 +114,7 @@ public struct UpstreamBody: AsyncSequence, Sendable {
                 state.queued += chunk.readableBytes
                 return (true, nil)
             }
-            waiter?.resume(returning: chunk)
+            wake(waiter, .success(chunk))
             return accepted
         }
 
@@ -113,7 +126,7 @@ public struct UpstreamBody: AsyncSequence, Sendable {
                 defer { state.waiter = nil }
                 return state.waiter
             }
-            if let error { waiter?.resume(throwing: error) } else { waiter?.resume(returning: nil) }
+            wake(waiter, error.map { .failure($0) } ?? .success(nil))
         }
 
         fileprivate func next() async throws -> ByteBuffer? {

@@ -74,17 +74,19 @@ struct SwapTests {
             $0.gateway.retries = 0
         }
         try await withController(config) { url, control in
+            // Requests every 50 ms for as long as the restart lasts, however slow the machine.
             let failing = Task {
                 try await UpstreamClient.with { client in
-                    for _ in 0..<6 {
-                        _ = try await post(url + "/v1/completions", #"{"model":"fake"}"#, client: client)
-                        try await Task.sleep(for: .milliseconds(100))
+                    while !Task.isCancelled {
+                        _ = try? await post(url + "/v1/completions", #"{"model":"fake"}"#, client: client)
+                        try? await Task.sleep(for: .milliseconds(50))
                     }
                 }
             }
             try await Task.sleep(for: .milliseconds(150))
             let result = try await control.restart(model: "fake")
-            try await failing.value
+            failing.cancel()
+            _ = try? await failing.value
             let counted = try #require(result.requests)
             #expect(counted.failed > 0, "\(counted)")
             #expect(!result.requestsSummary.contains("no request failed") && result.requestsSummary.contains("\(counted.failed) failed"))
