@@ -19,10 +19,6 @@ public struct UpstreamRequest: Sendable {
     /// Bytes of the answer the controller holds for a consumer that does not take them; beyond, the transfer
     /// pauses (the upstream's sends block) until the consumer catches up.
     public var window = UpstreamBody.defaultWindow
-    /// The event loop of the connection the answer goes to, if any: the head and the body's chunks are handed
-    /// over there, so the code that writes them to the client runs on that connection's thread without
-    /// another hop (the gateway sets it; nil resumes on the curl thread's wake-up of the caller's executor).
-    public var eventLoop: (any EventLoop)?
     /// Hold the head back until the first byte of the body arrives (or the body turns out empty), so that a
     /// transfer that breaks after its head but before any byte fails like one that never answered: the
     /// gateway can still try another instance, since nothing has reached its client.

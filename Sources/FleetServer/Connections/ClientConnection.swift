@@ -7,8 +7,6 @@ import FleetCore
 public struct ClientConnection: Sendable {
     let registry: ConnectionRegistry?
     let id: ConnectionRegistry.ID?
-    /// The connection's event loop: where its answer is written.
-    let eventLoop: (any EventLoop)?
 
     /// For code paths with no connection behind them (tests calling a route directly).
     public static let detached = ClientConnection(registry: nil, id: nil)
@@ -16,13 +14,11 @@ public struct ClientConnection: Sendable {
     init(registry: ConnectionRegistry, channel: any Channel) {
         self.registry = registry
         self.id = ObjectIdentifier(channel)
-        self.eventLoop = channel.eventLoop
     }
 
     init(registry: ConnectionRegistry?, id: ConnectionRegistry.ID?) {
         self.registry = registry
         self.id = id
-        self.eventLoop = nil
     }
 
     public var isOpen: Bool {
@@ -34,8 +30,7 @@ public struct ClientConnection: Sendable {
     /// or for an instance's first byte, nothing is written that could fail and tell).
     public func cancellingOnClose<T: Sendable>(_ operation: @escaping @Sendable () async throws -> T) async throws -> T {
         guard let registry, let id else { return try await operation() }
-        // On the event loop the request is on, like the handler that starts it.
-        let task = Task(executorPreference: EventLoopExecutor.current) { try await operation() }
+        let task = Task { try await operation() }
         registry.onClose(id) { task.cancel() }
         defer { registry.clearOnClose(id) }
         return try await withTaskCancellationHandler {

@@ -9,7 +9,6 @@ public import FleetCore
 import FleetUpstream
 import FleetRouting
 import FleetSupervision
-import NIOPosix
 
 /// The whole controller: upstream client, model router, supervisor and HTTP server (gateway, status, control)
 /// as services in one `ServiceGroup`, shut down gracefully in reverse order (stop serving, stop instances, stop
@@ -112,8 +111,7 @@ public struct FleetController: Sendable {
             logger: logger)
 
         var groupConfiguration = ServiceGroupConfiguration(
-            services: [.init(service: client), .init(service: router), .init(service: supervisor),
-                       .init(service: PreferringExecutor(service: app, executor: EventLoopExecutor(group: MultiThreadedEventLoopGroup.singleton)))],
+            services: [.init(service: client), .init(service: router), .init(service: supervisor), .init(service: app)],
             gracefulShutdownSignals: signals,
             logger: logger)
         // A graceful shutdown lets the answers in flight finish (the server stops accepting first), within

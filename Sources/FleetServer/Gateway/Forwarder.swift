@@ -67,7 +67,7 @@ struct Forwarder: Sendable {
 
             let upstream: UpstreamStream
             do {
-                var upstreamRequest = UpstreamRequest(
+                upstream = try await client.execute(UpstreamRequest(
                     method: "POST", url: lease.baseURL + path,
                     headers: [("Content-Type", "application/json")] + request.headers,
                     body: request.body,
@@ -76,9 +76,7 @@ struct Forwarder: Sendable {
                     // Committed to this instance only once a byte of its answer is there: an instance that
                     // dies after its head (a kill during prompt processing) is failed over like one that
                     // never answered.
-                    headWaitsForBody: true)
-                upstreamRequest.eventLoop = connection.eventLoop
-                upstream = try await client.execute(upstreamRequest)
+                    headWaitsForBody: true))
             } catch is CancellationError {
                 await lease.release(.cancelled)
                 throw CancellationError()
