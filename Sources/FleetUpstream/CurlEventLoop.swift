@@ -58,15 +58,12 @@ final class CurlEventLoop: Sendable {
             throw UpstreamError(kind: .invalidRequest, url: request.url, detail: "the client is shut down")
         }
         let cancel: @Sendable () -> Void = { [weak self] in self?.post(.cancel(id: id)) }
-        let loop = request.eventLoop
         let body = UpstreamBody(handoff: UpstreamBody.Handoff(
-            window: request.window, counters: counters, loop: loop,
+            window: request.window, counters: counters,
             resume: { [weak self] in self?.post(.resume(id: id)) }, cancel: cancel))
         return try await withTaskCancellationHandler {
             try await withCheckedThrowingContinuation { (head: CheckedContinuation<UpstreamStream, any Error>) in
-                let sink = TransferSink(head: { result in
-                    if let loop, !loop.inEventLoop { loop.execute { head.resume(with: result) } } else { head.resume(with: result) }
-                }, body: body, cancel: cancel, counters: counters)
+                let sink = TransferSink(head: { head.resume(with: $0) }, body: body, cancel: cancel, counters: counters)
                 post(.add(id: id, request: request, sink: sink), orFail: sink)
             }
         } onCancel: {
@@ -137,6 +134,7 @@ final class CurlEventLoop: Sendable {
         var lastAdded: UInt64 = 0
         var lastDeadlineScan = ContinuousClock.now
         var watched = 0  // transfers with a deadline
+        let deliveries = Deliveries()
 
         func remove(_ id: UInt64) -> CurlTransfer? {
             guard let transfer = transfers.removeValue(forKey: id) else { return nil }
@@ -167,7 +165,7 @@ final class CurlEventLoop: Sendable {
                     }
                     lastAdded = max(lastAdded, id)
                     do {
-                        let transfer = try CurlTransfer(request: request, sink: sink)
+                        let transfer = try CurlTransfer(request: request, sink: sink, deliveries: deliveries)
                         transfers[id] = transfer
                         counters.opened(1)
                         if transfer.hasDeadline { watched += 1 }
@@ -212,12 +210,15 @@ final class CurlEventLoop: Sendable {
                     }
                 }
             }
+            // Everything this pass delivered goes out now: one hand-over per event loop.
+            deliveries.flush()
             curl_multi_poll(multi.pointer, nil, 0, pollMilliseconds, nil)
         }
 
         for id in Array(transfers.keys) {
             remove(id)?.finish(throwing: CancellationError())
         }
+        deliveries.flush()
         for case .add(_, _, let sink) in inbox.withLock({ $0.commands }) { Self.fail(sink, CancellationError()) }
         curl_multi_cleanup(multi.pointer)
         finished.withLock { continuation in

@@ -21,6 +21,7 @@ final class CurlTransfer {
     private let handoff: UpstreamBody.Handoff
     private let cancel: @Sendable () -> Void
     private let counters: UpstreamCounters
+    private let deliveries: Deliveries
     /// Held only until the head is delivered: afterwards the consumer alone keeps the body alive, so dropping
     /// it cancels the transfer.
     private var body: UpstreamBody?
@@ -42,7 +43,7 @@ final class CurlTransfer {
     /// Whether the loop must look at this transfer's clock.
     var hasDeadline: Bool { idleTimeout != nil || firstByteTimeout != nil }
 
-    init(request: UpstreamRequest, sink: TransferSink) throws(UpstreamError) {
+    init(request: UpstreamRequest, sink: TransferSink, deliveries: Deliveries) throws(UpstreamError) {
         guard let easy = curl_easy_init() else {
             throw UpstreamError(kind: .invalidRequest, url: request.url, detail: "curl_easy_init failed")
         }
@@ -55,6 +56,7 @@ final class CurlTransfer {
         self.handoff = sink.body.handoff
         self.cancel = sink.cancel
         self.counters = sink.counters
+        self.deliveries = deliveries
         self.body = sink.body
         let context = Unmanaged.passUnretained(self).toOpaque()
 
@@ -62,6 +64,7 @@ final class CurlTransfer {
         ok = ok && fleet_easy_setopt_long(easy, CURLOPT_NOSIGNAL, 1) == CURLE_OK
         // Instances are on loopback or a LAN; an http_proxy in the environment must not capture them.
         ok = ok && fleet_easy_setopt_string(easy, CURLOPT_NOPROXY, "*") == CURLE_OK
+        ok = ok && fleet_easy_setopt_long(easy, CURLOPT_BUFFERSIZE, 8192) == CURLE_OK
         ok = ok && fleet_easy_setopt_long(easy, CURLOPT_TCP_NODELAY, 1) == CURLE_OK
         ok = ok && fleet_easy_setopt_sockopt(easy, curlSocketOptions) == CURLE_OK
         ok = ok && fleet_easy_setopt_long(easy, CURLOPT_CONNECTTIMEOUT_MS, request.connectTimeout.milliseconds) == CURLE_OK
@@ -156,7 +159,7 @@ final class CurlTransfer {
     fileprivate func receivedBody(_ bytes: UnsafeRawBufferPointer) -> Bool {
         lastActivity = .now
         // The chunk is in the body before the head goes out, so whoever gets the head finds it there.
-        guard handoff.offer(bytes) else {
+        guard handoff.offer(bytes, deliveries) else {
             if !paused {
                 paused = true
                 counters.paused(1)
@@ -185,7 +188,8 @@ final class CurlTransfer {
         headSent = true
         guard let body else { return }
         self.body = nil
-        deliverHead(.success(UpstreamStream(status: status, headers: responseHeaders, body: body, cancel: cancel)))
+        let head = UpstreamStream(status: status, headers: responseHeaders, body: body, cancel: cancel)
+        deliveries.add { [deliverHead] in deliverHead(.success(head)) }
     }
 
     /// The transfer ended: deliver the outcome. Called by the loop after it removed the handle.
@@ -199,7 +203,7 @@ final class CurlTransfer {
             _ = fleet_easy_getinfo_long(easy, CURLINFO_RESPONSE_CODE, &status)
             sendHead(status: status)
         }
-        handoff.finish(nil)
+        handoff.finish(nil, deliveries)
     }
 
     /// Fails the transfer: the caller still waiting for the head gets the error, else the body stream does.
@@ -207,9 +211,9 @@ final class CurlTransfer {
         if !headSent {
             headSent = true
             body = nil
-            deliverHead(.failure(error))
+            deliveries.add { [deliverHead] in deliverHead(.failure(error)) }
         }
-        handoff.finish(error)
+        handoff.finish(error, deliveries)
     }
 
     static func error(for code: CURLcode, url: String, detail: String) -> UpstreamError {

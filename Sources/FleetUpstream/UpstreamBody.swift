@@ -72,23 +72,22 @@ public struct UpstreamBody: AsyncSequence, Sendable {
         /// before the end.
         private let resume: @Sendable () -> Void
         private let cancel: @Sendable () -> Void
-        /// Where a consumer waiting for the curl thread is woken (see `UpstreamRequest.eventLoop`).
-        private let loop: (any EventLoop)?
 
-        init(window: Int, counters: UpstreamCounters, loop: (any EventLoop)? = nil, resume: @escaping @Sendable () -> Void,
+        init(window: Int, counters: UpstreamCounters, resume: @escaping @Sendable () -> Void,
              cancel: @escaping @Sendable () -> Void) {
             self.window = Swift.max(1, window)
             self.counters = counters
-            self.loop = loop
             self.resume = resume
             self.cancel = cancel
         }
 
-        /// Wakes the waiting consumer with `result`: on its event loop when it has one.
-        private func wake(_ waiter: CheckedContinuation<ByteBuffer?, any Error>?, _ result: Result<ByteBuffer?, any Error>) {
+        /// Wakes the waiting consumer with `result`: through `deliveries` (at the end of the curl thread's pass)
+        /// when given, else at once.
+        private func wake(_ waiter: CheckedContinuation<ByteBuffer?, any Error>?, _ result: Result<ByteBuffer?, any Error>,
+                          _ deliveries: Deliveries?) {
             guard let waiter else { return }
-            if let loop, !loop.inEventLoop {
-                loop.execute { waiter.resume(with: result) }
+            if let deliveries {
+                deliveries.add { waiter.resume(with: result) }
             } else {
                 waiter.resume(with: result)
             }
@@ -96,7 +95,7 @@ public struct UpstreamBody: AsyncSequence, Sendable {
 
         /// A chunk from the upstream. Returns false, keeping nothing, when the window is full: the caller pauses
         /// the transfer (curl offers the same bytes again once resumed).
-        func offer(_ bytes: UnsafeRawBufferPointer) -> Bool {
+        func offer(_ bytes: UnsafeRawBufferPointer, _ deliveries: Deliveries) -> Bool {
             let chunk = ByteBuffer(bytes: bytes)
             let (accepted, waiter): (Bool, CheckedContinuation<ByteBuffer?, any Error>?) = state.withLock { state in
                 if state.cancelled || state.end != nil { return (true, nil) }  // nobody will read it
@@ -114,19 +113,19 @@ public struct UpstreamBody: AsyncSequence, Sendable {
                 state.queued += chunk.readableBytes
                 return (true, nil)
             }
-            wake(waiter, .success(chunk))
+            wake(waiter, .success(chunk), deliveries)
             return accepted
         }
 
         /// The body ended: `nil` when complete, else why it broke. What is queued is still delivered first.
-        func finish(_ error: (any Error)?) {
+        func finish(_ error: (any Error)?, _ deliveries: Deliveries? = nil) {
             let waiter: CheckedContinuation<ByteBuffer?, any Error>? = state.withLock { state in
                 guard state.end == nil else { return nil }
                 state.end = .some(error)
                 defer { state.waiter = nil }
                 return state.waiter
             }
-            wake(waiter, error.map { .failure($0) } ?? .success(nil))
+            wake(waiter, error.map { .failure($0) } ?? .success(nil), deliveries)
         }
 
         fileprivate func next() async throws -> ByteBuffer? {

@@ -71,7 +71,7 @@ struct GatewayTests {
     }
 
     @Test func streamsPassThroughEventByEventWithTheAskedModelName() async throws {
-        try await withController(config(replicas: 1, args: ["--fake-tokens", "6", "--fake-token-delay", "0.05"])) { url, _ in
+        try await withController(config(replicas: 1, args: ["--fake-tokens", "4", "--fake-token-delay", "0.3"])) { url, _ in
             try await UpstreamClient.with { client in
                 let stream = try await client.execute(UpstreamRequest(
                     method: "POST", url: url + "/v1/chat/completions", headers: [("Content-Type", "application/json")],
@@ -82,9 +82,9 @@ struct GatewayTests {
                 var chunks: [String] = []
                 for try await chunk in stream.body { chunks.append(String(buffer: chunk)) }
                 let text = chunks.joined()
-                // Six tokens 50 ms apart; what waits when a reader asks is handed over as one, so a busy machine
-                // may merge a few, but a buffered answer would come as one block.
-                #expect(chunks.count >= 4, "tokens arrive as they are made, not in one buffered block: \(chunks.count) chunks")
+                // Four tokens 300 ms apart. What waits when a reader asks is handed over as one, so a reader that
+                // a busy machine holds back gets a few at once; a buffered answer would come as one block.
+                #expect(chunks.count >= 2, "tokens arrive as they are made, not in one buffered block: \(chunks.count) chunks")
                 #expect(text.hasSuffix("data: [DONE]\n\n"))
                 #expect(text.contains(#""timings":"#), "the final timings chunk is preserved")
                 #expect(!text.contains(#""model":"fake""#) && text.contains(#""model":"fake-alias""#))

@@ -7,9 +7,9 @@ import Testing
 @Suite("upstream client (libcurl)", .timeLimit(.minutes(1)))
 struct UpstreamClientTests {
     @Test func fetchesFromAServerAndReportsStatusAndHeaders() async throws {
-        // Tokens 20 ms apart: each is written alone, so the body arrives in pieces (what waits when the
-        // consumer asks is handed over as one).
-        let config = fakeFleetConfig(directory: temporaryDirectory(), args: ["--fake-token-delay", "0.02"])
+        // Tokens 200 ms apart: each is written alone, so the body arrives in pieces (what waits when the
+        // consumer asks is handed over as one, so a consumer held back long gets several at once).
+        let config = fakeFleetConfig(directory: temporaryDirectory(), args: ["--fake-token-delay", "0.2", "--fake-tokens", "3"])
         try await withFakeSupervisor(config) { supervisor, _ in
             try await eventually("ready") { await supervisor.status("fake/0")?.state == .ready }
             let port = try #require(await supervisor.status("fake/0")?.port)
