@@ -39,7 +39,7 @@ import traceback
 
 HOST = "127.0.0.1"
 REQUEST_TIMEOUT = 120.0  # per request: connect, head and every read
-FAULTS = ["kill9", "sigstop", "hotswap", "reload", "sigterm", "clients", "idle20k", "malformed"]
+FAULTS = ["kill9", "sigstop", "hotswap", "reload", "sigterm", "clients", "idle20k", "malformed", "stall", "streams1000"]
 # Each fault gets its own listen port (18801...) and its own instance port range (189x0-189x9), so a process left
 # over by one fault can never be mistaken for the next one's. The soak uses 18809 and 18980-18989; the
 # unmanaged endpoint of the reload fault 19001.
@@ -196,8 +196,12 @@ class Request:
     client's receive buffer so a slow reader pushes back on the server; `abort()` closes it from another thread."""
 
     def __init__(self, port, model, stream, max_tokens=None, timeout=REQUEST_TIMEOUT, pace=0.0,
-                 abandon_after=None, rcvbuf=None, tag="", progress=None):
+                 abandon_after=None, rcvbuf=None, tag="", progress=None, stall_after=None, on_stall=None):
         self.port, self.model, self.stream = port, model, stream
+        # After `stall_after` data lines, `on_stall()` runs before anything more is read (a client that stops
+        # reading for as long as it takes).
+        self.stall_after, self.on_stall = stall_after, on_stall
+        self.lines = 0
         self.progress = progress  # called with +1 once a stream's first event is in, -1 when that stream ends
         self.max_tokens, self.timeout, self.pace = max_tokens, timeout, pace
         self.abandon_after, self.rcvbuf, self.tag = abandon_after, rcvbuf, tag
@@ -319,6 +323,9 @@ class Request:
                             e = obj["error"]
                             error = (e.get("code") or e.get("message")) if isinstance(e, dict) else str(e)
                     lines += 1
+                    self.lines = lines
+                    if self.stall_after is not None and lines == self.stall_after and self.on_stall:
+                        self.on_stall()
                     if lines == 1 and self.progress:
                         self.counted = True
                         self.progress(1)
@@ -968,6 +975,99 @@ class Suite:
                  f"(not counted); 2 slow readers: {', '.join(r.kind for r in slow_results)}; after: "
                  f"0 in flight after {fmt_s(settled)}, active in the instances {upstream_active}, probe {probe.kind}")
         out.results += [r for r in results if r.kind != "abandoned"] + background.snapshot()
+        fleet.down()
+
+    def stall(self, out):
+        """A client that stops reading for 60 s in the middle of a 30 MB answer: the controller's RSS may grow by
+        less than 1 MB (fleet pauses the transfer; the instance's sends block), and the answer then completes."""
+        out.server = "fake"
+        tokens, token_bytes, stall_s = 3000, 10000, 60
+        model = fake_model(self, 1, 2, tokens=tokens, delay=0)
+        model["args"] += ["--fake-token-bytes", str(token_bytes)]
+        fleet = self.fleet("stall", False, {"m": model})
+        fleet.up()
+        pid = fleet.controller_pid
+        rss = lambda: int(proc_status_field(pid, "VmRSS").split()[0])  # kB
+        samples = {}
+
+        def stalled():
+            time.sleep(5)  # every buffer on the way fills
+            samples["start"], samples["paused"] = rss(), fleet.status().get("upstream", {}).get("paused")
+            time.sleep(stall_s - 5)
+            samples["end"], samples["held"] = rss(), fleet.status().get("upstream", {}).get("bufferedBytes")
+
+        samples["before"] = rss()
+        request = Request(fleet.port, "m", True, rcvbuf=65536, stall_after=1, on_stall=stalled, tag="stalled")
+        result = request.run()
+        growth = samples["end"] - samples["start"]
+        out.note(f"controller RSS {samples['before']} kB before, {samples['start']} kB 5 s into the stall "
+                 f"({samples['paused']} transfer paused), {samples['end']} kB after {stall_s} s ({growth:+d} kB; "
+                 f"{samples['held']} bytes held for the stream); then the answer: {result.kind}, {request.lines} events")
+        if growth >= 1024:
+            out.misses.append(f"RSS grew by {growth} kB during a {stall_s} s stall (goal: under 1 MB)")
+        if request.lines != tokens + 2:
+            out.misses.append(f"{request.lines} events, not {tokens + 2} (every token, the last chunk, [DONE])")
+        out.recovery = "-"
+        out.results.append(result)
+        fleet.down()
+
+    def streams1000(self, out):
+        """1,000 concurrent streams (100 chunks, 100 ms apart, so that every one is open at once) through one
+        controller, twice: no errors, peak RSS under 100 MB, nothing in flight after each round, and the second
+        round leaves no more descriptors than the first (the first leaves curl's pool of idle upstream
+        connections, which the second reuses)."""
+        out.server = "fake"
+        count = 1000
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        if soft < count + 200:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, 4 * count), hard))
+        fleet = self.fleet("streams1000", False, {"m": fake_model(self, 2, count // 2, tokens=100, delay=0.1,
+                                                                   extra={"queue": {"maxSize": count}})})
+        fleet.up()
+        pid = fleet.controller_pid
+        kb = lambda field: int(proc_status_field(pid, field).split()[0])
+        rss_before, fds_before = kb("VmRSS"), fd_count(pid)
+        rounds = []
+        for _ in range(2):
+            results, lock = [], threading.Lock()
+            started = threading.Barrier(count + 1)
+
+            def run():
+                started.wait()
+                result = Request(fleet.port, "m", True, max_tokens=100, tag="stream").run()
+                with lock:
+                    results.append(result)
+
+            threads = [threading.Thread(target=run, daemon=True) for _ in range(count)]
+            for thread in threads:
+                thread.start()
+            t0 = time.monotonic()
+            started.wait()
+            peak_flight = 0
+            while any(t.is_alive() for t in threads) and time.monotonic() - t0 < REQUEST_TIMEOUT + 30:
+                try:
+                    peak_flight = max(peak_flight, fleet.in_flight()[0])
+                except Exception:
+                    pass
+                time.sleep(0.3)
+            took = time.monotonic() - t0
+            settled = self.wait_for(lambda: fleet.in_flight() == (0, 0), 30)
+            time.sleep(1)
+            rounds.append((took, peak_flight, settled, fd_count(pid)))
+            out.results += results
+            ok = sum(1 for r in results if r.kind == "ok")
+            out.note(f"{count} streams in {took:.1f} s, {ok} whole, {peak_flight} in flight at the most; "
+                     f"{rounds[-1][3]} fds after (nothing in flight: {settled})")
+        peak = kb("VmHWM")
+        out.note(f"controller RSS {rss_before} kB before, peak {peak} kB ({(peak - rss_before) / count:.1f} kB per "
+                 f"stream); fds {fds_before} before, {rounds[0][3]} after the first thousand, {rounds[1][3]} after the second")
+        if peak >= 100 * 1024:
+            out.misses.append(f"peak RSS {peak} kB (goal: under 100 MB)")
+        if rounds[1][3] > rounds[0][3] + 4:
+            out.misses.append(f"{rounds[1][3] - rounds[0][3]} more descriptors after the second thousand than the first")
+        if not all(r[2] for r in rounds):
+            out.misses.append("requests still in flight 30 s after the last stream")
+        out.recovery = "-"
         fleet.down()
 
     def idle20k(self, out):

@@ -1,19 +1,19 @@
 #!/usr/bin/env bash
 # The fault suite: scripted faults against a fleet while a load generator counts every request — replica kill -9,
 # SIGSTOP/SIGCONT, hot swap, reload (models and endpoints added and removed), controller SIGTERM under load, slow
-# and vanishing clients, 20k idle connections, malformed and oversized input. Prints one Markdown table (fault,
+# and vanishing clients, 20k idle connections, malformed and oversized input, a client that stops reading for 60 s, 1,000 concurrent streams. Prints one Markdown table (fault,
 # requests started, succeeded, failed, truncated-with-error, lost, recovery time) and a notes line per fault;
 # docs/reliability.md keeps a measured run. Exit status 1 when a fault missed a goal (a request lost; a request
 # failed in a hot swap, reload or SIGTERM drain; a probe, drain or cleanup goal its note names).
 #
 #   scripts/faults.sh                         # every fault: kill9 and hotswap on the real model, the rest on the fake
-#   scripts/faults.sh --only kill9,sigstop    # some: kill9 sigstop hotswap reload sigterm clients idle20k malformed
+#   scripts/faults.sh --only kill9,sigstop    # some: kill9 sigstop hotswap reload sigterm clients idle20k malformed stall streams1000
 #   scripts/faults.sh --fake-only             # every fault on fake-llama-server (no llama-server build needed)
 #   scripts/faults.sh --soak 30m              # one fleet under steady load: RSS, fds, threads, requests over time
 #
 # FAULTS_BIN=DIR tests the `fleet` and `fake-llama-server` in DIR (default .build/debug, built when missing). They
 # are copied to a private folder first, so a rebuild during the run changes nothing. Listens on 127.0.0.1 ports
-# 18801-18809, 18900-18989 and 19001 only. Everything it starts is stopped on exit.
+# 18801-18810, 18900-18999 and 19001 only. Everything it starts is stopped on exit.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
