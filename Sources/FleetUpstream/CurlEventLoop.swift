@@ -134,7 +134,6 @@ final class CurlEventLoop: Sendable {
         var lastAdded: UInt64 = 0
         var lastDeadlineScan = ContinuousClock.now
         var watched = 0  // transfers with a deadline
-        let deliveries = Deliveries()
 
         func remove(_ id: UInt64) -> CurlTransfer? {
             guard let transfer = transfers.removeValue(forKey: id) else { return nil }
@@ -165,7 +164,7 @@ final class CurlEventLoop: Sendable {
                     }
                     lastAdded = max(lastAdded, id)
                     do {
-                        let transfer = try CurlTransfer(request: request, sink: sink, deliveries: deliveries)
+                        let transfer = try CurlTransfer(request: request, sink: sink)
                         transfers[id] = transfer
                         counters.opened(1)
                         if transfer.hasDeadline { watched += 1 }
@@ -210,15 +209,12 @@ final class CurlEventLoop: Sendable {
                     }
                 }
             }
-            // Everything this pass delivered goes out now: one hand-over per event loop.
-            deliveries.flush()
             curl_multi_poll(multi.pointer, nil, 0, pollMilliseconds, nil)
         }
 
         for id in Array(transfers.keys) {
             remove(id)?.finish(throwing: CancellationError())
         }
-        deliveries.flush()
         for case .add(_, _, let sink) in inbox.withLock({ $0.commands }) { Self.fail(sink, CancellationError()) }
         curl_multi_cleanup(multi.pointer)
         finished.withLock { continuation in

@@ -21,7 +21,6 @@ final class CurlTransfer {
     private let handoff: UpstreamBody.Handoff
     private let cancel: @Sendable () -> Void
     private let counters: UpstreamCounters
-    private let deliveries: Deliveries
     /// Held only until the head is delivered: afterwards the consumer alone keeps the body alive, so dropping
     /// it cancels the transfer.
     private var body: UpstreamBody?
@@ -43,7 +42,7 @@ final class CurlTransfer {
     /// Whether the loop must look at this transfer's clock.
     var hasDeadline: Bool { idleTimeout != nil || firstByteTimeout != nil }
 
-    init(request: UpstreamRequest, sink: TransferSink, deliveries: Deliveries) throws(UpstreamError) {
+    init(request: UpstreamRequest, sink: TransferSink) throws(UpstreamError) {
         guard let easy = curl_easy_init() else {
             throw UpstreamError(kind: .invalidRequest, url: request.url, detail: "curl_easy_init failed")
         }
@@ -56,7 +55,6 @@ final class CurlTransfer {
         self.handoff = sink.body.handoff
         self.cancel = sink.cancel
         self.counters = sink.counters
-        self.deliveries = deliveries
         self.body = sink.body
         let context = Unmanaged.passUnretained(self).toOpaque()
 
@@ -159,7 +157,7 @@ final class CurlTransfer {
     fileprivate func receivedBody(_ bytes: UnsafeRawBufferPointer) -> Bool {
         lastActivity = .now
         // The chunk is in the body before the head goes out, so whoever gets the head finds it there.
-        guard handoff.offer(bytes, deliveries) else {
+        guard handoff.offer(bytes) else {
             if !paused {
                 paused = true
                 counters.paused(1)
@@ -188,8 +186,7 @@ final class CurlTransfer {
         headSent = true
         guard let body else { return }
         self.body = nil
-        let head = UpstreamStream(status: status, headers: responseHeaders, body: body, cancel: cancel)
-        deliveries.add { [deliverHead] in deliverHead(.success(head)) }
+        deliverHead(.success(UpstreamStream(status: status, headers: responseHeaders, body: body, cancel: cancel)))
     }
 
     /// The transfer ended: deliver the outcome. Called by the loop after it removed the handle.
@@ -203,7 +200,7 @@ final class CurlTransfer {
             _ = fleet_easy_getinfo_long(easy, CURLINFO_RESPONSE_CODE, &status)
             sendHead(status: status)
         }
-        handoff.finish(nil, deliveries)
+        handoff.finish(nil)
     }
 
     /// Fails the transfer: the caller still waiting for the head gets the error, else the body stream does.
@@ -211,9 +208,9 @@ final class CurlTransfer {
         if !headSent {
             headSent = true
             body = nil
-            deliveries.add { [deliverHead] in deliverHead(.failure(error)) }
+            deliverHead(.failure(error))
         }
-        handoff.finish(error, deliveries)
+        handoff.finish(error)
     }
 
     static func error(for code: CURLcode, url: String, detail: String) -> UpstreamError {

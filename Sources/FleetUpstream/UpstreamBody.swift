@@ -81,21 +81,9 @@ public struct UpstreamBody: AsyncSequence, Sendable {
             self.cancel = cancel
         }
 
-        /// Wakes the waiting consumer with `result`: through `deliveries` (at the end of the curl thread's pass)
-        /// when given, else at once.
-        private func wake(_ waiter: CheckedContinuation<ByteBuffer?, any Error>?, _ result: Result<ByteBuffer?, any Error>,
-                          _ deliveries: Deliveries?) {
-            guard let waiter else { return }
-            if let deliveries {
-                deliveries.add { waiter.resume(with: result) }
-            } else {
-                waiter.resume(with: result)
-            }
-        }
-
         /// A chunk from the upstream. Returns false, keeping nothing, when the window is full: the caller pauses
         /// the transfer (curl offers the same bytes again once resumed).
-        func offer(_ bytes: UnsafeRawBufferPointer, _ deliveries: Deliveries) -> Bool {
+        func offer(_ bytes: UnsafeRawBufferPointer) -> Bool {
             let chunk = ByteBuffer(bytes: bytes)
             let (accepted, waiter): (Bool, CheckedContinuation<ByteBuffer?, any Error>?) = state.withLock { state in
                 if state.cancelled || state.end != nil { return (true, nil) }  // nobody will read it
@@ -113,19 +101,19 @@ public struct UpstreamBody: AsyncSequence, Sendable {
                 state.queued += chunk.readableBytes
                 return (true, nil)
             }
-            wake(waiter, .success(chunk), deliveries)
+            waiter?.resume(returning: chunk)
             return accepted
         }
 
         /// The body ended: `nil` when complete, else why it broke. What is queued is still delivered first.
-        func finish(_ error: (any Error)?, _ deliveries: Deliveries? = nil) {
+        func finish(_ error: (any Error)?) {
             let waiter: CheckedContinuation<ByteBuffer?, any Error>? = state.withLock { state in
                 guard state.end == nil else { return nil }
                 state.end = .some(error)
                 defer { state.waiter = nil }
                 return state.waiter
             }
-            wake(waiter, error.map { .failure($0) } ?? .success(nil), deliveries)
+            if let error { waiter?.resume(throwing: error) } else { waiter?.resume(returning: nil) }
         }
 
         fileprivate func next() async throws -> ByteBuffer? {
