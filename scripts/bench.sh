@@ -7,7 +7,8 @@
 #   BENCH_DURATION=30 scripts/bench.sh
 #   BENCH_POLICY=prefixAware scripts/bench.sh   # the gateway's model with another routing policy
 #   BENCH_MICRO_ONLY=1 scripts/bench.sh         # only the microbenchmarks (fingerprinting)
-#   BENCH_PROXY_ONLY=1 scripts/bench.sh         # only direct vs nginx vs fleet in front of the same two upstreams
+#   BENCH_PROXY_ONLY=1 scripts/bench.sh         # only direct vs nginx vs fleet in front of the same two upstreams,
+#                                               # with the CPU per request of each path's own process
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -152,13 +153,14 @@ JSON
   done
   local controller
   controller=$(curl -s "http://127.0.0.1:$LISTEN_PORT/status" | sed -n 's/.*"pid" : \([0-9]*\).*/\1/p' | head -1)
-  cpu() { awk '{ print $14 + $15 }' "/proc/$controller/stat"; }
+  # utime + stime, in clock ticks, summed over the pids given.
+  cpu() { local pid t=0; for pid in "$@"; do t=$((t + $(awk '{ print $14 + $15 }' "/proc/$pid/stat"))); done; echo $t; }
 
   echo
   echo "Direct, nginx and fleet in front of the same two upstreams (non-streamed, $TOKENS tokens, the fake at memory speed):"
   echo
-  echo "| path | 8 connections req/s | 8 connections p50 / p99 | 1 connection p50 / p99 | vs nginx (8 conn. req/s) |"
-  echo "| --- | --- | --- | --- | --- |"
+  echo "| path | 8 connections req/s | 8 connections p50 / p99 | 1 connection p50 / p99 | vs nginx (8 conn. req/s) | CPU per request (8 conn.) |"
+  echo "| --- | --- | --- | --- | --- | --- |"
   local results=() name url
   for name in direct nginx fleet; do
     case $name in
@@ -166,21 +168,30 @@ JSON
       nginx) url="http://127.0.0.1:$nginx_port/v1/completions" ;;
       fleet) url="http://127.0.0.1:$LISTEN_PORT/v1/completions" ;;
     esac
-    local before=0; [ "$name" = fleet ] && before=$(cpu)
+    # CPU of the process(es) that do the path's work: the upstream itself when direct, nginx's workers,
+    # fleet's controller.
+    local who
+    case $name in
+      direct) who=${pids[0]} ;;
+      nginx) who=$(pgrep -d ' ' -f "nginx: worker process" || true) ;;
+      fleet) who=$controller ;;
+    esac
+    local before after
+    before=$(cpu $who)
     local eight=($(measure "$url" 8 "$work/plain.lua"))
-    local after=0; [ "$name" = fleet ] && after=$(cpu)
+    after=$(cpu $who)
     local one=($(measure "$url" 1 "$work/plain.lua"))
-    results+=("$name ${eight[*]} ${one[*]}")
-    if [ "$name" = fleet ]; then
-      fleet_cpu_us=$(awk -v t="$((after - before))" -v hz="$(getconf CLK_TCK)" -v n="${eight[3]}" 'BEGIN { printf "%.0f", t / hz * 1e6 / n }')
-    fi
+    local per_request
+    per_request=$(awk -v t="$((after - before))" -v hz="$(getconf CLK_TCK)" -v n="${eight[3]}" 'BEGIN { printf "%.0f", t / hz * 1e6 / n }')
+    results+=("$name ${eight[*]} ${one[*]} $per_request")
   done
   local nginx_rps
   nginx_rps=$(printf '%s\n' "${results[@]}" | awk '$1 == "nginx" { print $4 }')
   printf '%s\n' "${results[@]}" | awk -v n="$nginx_rps" '{
-    printf "| %s | %.0f | %.3f / %.3f ms | %.3f / %.3f ms | %.2f× |\n", $1, $4, $2, $3, $6, $7, $4 / n }'
+    printf "| %s | %.0f | %.3f / %.3f ms | %.3f / %.3f ms | %.2f× | %d µs |\n", $1, $4, $2, $3, $6, $7, $4 / n, $10 }'
   echo
-  echo "fleet's controller CPU per proxied request (8 connections, from /proc): ${fleet_cpu_us} µs"
+  echo "CPU per request (from /proc, over the 8-connection run): direct = the upstream answering (a Hummingbird server"
+  echo "that parses the JSON body), nginx = its workers proxying, fleet = its controller proxying."
   "$BIN/fleet" down --url "http://127.0.0.1:$LISTEN_PORT" >/dev/null
   kill "${pids[@]}" 2>/dev/null; wait "${pids[@]}" 2>/dev/null || true
 }
