@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # Installs the system packages fleet builds with (Debian/Ubuntu): libcurl's headers for the upstream client,
 # pkg-config to find them, the C++ toolchain and cmake that scripts/install-llama-server.sh needs; with --test
-# (scripts/test.sh) also Debian's chromium, in which the dashboard test renders the page headless.
+# (scripts/test.sh) also Debian's chromium, in which the dashboard test renders the page headless, and dnsmasq, the
+# DNS server the discovery tests start on a high port.
 # Idempotent: packages already installed are not touched, and apt is not called at all when none is missing.
 set -euo pipefail
 
 packages=(libcurl4-openssl-dev pkg-config cmake g++ make util-linux)
-if [ "${1:-}" = "--test" ]; then packages+=(chromium); fi
+if [ "${1:-}" = "--test" ]; then packages+=(chromium dnsmasq-base); fi
 missing=()
 for package in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")

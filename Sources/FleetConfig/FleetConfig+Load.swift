@@ -4,7 +4,7 @@ extension FleetConfig {
     /// The keys fleet.json accepts at its top level.
     static let controllerKeys = ["$schema", "listen", "llamaServer", "portRange", "stateDir", "healthCheck",
                                  "restart", "stopTimeout", "drainTimeout", "watch", "gateway", "memoryBudget", "apiKeys",
-                                 "apiKeysFile", "adminKeys", "adminKeysFile", "allowedHosts", "models"]
+                                 "apiKeysFile", "adminKeys", "adminKeysFile", "allowedHosts", "resolver", "peers", "models"]
     static let gatewayKeys = ["maxBodySize", "connectTimeout", "firstByteTimeout", "idleTimeout", "retries",
                               "headerTimeout", "bodyTimeout", "keepAliveTimeout", "maxConnections"]
     static let queueKeys = ["maxSize", "timeout"]
@@ -12,7 +12,7 @@ extension FleetConfig {
     static let healthCheckKeys = ["interval", "timeout", "startupTimeout", "unhealthyAfter", "restartAfter"]
     static let restartKeys = ["initialDelay", "maxDelay", "multiplier", "maxCrashes", "crashWindow"]
     static let modelKeys = ["path", "replicas", "contextSize", "gpuLayers", "threads", "parallel", "batchSize",
-                            "flashAttention", "args", "env", "aliases", "defaults", "policy", "prefixRouting", "queue", "endpoints", "start",
+                            "flashAttention", "args", "env", "aliases", "defaults", "policy", "prefixRouting", "queue", "endpoints", "discover", "start",
                             "idleTimeout", "memory", "default"]
     static let defaultsKeys = ["temperature", "top_p", "top_k"]
 
@@ -135,6 +135,21 @@ extension FleetConfig {
             gateway.maxConnections = reader.int(object, "maxConnections", at: path, range: 16...1_000_000)
                 ?? gateway.maxConnections
             config.gateway = gateway
+        }
+        if let resolver = reader.string(top, "resolver", at: "") {
+            if ListenAddress(parsing: resolver) == nil {
+                reader.report("resolver", "\"\(resolver)\" is not host:port",
+                              fix: "write the DNS server's address and port, like \"10.96.0.10:53\" (or leave it out for /etc/resolv.conf's)")
+            } else {
+                config.resolver = resolver
+            }
+        }
+        var peers: [JSONValue] = []
+        if let value = top["peers"] { peers = Self.array(value, at: "peers", reader: &reader) }
+        for (index, entry) in peers.enumerated() {
+            if let remote = remoteServer(entry, at: "peers[\(index)]", reader: &reader) {
+                config.peers.append(Peer(url: remote.url, apiKey: remote.apiKey))
+            }
         }
         config.allowedHosts = reader.stringArray(top, "allowedHosts", at: "",
                                                  hint: "host names clients use to reach this fleet, e.g. [\"fleet.lan\"]")

@@ -10,7 +10,7 @@ extension FleetConfig {
         }
         guard let object = reader.object(value, at: path, allowed: modelKeys) else { return nil }
         // A model served only by unmanaged endpoints needs no GGUF of its own.
-        let remoteOnly = object["path"] == nil && object["endpoints"] != nil
+        let remoteOnly = object["path"] == nil && (object["endpoints"] != nil || object["discover"] != nil)
         let file = reader.string(object, "path", at: path)
         if file == nil && object["path"] == nil && !remoteOnly {
             reader.report("\(path).path", "is required",
@@ -90,16 +90,107 @@ extension FleetConfig {
         model.idleTimeout = reader.duration(object, "idleTimeout", at: path, minimum: .seconds(1))
         model.memory = reader.size(object, "memory", at: path)
         model.isDefault = reader.bool(object, "default", at: path) ?? false
-        model.endpoints = reader.stringArray(object, "endpoints", at: path, hint: "write it as [\"http://host:port\"]") ?? []
-        for (index, endpoint) in model.endpoints.enumerated() {
-            guard let url = URL(string: endpoint), url.scheme == "http" || url.scheme == "https", url.host != nil,
-                  url.path.isEmpty || url.path == "/" else {
-                reader.report("\(path).endpoints[\(index)]", "\"\(endpoint)\" is not a server address",
-                              fix: "write it like \"http://10.0.0.5:8080\" (scheme, host and port; no path)")
-                continue
-            }
-            model.endpoints[index] = endpoint.hasSuffix("/") ? String(endpoint.dropLast()) : endpoint
+        var endpoints: [JSONValue] = []
+        if let value = object["endpoints"] { endpoints = Self.array(value, at: "\(path).endpoints", reader: &reader) }
+        for (index, entry) in endpoints.enumerated() {
+            guard let remote = remoteServer(entry, at: "\(path).endpoints[\(index)]", reader: &reader) else { continue }
+            model.endpoints.append(remote.url)
+            if let key = remote.apiKey { model.endpointKeys[remote.url] = key }
         }
+        model.discover = discoverySources(object, at: path, reader: &reader)
         return model
+    }
+}
+
+extension FleetConfig {
+    static let discoverKeys = ["dns", "port", "srv", "interval"]
+
+    /// `discover`: `[{"dns": NAME, "port": N}, {"srv": NAME}]`, each with an optional `interval`.
+    static func discoverySources(_ object: [String: JSONValue], at path: String, reader: inout ConfigReader) -> [DiscoverySource] {
+        guard let value = object["discover"], value != .null else { return [] }
+        guard case .array(let entries) = value else {
+            reader.report("\(path).discover", "expected an array, found \(value.typeName)",
+                          fix: "write it as [{\"dns\": \"llama.models.svc.cluster.local\", \"port\": 8080}] or [{\"srv\": \"_http._tcp.llama.models.svc.cluster.local\"}]")
+            return []
+        }
+        var sources: [DiscoverySource] = []
+        for (index, entry) in entries.enumerated() {
+            let at = "\(path).discover[\(index)]"
+            guard let fields = reader.object(entry, at: at, allowed: discoverKeys) else { continue }
+            let dns = reader.string(fields, "dns", at: at), srv = reader.string(fields, "srv", at: at)
+            let port = reader.int(fields, "port", at: at, range: 1...65535)
+            let interval = reader.duration(fields, "interval", at: at, minimum: .seconds(1)) ?? .seconds(10)
+            switch (dns, srv) {
+            case (let name?, nil):
+                guard let port else {
+                    reader.report("\(at).port", "is required with \"dns\"",
+                                  fix: "give the port llama-server listens on at those addresses, like \"port\": 8080")
+                    continue
+                }
+                sources.append(DiscoverySource(.addresses(name: name, port: port), interval: interval))
+            case (nil, let name?):
+                if fields["port"] != nil {
+                    reader.report("\(at).port", "SRV records carry their own ports", fix: "remove \"port\" here")
+                }
+                sources.append(DiscoverySource(.services(name: name), interval: interval))
+            default:
+                reader.report(at, "needs exactly one of \"dns\" and \"srv\"",
+                              fix: "write {\"dns\": NAME, \"port\": PORT} (A/AAAA records) or {\"srv\": NAME} (SRV records)")
+            }
+        }
+        return sources
+    }
+}
+
+extension FleetConfig {
+    static let remoteKeys = ["url", "apiKey", "apiKeyEnv"]
+
+    /// The elements of an array (reporting anything else).
+    static func array(_ value: JSONValue, at path: String, reader: inout ConfigReader) -> [JSONValue] {
+        if case .array(let elements) = value { return elements }
+        if value != .null {
+            reader.report(path, "expected an array, found \(value.typeName)", fix: "write it as [\"http://host:port\", ...]")
+        }
+        return []
+    }
+
+    /// A server fleet does not run: `"http://host:port"`, or `{"url": …, "apiKey": …}` / `{"url": …, "apiKeyEnv":
+    /// NAME}` for another fleet's gateway that wants a key (read from the environment variable NAME when fleet
+    /// starts or reloads).
+    static func remoteServer(_ value: JSONValue, at path: String, reader: inout ConfigReader) -> (url: String, apiKey: String?)? {
+        var url: String?, key: String?
+        switch value {
+        case .string(let text):
+            url = text
+        case .object:
+            guard let fields = reader.object(value, at: path, allowed: remoteKeys) else { return nil }
+            url = reader.string(fields, "url", at: path)
+            if url == nil, fields["url"] == nil {
+                reader.report("\(path).url", "is required", fix: "give the server's address, like \"http://10.0.0.7:8090\"")
+            }
+            key = reader.string(fields, "apiKey", at: path)
+            if let name = reader.string(fields, "apiKeyEnv", at: path) {
+                if key != nil {
+                    reader.report("\(path).apiKeyEnv", "apiKey is given too", fix: "keep one of \"apiKey\" and \"apiKeyEnv\"")
+                } else if let value = ProcessInfo.processInfo.environment[name], !value.isEmpty {
+                    key = value
+                } else {
+                    reader.report("\(path).apiKeyEnv", "the environment variable \(name) is not set",
+                                  fix: "export \(name)=KEY before `fleet up` (or before `fleet reload`), or write \"apiKey\"")
+                }
+            }
+        default:
+            reader.report(path, "expected a URL string or an object, found \(value.typeName)",
+                          fix: "write \"http://10.0.0.5:8080\", or {\"url\": \"http://10.0.0.7:8090\", \"apiKeyEnv\": \"BACK_FLEET_KEY\"}")
+            return nil
+        }
+        guard let text = url else { return nil }
+        guard let parsed = URL(string: text), parsed.scheme == "http" || parsed.scheme == "https", parsed.host != nil,
+              parsed.path.isEmpty || parsed.path == "/" else {
+            reader.report(path, "\"\(text)\" is not a server address",
+                          fix: "write it like \"http://10.0.0.5:8080\" (scheme, host and port; no path)")
+            return nil
+        }
+        return (text.hasSuffix("/") ? String(text.dropLast()) : text, key)
     }
 }

@@ -36,6 +36,10 @@ public struct FleetConfig: Sendable, Equatable {
     /// Names clients may reach the controller by, beyond IP addresses, `localhost`, this machine's hostname and
     /// the listen host (`BrowserGuard` refuses any other `Host`); `"*"` allows every name.
     public var allowedHosts: [String] = []
+    /// The DNS server `discover` asks (`host:port`); nil: the nameservers of /etc/resolv.conf.
+    public var resolver: String?
+    /// Other fleets whose models this one offers too (`peers`).
+    public var peers: [Peer] = []
     /// The models, sorted by name.
     public var models: [ModelConfig]
 
@@ -230,6 +234,16 @@ public struct ModelConfig: Sendable, Equatable {
     public var queue: QueueSettings = .init()
     /// llama-servers fleet does not run (`http://host:port`) that join this model's pool.
     public var endpoints: [String] = []
+    /// Where to find more of them in DNS: every address (A/AAAA) or service record (SRV) is a member, re-resolved
+    /// on an interval.
+    public var discover: [DiscoverySource] = []
+
+    /// The keys fleet sends to endpoints that are other fleets' gateways, by endpoint URL (`endpoints` entries
+    /// written as `{"url", "apiKey" | "apiKeyEnv"}`): to that upstream only, never shown in status or logs.
+    public var endpointKeys: [String: String] = [:]
+
+    /// Whether the model has members fleet does not run (fixed endpoints or discovered ones).
+    public var hasRemoteMembers: Bool { !endpoints.isEmpty || !discover.isEmpty }
     /// Start the instances on the first request instead of with the fleet.
     public var startOnDemand = false
     /// Drain and stop the instances after this long without a request; the next request starts them again.
@@ -276,4 +290,49 @@ public struct SamplingDefaults: Sendable, Equatable {
     }
 
     public var isEmpty: Bool { temperature == nil && topP == nil && topK == nil }
+}
+
+/// One DNS name whose records are members of a model's pool.
+public struct DiscoverySource: Sendable, Equatable, Hashable, CustomStringConvertible {
+    public enum Kind: Sendable, Equatable, Hashable {
+        /// A and AAAA records: every address is a member, on `port`.
+        case addresses(name: String, port: Int)
+        /// SRV records: each names a host (resolved to its addresses) and a port.
+        case services(name: String)
+    }
+
+    public var kind: Kind
+    /// How often the name is resolved again (sooner when its records' TTL is shorter, never more than once a second).
+    public var interval: Duration = .seconds(10)
+
+    public init(_ kind: Kind, interval: Duration = .seconds(10)) {
+        self.kind = kind
+        self.interval = interval
+    }
+
+    public var description: String {
+        switch kind {
+        case .addresses(let name, let port): "dns \(name):\(port)"
+        case .services(let name): "srv \(name)"
+        }
+    }
+}
+
+/// Another fleet whose every model this one offers (fleet.json `peers`): its gateway joins the pool of each of
+/// its models (a model this fleet also has gets it as one more member; any other is added, served by it alone).
+public struct Peer: Sendable, Equatable, CustomStringConvertible {
+    /// Its gateway, `http://host:port`.
+    public var url: String
+    /// The key fleet sends it (`Authorization: Bearer`), never the client's own.
+    public var apiKey: String?
+    /// How often its model list is read again.
+    public var refresh: Duration = .seconds(10)
+
+    public init(url: String, apiKey: String? = nil, refresh: Duration = .seconds(10)) {
+        self.url = url
+        self.apiKey = apiKey
+        self.refresh = refresh
+    }
+
+    public var description: String { url }
 }

@@ -14,6 +14,8 @@ extension FleetConfig {
         ("watch", { $0.watch != $1.watch }),
         ("gateway", { $0.gateway != $1.gateway }),
         ("allowedHosts", { $0.allowedHosts != $1.allowedHosts }),
+        ("resolver", { $0.resolver != $1.resolver }),
+        ("peers", { $0.peers != $1.peers }),
     ]
 
     /// The controller-level keys a reload applies at once.

@@ -29,8 +29,19 @@ public final class ModelRouter: Service, Sendable {
     private let wakeHook = Mutex<(@Sendable (String) -> Void)?>(nil)
     /// Health watchers of unmanaged endpoints, by "model endpoint"; started and stopped as reloads change them.
     private let watchers = Mutex<[String: Task<Void, Never>]>([:])
-    private let config: FleetConfig
-    private let client: UpstreamClient
+    /// What each `discover` entry found, by "model#index source" (`Discovery`); the members it names are watched
+    /// like endpoints.
+    let discovered = Mutex<[String: DiscoveryStatus]>([:])
+    /// The tasks resolving them, by the same key; started and stopped as reloads change the entries.
+    let discoverers = Mutex<[String: Task<Void, Never>]>([:])
+    let resolver: DNSResolver
+    /// fleet.json's models, as last applied (the routing table adds those imported from peers).
+    let configured: Mutex<[ModelConfig]>
+    /// What each peer serves, by peer URL (`Peers`).
+    let imported = Mutex<[String: [ImportedModel]]>([:])
+    let peerTasks = Mutex<[String: Task<Void, Never>]>([:])
+    let config: FleetConfig
+    let client: UpstreamClient
     private let logger: Logger
     private let events: AsyncStream<InstanceEvent>
     private let eventSink: AsyncStream<InstanceEvent>.Continuation
@@ -39,6 +50,8 @@ public final class ModelRouter: Service, Sendable {
         self.config = config
         self.client = client
         self.logger = logger
+        self.resolver = DNSResolver.configured(config.resolver)
+        self.configured = Mutex(config.models)
         (events, eventSink) = AsyncStream.makeStream()
         table.withLock { $0 = Self.makeTable(config.models, reusing: [:]) }
     }
@@ -113,9 +126,13 @@ public final class ModelRouter: Service, Sendable {
         await withTaskGroup(of: Void.self) { group in
             group.addTask { await self.applyInstanceEvents() }
             group.addTask { await self.readmitSuspended() }
+            updateDiscoverers()
             updateWatchers()
+            startPeers()
             try? await gracefulShutdown()
+            peerTasks.withLock { $0.values.forEach { $0.cancel() }; $0.removeAll() }
             eventSink.finish()
+            discoverers.withLock { $0.values.forEach { $0.cancel() }; $0.removeAll() }
             watchers.withLock { $0.values.forEach { $0.cancel() }; $0.removeAll() }
             group.cancelAll()
         }
@@ -124,6 +141,13 @@ public final class ModelRouter: Service, Sendable {
     /// Routes `models` from now on: new models get pools, kept models keep theirs (reconfigured), removed models'
     /// pools stop taking requests (those in flight finish), endpoints start or stop being watched.
     public func apply(_ models: [ModelConfig]) async {
+        configured.withLock { $0 = models }
+        await applyMerged()
+    }
+
+    /// Routes fleet.json's models together with those imported from `peers`.
+    func applyMerged() async {
+        let models = mergedModels()
         let kept = table.withLock { table -> [(ModelPool, ModelConfig)] in
             let old = table
             table = Self.makeTable(models, reusing: old.pools)
@@ -138,15 +162,19 @@ public final class ModelRouter: Service, Sendable {
         for (pool, model) in kept {
             await pool.reconfigure(policy: model.policy, queue: model.queue, prefixRouting: model.prefixRouting)
         }
+        updateDiscoverers()
         updateWatchers()
     }
 
-    /// Starts a watcher for every endpoint of every model (removed models still draining included), and stops
-    /// those no model names any more: their members leave rotation and go once their requests are done.
-    private func updateWatchers() {
+    /// Starts a watcher for every endpoint of every model (removed models still draining included) and every
+    /// member its `discover` entries found, and stops those no model names any more: their members leave rotation
+    /// and go once their requests are done.
+    func updateWatchers() {
         let routed = table.withLock { table in table.models + table.removed.values.map(\.model) }
-        let wanted = Dictionary(routed.flatMap { model in model.endpoints.map { ("\(model.name) \($0)", (model, $0)) } },
-                                uniquingKeysWith: { first, _ in first })
+        let found = discoveredMembers()
+        let wanted = Dictionary(routed.flatMap { model in
+            (model.endpoints + (found[model.name] ?? [])).map { ("\(model.name) \($0)", (model, $0)) }
+        }, uniquingKeysWith: { first, _ in first })
         watchers.withLock { watchers in
             for (key, task) in watchers where wanted[key] == nil {
                 task.cancel()
@@ -205,7 +233,7 @@ public final class ModelRouter: Service, Sendable {
             let ready = event.state == .ready
             var capacity = model.parallel ?? 1
             if ready && model.parallel == nil {
-                capacity = await slots(at: baseURL) ?? 1
+                capacity = await slots(at: baseURL, model: model.name) ?? 1
             }
             await pool.setMember(.instance(event.id), baseURL: baseURL, capacity: capacity, ready: ready)
         }
@@ -226,7 +254,7 @@ public final class ModelRouter: Service, Sendable {
             if Task.isCancelled { break }
             let ready = result == .ready
             if ready != wasReady {
-                if ready, model.parallel == nil { capacity = await slots(at: endpoint) ?? capacity }
+                if ready, model.parallel == nil { capacity = await slots(at: endpoint, model: model.name) ?? capacity }
                 logger.info("endpoint \(ready ? "ready" : "not ready")", metadata: ["probe": "\(result)"])
                 await pool.setMember(.endpoint(url: endpoint), baseURL: endpoint, capacity: capacity, ready: ready)
                 wasReady = ready
@@ -259,12 +287,29 @@ public final class ModelRouter: Service, Sendable {
     }
 
     /// llama-server's slot count, from `/props`.
-    private func slots(at baseURL: String) async -> Int? {
-        guard let response = try? await client.fetch(UpstreamRequest(url: baseURL + "/props", connectTimeout: .seconds(2),
-                                                                     totalTimeout: .seconds(5))),
+    /// The slots of a llama-server (`/props`), or of another fleet's model (the capacity its `/status` shows for
+    /// the model's members in rotation).
+    private func slots(at baseURL: String, model: String) async -> Int? {
+        if let response = try? await client.fetch(UpstreamRequest(url: baseURL + "/props", connectTimeout: .seconds(2),
+                                                                  totalTimeout: .seconds(5))),
+           response.status == 200,
+           let json = try? JSONSerialization.jsonObject(with: Data(response.bodyText.utf8)) as? [String: Any],
+           let slots = json["total_slots"] as? Int, slots > 0 {
+            return slots
+        }
+        let key = apiKey(for: baseURL, model: model)
+        guard let response = try? await client.fetch(UpstreamRequest(
+                  url: baseURL + "/status", headers: key.map { [("Authorization", "Bearer \($0)")] } ?? [],
+                  connectTimeout: .seconds(2), totalTimeout: .seconds(5))),
               response.status == 200,
-              let json = try? JSONSerialization.jsonObject(with: Data(response.bodyText.utf8)) as? [String: Any],
-              let slots = json["total_slots"] as? Int, slots > 0 else { return nil }
-        return slots
+              let status = try? StatusCoding.decoder().decode(FleetStatus.self, from: Data(response.bodyText.utf8)) else { return nil }
+        let capacity = status.instances.filter { $0.model == model && $0.traffic?.inRotation == true }
+            .reduce(0) { $0 + ($1.traffic?.capacity ?? 0) }
+        return capacity > 0 ? capacity : nil
+    }
+
+    /// The key for a member that is another fleet's gateway (an `endpoints` entry with `apiKey`, or a peer).
+    public func apiKey(for baseURL: String, model: String) -> String? {
+        poolAndConfig(of: model)?.model.endpointKeys[baseURL]
     }
 }

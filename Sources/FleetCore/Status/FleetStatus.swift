@@ -71,6 +71,8 @@ public struct ModelStatus: Codable, Sendable {
     public var idleTimeoutSeconds: Double?
     /// llama-server's prompt-cache figures over every answer of this model (all its instances, past ones too).
     public var promptCache: PromptCacheCounts?
+    /// Its `discover` entries (absent when it has none).
+    public var discovery: [DiscoveryStatus]?
 
     public init(name: String, aliases: [String], path: String, replicas: Int, policy: String = "roundRobin",
                 queueDepth: Int = 0, endpoints: [String] = []) {

@@ -69,7 +69,8 @@ struct Forwarder: Sendable {
             do {
                 upstream = try await client.execute(UpstreamRequest(
                     method: "POST", url: lease.baseURL + path,
-                    headers: [("Content-Type", "application/json")] + request.headers,
+                    headers: [("Content-Type", "application/json")] + request.headers
+                        + (request.upstreamKey(lease.baseURL).map { [("Authorization", "Bearer \($0)")] } ?? []),
                     body: request.body,
                     connectTimeout: settings.connectTimeout, idleTimeout: settings.idleTimeout,
                     firstByteTimeout: settings.firstByteTimeout,

@@ -94,6 +94,8 @@ public struct GatewayRoutes: Sendable {
             parsed.inject(model.defaults, only: route.sampling)
             var forwarded = parsed.forwarded(as: name)
             forwarded.headers = ForwardRequest.forwardable(request.headers)
+            let router = self.router, modelName = model.name
+            forwarded.upstreamKey = { baseURL in router.apiKey(for: baseURL, model: modelName) }
             return try await forwarder.forward(forwarded, path: route.path, pool: pool, canonicalName: model.name,
                                                hint: hint, family: route.family, connection: connection)
         } catch let error as GatewayError {
@@ -107,7 +109,7 @@ public struct GatewayRoutes: Sendable {
     /// Embeddings and rerank need llama-server started for them: a model whose instances were not (and that has no
     /// endpoints, which may have been) gets a clear answer from the gateway instead of llama-server's 501.
     static func unsupported(_ route: GatewayRoute, by model: ModelConfig) -> GatewayError? {
-        guard model.endpoints.isEmpty else { return nil }
+        guard !model.hasRemoteMembers else { return nil }
         if route.path == "/v1/embeddings", !model.servesEmbeddings {
             return GatewayError(status: .badRequest,
                                message: "model \"\(model.name)\" runs without embeddings: add \"args\": [\"--embeddings\", \"--pooling\", \"mean\"] to models.\(model.name) in fleet.json (or run an embedding model that way), then `fleet reload`",
@@ -147,6 +149,9 @@ struct ForwardRequest: Sendable {
     /// The client's own headers that go on to the instance (`anthropic-version`, `anthropic-beta`, `OpenAI-Beta`,
     /// …): every one but its credentials and what belongs to the connection or the body.
     var headers: [(String, String)] = []
+    /// The key to send a member that is another fleet's gateway (by its base URL): its own, configured in
+    /// fleet.json, never the client's.
+    var upstreamKey: @Sendable (String) -> String? = { _ in nil }
 
     /// Never forwarded: the client's key is for fleet (an instance has none, an endpoint has its own), and the
     /// rest describes the client's connection and body, which fleet's request to the instance has its own of.

@@ -39,12 +39,15 @@ public struct StatusAssembler: Sendable {
                 instances.append(status)
             }
         }
-        let models = await supervisor.currentModels().map { model in
+        // fleet.json's models, then those only peers serve.
+        let local = await supervisor.currentModels()
+        let models = (local + router.models.filter { routed in !local.contains { $0.name == routed.name } }).map { model in
             let pool = pools.first { $0.model == model.name }
             var status = ModelStatus(name: model.name, aliases: model.aliases, path: model.path, replicas: model.replicas,
                                      policy: (pool?.policy ?? model.policy).rawValue, queueDepth: pool?.queueDepth ?? 0,
                                      endpoints: model.endpoints)
             status.promptCache = pool?.promptCache
+            status.discovery = router.discoveryStatus(of: model.name)
             status.start = model.startOnDemand ? "onDemand" : "always"
             status.idleTimeoutSeconds = model.idleTimeout?.seconds
             return status
