@@ -155,13 +155,16 @@ extension FleetConfig {
                                                  hint: "host names clients use to reach this fleet, e.g. [\"fleet.lan\"]")
             ?? config.allowedHosts
 
+        // A front fleet may serve only its peers' models.
         switch top["models"] {
         case nil, .null?:
-            reader.report("models", "no models are declared",
-                          fix: "add one, e.g. \"models\": { \"gemma\": { \"path\": \"models/gemma.gguf\" } }")
+            if config.peers.isEmpty {
+                reader.report("models", "no models are declared",
+                              fix: "add one, e.g. \"models\": { \"gemma\": { \"path\": \"models/gemma.gguf\" } } (or \"peers\" to offer other fleets' models)")
+            }
         case .object(let models)?:
-            if models.isEmpty {
-                reader.report("models", "no models are declared", fix: "add at least one model")
+            if models.isEmpty && config.peers.isEmpty {
+                reader.report("models", "no models are declared", fix: "add at least one model (or \"peers\" to offer other fleets' models)")
             }
             for name in models.keys.sorted() {
                 if let model = Self.readModel(name: name, value: models[name]!, baseDirectory: baseDirectory, reader: &reader) {
