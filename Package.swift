@@ -31,6 +31,8 @@ let package = Package(
         .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
         .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
         .package(url: "https://github.com/apple/swift-collections", from: "1.3.0"),
+        // Tests only: reads deploy/kubernetes/*.yaml to check the manifests offline.
+        .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
     ],
     targets: [
         // The only C: libcurl, plus non-variadic wrappers for its variadic setopt/getinfo calls.
@@ -132,7 +134,7 @@ let package = Package(
             name: "FleetKitTests",
             dependencies: [
                 "FleetCore", "FleetConfig", "FleetUpstream", "FleetSupervision", "FleetRouting", "FleetServer",
-                "FleetClient", "FleetTestSupport",
+                "FleetClient", "FleetTestSupport", .product(name: "Yams", package: "Yams"),
             ],
             swiftSettings: swiftSettings
         ),

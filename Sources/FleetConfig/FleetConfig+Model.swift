@@ -103,7 +103,7 @@ extension FleetConfig {
 }
 
 extension FleetConfig {
-    static let discoverKeys = ["dns", "port", "srv", "interval"]
+    static let discoverKeys = ["dns", "port", "srv", "interval", "apiKey", "apiKeyEnv"]
 
     /// `discover`: `[{"dns": NAME, "port": N}, {"srv": NAME}]`, each with an optional `interval`.
     static func discoverySources(_ object: [String: JSONValue], at path: String, reader: inout ConfigReader) -> [DiscoverySource] {
@@ -120,6 +120,7 @@ extension FleetConfig {
             let dns = reader.string(fields, "dns", at: at), srv = reader.string(fields, "srv", at: at)
             let port = reader.int(fields, "port", at: at, range: 1...65535)
             let interval = reader.duration(fields, "interval", at: at, minimum: .seconds(1)) ?? .seconds(10)
+            let apiKey = key(fields, at: at, reader: &reader)
             switch (dns, srv) {
             case (let name?, nil):
                 guard let port else {
@@ -127,12 +128,12 @@ extension FleetConfig {
                                   fix: "give the port llama-server listens on at those addresses, like \"port\": 8080")
                     continue
                 }
-                sources.append(DiscoverySource(.addresses(name: name, port: port), interval: interval))
+                sources.append(DiscoverySource(.addresses(name: name, port: port), interval: interval, apiKey: apiKey))
             case (nil, let name?):
                 if fields["port"] != nil {
                     reader.report("\(at).port", "SRV records carry their own ports", fix: "remove \"port\" here")
                 }
-                sources.append(DiscoverySource(.services(name: name), interval: interval))
+                sources.append(DiscoverySource(.services(name: name), interval: interval, apiKey: apiKey))
             default:
                 reader.report(at, "needs exactly one of \"dns\" and \"srv\"",
                               fix: "write {\"dns\": NAME, \"port\": PORT} (A/AAAA records) or {\"srv\": NAME} (SRV records)")
@@ -154,6 +155,20 @@ extension FleetConfig {
         return []
     }
 
+    /// `apiKey`, or the value of the environment variable `apiKeyEnv` names (reported when unset).
+    static func key(_ fields: [String: JSONValue], at path: String, reader: inout ConfigReader) -> String? {
+        let key = reader.string(fields, "apiKey", at: path)
+        guard let name = reader.string(fields, "apiKeyEnv", at: path) else { return key }
+        if key != nil {
+            reader.report("\(path).apiKeyEnv", "apiKey is given too", fix: "keep one of \"apiKey\" and \"apiKeyEnv\"")
+            return key
+        }
+        if let value = ProcessInfo.processInfo.environment[name], !value.isEmpty { return value }
+        reader.report("\(path).apiKeyEnv", "the environment variable \(name) is not set",
+                      fix: "export \(name)=KEY before `fleet up` (or before `fleet reload`), or write \"apiKey\"")
+        return nil
+    }
+
     /// A server fleet does not run: `"http://host:port"`, or `{"url": …, "apiKey": …}` / `{"url": …, "apiKeyEnv":
     /// NAME}` for another fleet's gateway that wants a key (read from the environment variable NAME when fleet
     /// starts or reloads).
@@ -168,17 +183,7 @@ extension FleetConfig {
             if url == nil, fields["url"] == nil {
                 reader.report("\(path).url", "is required", fix: "give the server's address, like \"http://10.0.0.7:8090\"")
             }
-            key = reader.string(fields, "apiKey", at: path)
-            if let name = reader.string(fields, "apiKeyEnv", at: path) {
-                if key != nil {
-                    reader.report("\(path).apiKeyEnv", "apiKey is given too", fix: "keep one of \"apiKey\" and \"apiKeyEnv\"")
-                } else if let value = ProcessInfo.processInfo.environment[name], !value.isEmpty {
-                    key = value
-                } else {
-                    reader.report("\(path).apiKeyEnv", "the environment variable \(name) is not set",
-                                  fix: "export \(name)=KEY before `fleet up` (or before `fleet reload`), or write \"apiKey\"")
-                }
-            }
+            key = Self.key(fields, at: path, reader: &reader)
         default:
             reader.report(path, "expected a URL string or an object, found \(value.typeName)",
                           fix: "write \"http://10.0.0.5:8080\", or {\"url\": \"http://10.0.0.7:8090\", \"apiKeyEnv\": \"BACK_FLEET_KEY\"}")

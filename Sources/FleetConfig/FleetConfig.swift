@@ -304,10 +304,13 @@ public struct DiscoverySource: Sendable, Equatable, Hashable, CustomStringConver
     public var kind: Kind
     /// How often the name is resolved again (sooner when its records' TTL is shorter, never more than once a second).
     public var interval: Duration = .seconds(10)
+    /// The key fleet sends the members it finds, when they are other fleets' gateways (never shown).
+    public var apiKey: String?
 
-    public init(_ kind: Kind, interval: Duration = .seconds(10)) {
+    public init(_ kind: Kind, interval: Duration = .seconds(10), apiKey: String? = nil) {
         self.kind = kind
         self.interval = interval
+        self.apiKey = apiKey
     }
 
     public var description: String {

@@ -310,6 +310,12 @@ public final class ModelRouter: Service, Sendable {
 
     /// The key for a member that is another fleet's gateway (an `endpoints` entry with `apiKey`, or a peer).
     public func apiKey(for baseURL: String, model: String) -> String? {
-        poolAndConfig(of: model)?.model.endpointKeys[baseURL]
+        guard let config = poolAndConfig(of: model)?.model else { return nil }
+        if let key = config.endpointKeys[baseURL] { return key }
+        // A member a `discover` entry with a key found.
+        let found = discovered.withLock { found in found.first { $0.key.hasPrefix(model + "#") && $0.value.members.contains(baseURL) }?.key }
+        guard let found, let index = Int(found.dropFirst(model.count + 1).prefix { $0 != " " }),
+              config.discover.indices.contains(index) else { return nil }
+        return config.discover[index].apiKey
     }
 }

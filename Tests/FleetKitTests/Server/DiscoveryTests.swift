@@ -175,16 +175,36 @@ struct DiscoveryTests {
         }
     }
 
+    @Test func aDiscoveredMemberMayBeAnotherFleetThatWantsItsKey() async throws {
+        let dns = TestDNSServer(directory: directory)
+        defer { dns.stop() }
+        let backKey = "back-fleet-key-dns-1"
+        let back = fakeFleetConfig(directory: temporaryDirectory("back")) { $0.keys = KeySet(user: [backKey], admin: []) }
+        try await withController(back) { backURL, _ in
+            let backPort = try #require(URL(string: backURL)?.port)
+            try dns.setHosts(["127.0.0.1 back-fleet.test"])
+            try await dns.start()
+            let source = DiscoverySource(.addresses(name: "back-fleet.test", port: backPort), interval: .seconds(1), apiKey: backKey)
+            try await withController(config(source, dns: dns), waitForReady: 1) { url, control in
+                try await eventually("the back fleet discovered and ready") {
+                    try await members(control) == ["http://127.0.0.1:\(backPort)": .ready]
+                }
+                let response = try await UpstreamClient.with { try await post(url + "/v1/completions", #"{"model":"fake"}"#, client: $0) }
+                #expect(response.status == 200, "the back fleet took the key the entry gives: \(response.bodyText)")
+            }
+        }
+    }
+
     @Test func discoverEntriesAreReadAndCheckedInFleetJSON() throws {
         let good = try FleetConfig.decode(Data(#"""
             { "resolver": "10.96.0.10:53", "models": { "m": { "discover": [
               { "dns": "llama.models.svc.cluster.local", "port": 8080 },
-              { "srv": "_http._tcp.llama.models.svc.cluster.local", "interval": "30s" } ] } } }
+              { "srv": "_http._tcp.llama.models.svc.cluster.local", "interval": "30s", "apiKey": "k-12345678" } ] } } }
             """#.utf8), source: "test", baseDirectory: "/tmp")
         #expect(good.resolver == "10.96.0.10:53")
         #expect(good.models[0].discover == [
             DiscoverySource(.addresses(name: "llama.models.svc.cluster.local", port: 8080)),
-            DiscoverySource(.services(name: "_http._tcp.llama.models.svc.cluster.local"), interval: .seconds(30)),
+            DiscoverySource(.services(name: "_http._tcp.llama.models.svc.cluster.local"), interval: .seconds(30), apiKey: "k-12345678"),
         ])
         #expect(good.models[0].replicas == 0 && good.models[0].hasRemoteMembers)
         #expect {
