@@ -60,17 +60,22 @@ enum ProcessLauncher {
                 output: .sequence,
                 error: .sequence
             ) { execution in
-                await started(execution.processIdentifier.value)
-                await withTaskGroup(of: Void.self) { group in
-                    group.addTask {
-                        do {
-                            for try await line in execution.standardOutput.strings() { await log.append(line) }
-                        } catch {}
-                    }
-                    group.addTask {
-                        do {
-                            for try await line in execution.standardError.strings() { await log.append(line, fromStandardError: true) }
-                        } catch {}
+                // Only the fork needs the spawn thread. Reading and logging the output, and whatever the
+                // instance's actor does when told, run on the global executor: one thread for every instance's
+                // output would put a crash's detection behind the log lines of every other instance.
+                await withTaskExecutorPreference(globalConcurrentExecutor) {
+                    await started(execution.processIdentifier.value)
+                    await withTaskGroup(of: Void.self) { group in
+                        group.addTask {
+                            do {
+                                for try await line in execution.standardOutput.strings() { await log.append(line) }
+                            } catch {}
+                        }
+                        group.addTask {
+                            do {
+                                for try await line in execution.standardError.strings() { await log.append(line, fromStandardError: true) }
+                            } catch {}
+                        }
                     }
                 }
                 // The pipes closed: the process exited, or cancellation stopped the reads. Either way the

@@ -61,9 +61,10 @@ struct SupervisionProcessTests {
     }
 
     @Test func crashedInstanceIsRestartedWithBackoffAndServesAgain() async throws {
-        // The exit, not a probe that finds the port closed first, is what this test is about.
+        // The exit, not a probe that finds the port closed first, is what this test is about: probes need 4 s of
+        // failures to declare it dead, so a busy machine's slower exit notice still comes first.
         let config = fakeFleetConfig(directory: directory, args: ["--fake-crash-after", "1"]) {
-            $0.healthCheck.unhealthyAfter = 3
+            $0.healthCheck.unhealthyAfter = 20
         }
         try await withFakeSupervisor(config) { supervisor, events in
             try await eventually("ready") { await supervisor.status("fake/0")?.state == .ready }
