@@ -21,6 +21,11 @@ public enum StatusTable {
                 details.append("prompt cache \(percent(ratio)) hit (\(cache.cachedTokens) of \(cache.promptTokens) tokens)")
             }
             lines.append("model \(model.name)\(aliases): \(details.joined(separator: ", "))")
+            for source in model.discovery ?? [] {
+                var line = "  discovers \(source.source): \(source.members.count) member(s)"
+                if let error = source.error { line += "; the last lookup failed, the last members found serve on: \(error)" }
+                lines.append(line)
+            }
         }
         lines.append("")
         let header = ["MODEL", "INSTANCE", "PORT", "PID", "STATE", "UPTIME", "RESTARTS", "LOAD", "SERVED", "ERRORS",

@@ -38,9 +38,14 @@ struct Validate: AsyncParsableCommand {
         }
         let instances = fleet.models.reduce(0) { $0 + $1.replicas }
         say("\(config): OK — \(fleet.models.count) model(s), \(instances) instance(s), listening on \(fleet.listen)")
+        for peer in fleet.peers {
+            say("  peer \(peer.url)\(peer.apiKey == nil ? "" : " (with its key)"): its models are read from its /v1/models when fleet starts")
+        }
         for (model, written) in zip(fleet.models, asWritten.models) {
             let aliases = model.aliases.isEmpty ? "" : " (aliases: \(model.aliases.joined(separator: ", ")))"
-            say("  \(model.name)\(aliases): \(model.replicas) × \(model.path.isEmpty ? "(endpoints only)" : model.path)")
+            var remote = model.endpoints.map { "endpoint \($0)" } + model.discover.map { "discovers \($0)" }
+            if !model.path.isEmpty { remote.insert(model.path, at: 0) }
+            say("  \(model.name)\(aliases): \(model.replicas) × \(remote.joined(separator: ", "))")
             guard model.replicas > 0 else { continue }
             func origin(_ value: Int?, _ writtenValue: Int?) -> String {
                 guard let value else { return "llama-server's default" }

@@ -142,8 +142,10 @@ struct DiscoveryTests {
             try await eventually("status says the lookup fails") {
                 try await control.status().models.first?.discovery?.first?.error != nil
             }
-            let error = try #require(try await control.status().models.first?.discovery?.first?.error)
+            let status = try await control.status()
+            let error = try #require(status.models.first?.discovery?.first?.error)
             #expect(error.contains("127.0.0.1:\(dns.port)"), "\(error)")
+            #expect(StatusTable.render(status).contains("discovers dns llama.test:\(port): 1 member(s); the last lookup failed"))
             let stillServing = try await UpstreamClient.with {
                 try await post(url + "/v1/completions", #"{"model":"fake"}"#, client: $0)
             }
