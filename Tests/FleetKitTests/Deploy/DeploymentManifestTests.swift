@@ -93,5 +93,7 @@ struct DeploymentManifestTests {
         #expect(lines.contains("USER 10001:10001"))
         #expect(lines.contains(#"ENTRYPOINT ["fleet", "up", "--config", "/etc/fleet/fleet.json"]"#))
         #expect(lines.contains("STOPSIGNAL SIGTERM"))
+        // The dashboard page is a resource bundle read from beside the binary: it must travel with it.
+        #expect(lines.contains("COPY --from=fleet-build /out/fleet_FleetServer.resources /usr/local/bin/fleet_FleetServer.resources"))
     }
 }
