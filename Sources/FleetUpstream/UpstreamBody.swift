@@ -4,9 +4,10 @@ public import NIOCore
 import Synchronization
 
 /// The body of an upstream answer as it streams, from the curl thread to one consumer, through a bounded
-/// window: while the consumer holds `window` bytes it has not taken (its client does not read), the transfer is
-/// paused (`CURL_WRITEFUNC_PAUSE`: curl stops reading the socket, so the upstream's sends block), and resumed
-/// once the consumer has taken it below half. Memory per stream is bounded by the window plus one chunk.
+/// window: once `window` bytes wait for the consumer (queued, or taken and still being written to a client that
+/// does not read), the transfer is paused (`CURL_WRITEFUNC_PAUSE`: curl stops reading the socket, so the
+/// upstream's sends block), and resumed when the consumer asks again with at most half the window left. Memory
+/// per stream is bounded by the window plus one chunk.
 ///
 /// Chunks that wait when the consumer asks are handed over as one buffer: a consumer that fell behind catches
 /// up in one write instead of one per chunk.
@@ -15,7 +16,7 @@ import Synchronization
 public struct UpstreamBody: AsyncSequence, Sendable {
     public typealias Element = ByteBuffer
 
-    /// What holds a stream open in the controller while its client does not read: 64 KiB.
+    /// The most a stream holds in the controller while its client does not read (plus one chunk): 64 KiB.
     public static let defaultWindow = 64 * 1024
 
     let handoff: Handoff
