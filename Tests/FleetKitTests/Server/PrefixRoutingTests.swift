@@ -131,7 +131,12 @@ struct PrefixRoutingTests {
     }
 
     @Test func aSessionMovesWhenItsReplicaRestartsAndStaysWhereItMoved() async throws {
-        try await withController(config()) { url, control in
+        // The killed replica stays out of rotation for 3 s before its restart: long enough for a busy machine's
+        // status polls to see it gone (a 100 ms restart could come and go between two of them).
+        var config = config()
+        config.restart.initialDelay = .seconds(3)
+        config.restart.maxDelay = .seconds(3)
+        try await withController(config) { url, control in
             try await UpstreamClient.with { client in
                 var conversation = Conversation(1)
                 let first = try conversation.answered(try await post(url + "/v1/chat/completions",
