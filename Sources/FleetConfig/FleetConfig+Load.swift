@@ -137,11 +137,14 @@ extension FleetConfig {
             config.gateway = gateway
         }
         if let resolver = reader.string(top, "resolver", at: "") {
-            if ListenAddress(parsing: resolver) == nil {
-                reader.report("resolver", "\"\(resolver)\" is not host:port",
-                              fix: "write the DNS server's address and port, like \"10.96.0.10:53\" (or leave it out for /etc/resolv.conf's)")
+            // An address, not a name: the resolver is what names are looked up with.
+            var v4 = in_addr(), v6 = in6_addr()
+            if let address = ListenAddress(parsing: resolver),
+               inet_pton(AF_INET, address.host, &v4) == 1 || inet_pton(AF_INET6, address.host, &v6) == 1 {
+                config.resolver = address
             } else {
-                config.resolver = resolver
+                reader.report("resolver", "\"\(resolver)\" is not an IP address and port",
+                              fix: "write the DNS server's address and port, like \"10.96.0.10:53\" or \"[fd00::10]:53\" (or leave it out for /etc/resolv.conf's)")
             }
         }
         var peers: [JSONValue] = []

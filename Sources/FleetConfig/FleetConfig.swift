@@ -36,8 +36,8 @@ public struct FleetConfig: Sendable, Equatable {
     /// Names clients may reach the controller by, beyond IP addresses, `localhost`, this machine's hostname and
     /// the listen host (`BrowserGuard` refuses any other `Host`); `"*"` allows every name.
     public var allowedHosts: [String] = []
-    /// The DNS server `discover` asks (`host:port`); nil: the nameservers of /etc/resolv.conf.
-    public var resolver: String?
+    /// The DNS server `discover` asks (an IP address and port); nil: the nameservers of /etc/resolv.conf.
+    public var resolver: ListenAddress?
     /// Other fleets whose models this one offers too (`peers`).
     public var peers: [Peer] = []
     /// The models, sorted by name.

@@ -29,11 +29,10 @@ public final class ModelRouter: Service, Sendable {
     private let wakeHook = Mutex<(@Sendable (String) -> Void)?>(nil)
     /// Health watchers of unmanaged endpoints, by "model endpoint"; started and stopped as reloads change them.
     private let watchers = Mutex<[String: Task<Void, Never>]>([:])
-    /// What each `discover` entry found, by "model#index source" (`Discovery`); the members it names are watched
-    /// like endpoints.
-    let discovered = Mutex<[String: DiscoveryStatus]>([:])
-    /// The tasks resolving them, by the same key; started and stopped as reloads change the entries.
-    let discoverers = Mutex<[String: Task<Void, Never>]>([:])
+    /// What each `discover` entry found (`Discovery`); the members it names are watched like endpoints.
+    let discovered = Mutex<[DiscoveryEntry: DiscoveryStatus]>([:])
+    /// The tasks resolving them; started and stopped as reloads change the entries.
+    let discoverers = Mutex<[DiscoveryEntry: Task<Void, Never>]>([:])
     let resolver: DNSResolver
     /// fleet.json's models, as last applied (the routing table adds those imported from peers).
     let configured: Mutex<[ModelConfig]>
@@ -50,7 +49,7 @@ public final class ModelRouter: Service, Sendable {
         self.config = config
         self.client = client
         self.logger = logger
-        self.resolver = DNSResolver.configured(config.resolver)
+        self.resolver = config.resolver.map { DNSResolver(servers: [DNSServer(host: $0.host, port: $0.port)]) } ?? .system()
         self.configured = Mutex(config.models)
         (events, eventSink) = AsyncStream.makeStream()
         table.withLock { $0 = Self.makeTable(config.models, reusing: [:]) }
@@ -233,7 +232,7 @@ public final class ModelRouter: Service, Sendable {
             let ready = event.state == .ready
             var capacity = model.parallel ?? 1
             if ready && model.parallel == nil {
-                capacity = await slots(at: baseURL, model: model.name) ?? 1
+                capacity = await slots(at: baseURL, model: model) ?? 1
             }
             await pool.setMember(.instance(event.id), baseURL: baseURL, capacity: capacity, ready: ready)
         }
@@ -254,7 +253,7 @@ public final class ModelRouter: Service, Sendable {
             if Task.isCancelled { break }
             let ready = result == .ready
             if ready != wasReady {
-                if ready, model.parallel == nil { capacity = await slots(at: endpoint, model: model.name) ?? capacity }
+                if ready, model.parallel == nil { capacity = await slots(at: endpoint, model: model) ?? capacity }
                 logger.info("endpoint \(ready ? "ready" : "not ready")", metadata: ["probe": "\(result)"])
                 await pool.setMember(.endpoint(url: endpoint), baseURL: endpoint, capacity: capacity, ready: ready)
                 wasReady = ready
@@ -286,10 +285,9 @@ public final class ModelRouter: Service, Sendable {
         }
     }
 
-    /// llama-server's slot count, from `/props`.
     /// The slots of a llama-server (`/props`), or of another fleet's model (the capacity its `/status` shows for
     /// the model's members in rotation).
-    private func slots(at baseURL: String, model: String) async -> Int? {
+    private func slots(at baseURL: String, model: ModelConfig) async -> Int? {
         if let response = try? await client.fetch(UpstreamRequest(url: baseURL + "/props", connectTimeout: .seconds(2),
                                                                   totalTimeout: .seconds(5))),
            response.status == 200,
@@ -297,25 +295,25 @@ public final class ModelRouter: Service, Sendable {
            let slots = json["total_slots"] as? Int, slots > 0 {
             return slots
         }
-        let key = apiKey(for: baseURL, model: model)
+        let key = apiKey(for: baseURL, of: model)
         guard let response = try? await client.fetch(UpstreamRequest(
                   url: baseURL + "/status", headers: key.map { [("Authorization", "Bearer \($0)")] } ?? [],
                   connectTimeout: .seconds(2), totalTimeout: .seconds(5))),
               response.status == 200,
               let status = try? StatusCoding.decoder().decode(FleetStatus.self, from: Data(response.bodyText.utf8)) else { return nil }
-        let capacity = status.instances.filter { $0.model == model && $0.traffic?.inRotation == true }
+        let capacity = status.instances.filter { $0.model == model.name && $0.traffic?.inRotation == true }
             .reduce(0) { $0 + ($1.traffic?.capacity ?? 0) }
         return capacity > 0 ? capacity : nil
     }
 
-    /// The key for a member that is another fleet's gateway (an `endpoints` entry with `apiKey`, or a peer).
-    public func apiKey(for baseURL: String, model: String) -> String? {
-        guard let config = poolAndConfig(of: model)?.model else { return nil }
-        if let key = config.endpointKeys[baseURL] { return key }
-        // A member a `discover` entry with a key found.
-        let found = discovered.withLock { found in found.first { $0.key.hasPrefix(model + "#") && $0.value.members.contains(baseURL) }?.key }
-        guard let found, let index = Int(found.dropFirst(model.count + 1).prefix { $0 != " " }),
-              config.discover.indices.contains(index) else { return nil }
-        return config.discover[index].apiKey
+    /// The key for a member of `model` that is another fleet's gateway: an `endpoints` entry's or a peer's, or
+    /// that of the `discover` entry that found it. On every forwarded request: the discovered members are looked
+    /// at only when an entry has a key.
+    public func apiKey(for baseURL: String, of model: ModelConfig) -> String? {
+        if let key = model.endpointKeys[baseURL] { return key }
+        guard model.discover.contains(where: { $0.apiKey != nil }) else { return nil }
+        return discovered.withLock { found in
+            found.first { $0.key.model == model.name && $0.value.members.contains(baseURL) }?.key.source.apiKey
+        }
     }
 }

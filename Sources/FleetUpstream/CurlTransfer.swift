@@ -244,7 +244,7 @@ private func curlSocketOptions(_ context: UnsafeMutableRawPointer?, _ socket: cu
 }
 
 /// 256 KiB: at loopback or LAN round trips, far more than a token stream or a whole answer needs in flight.
-let upstreamReceiveBuffer = 256 * 1024
+private let upstreamReceiveBuffer = 256 * 1024
 
 private func curlHeaderCallback(_ data: UnsafeMutablePointer<CChar>?, _ size: Int, _ count: Int,
                                 _ context: UnsafeMutableRawPointer?) -> Int {

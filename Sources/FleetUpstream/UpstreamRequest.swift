@@ -11,7 +11,7 @@ public struct UpstreamRequest: Sendable {
     /// Longest wait for the whole transfer; `nil` means no limit (streams run as long as tokens flow).
     public var totalTimeout: Duration?
     /// Once the head has arrived, the transfer fails when no byte arrives for this long; `nil` means no limit.
-    /// (Before the head, `connectTimeout` and `totalTimeout` apply; the gateway adds its first-byte timeout.)
+    /// (Before the head, `connectTimeout`, `firstByteTimeout` and `totalTimeout` apply.)
     public var idleTimeout: Duration?
     /// The transfer fails when its head has not arrived after this long (checked by the curl thread, with a
     /// few hundred milliseconds' precision); `nil` means only `connectTimeout` and `totalTimeout` apply.

@@ -94,8 +94,8 @@ public struct GatewayRoutes: Sendable {
             parsed.inject(model.defaults, only: route.sampling)
             var forwarded = parsed.forwarded(as: name)
             forwarded.headers = ForwardRequest.forwardable(request.headers)
-            let router = self.router, modelName = model.name
-            forwarded.upstreamKey = { baseURL in router.apiKey(for: baseURL, model: modelName) }
+            let router = self.router
+            forwarded.upstreamKey = { baseURL in router.apiKey(for: baseURL, of: model) }
             return try await forwarder.forward(forwarded, path: route.path, pool: pool, canonicalName: model.name,
                                                hint: hint, family: route.family, connection: connection)
         } catch let error as GatewayError {

@@ -1,9 +1,9 @@
 import Foundation
 
 /// Finds the members a `discover` entry names: the addresses of a name (A and AAAA), or the hosts and ports of
-/// its SRV records (each target resolved to its addresses). Asks the configured DNS server, else the nameservers of
-/// /etc/resolv.conf in order (with its `search` list for names with fewer dots than `ndots`, as the system
-/// resolver does: what makes a Kubernetes service's short name work).
+/// its SRV records (each target resolved to its addresses). Asks the given DNS servers in order: fleet.json's
+/// `resolver`, else the nameservers of /etc/resolv.conf with its `search` list for names with fewer dots than
+/// `ndots`, as the system resolver does (what makes a Kubernetes service's short name work).
 public struct DNSResolver: Sendable {
     public let servers: [DNSServer]
     public let search: [String]
@@ -13,16 +13,6 @@ public struct DNSResolver: Sendable {
         self.servers = servers
         self.search = search
         self.ndots = ndots
-    }
-
-    /// The resolver fleet.json's `resolver` names, else the system's.
-    public static func configured(_ resolver: String?) -> DNSResolver {
-        if let resolver, let colon = resolver.lastIndex(of: ":"), let port = Int(resolver[resolver.index(after: colon)...]) {
-            var host = String(resolver[..<colon])
-            if host.hasPrefix("["), host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
-            return DNSResolver(servers: [DNSServer(host: host, port: port)])
-        }
-        return system()
     }
 
     /// The nameservers, search list and `ndots` of /etc/resolv.conf (127.0.0.1 when it names none).
@@ -53,32 +43,33 @@ public struct DNSResolver: Sendable {
     /// `http://ADDRESS:port` for every A and AAAA record of `name`, sorted.
     public func addresses(of name: String, port: Int) async throws -> Found {
         let (addresses, ttl) = try await lookUp(name)
-        return Found(urls: addresses.map { Self.url($0, port: port) }.sorted(), ttl: ttl)
+        return Found(urls: addresses.map { Self.url($0, port: port) }.sorted(), ttl: ttl.map { .seconds(Int64($0)) })
     }
 
     /// `http://ADDRESS:port` for every SRV record of `name` (its target's addresses, its port), sorted.
     public func services(of name: String) async throws -> Found {
         let records = try await ask(name, .srv).records
         var urls: Set<String> = []
-        var ttl = records.map(\.ttl).min()
+        var ttls = records.map(\.ttl)
         for case .service(_, _, let port, let target, _) in records {
-            let (addresses, targetTTL) = try await lookUp(target)
-            if let targetTTL { ttl = Swift.min(ttl ?? UInt32.max, UInt32(targetTTL.components.seconds)) }
+            let (addresses, ttl) = try await lookUp(target)
+            ttls += ttl.map { [$0] } ?? []
             for address in addresses { urls.insert(Self.url(address, port: Int(port))) }
         }
-        return Found(urls: urls.sorted(), ttl: ttl.map { .seconds(Int64($0)) })
+        return Found(urls: urls.sorted(), ttl: ttls.min().map { .seconds(Int64($0)) })
     }
 
-    /// The A and AAAA records of `name` (an address literal is its own).
-    private func lookUp(_ name: String) async throws -> (addresses: [String], ttl: Duration?) {
+    /// The A and AAAA records of `name` (an address literal is its own), and their shortest TTL in seconds.
+    private func lookUp(_ name: String) async throws -> (addresses: [String], ttl: UInt32?) {
         if Self.isAddress(name) { return ([name], nil) }
         let (v4, found) = try await ask(name, .a)
-        let v6 = try await ask(found, .aaaa, searching: false).records
+        // The name the search found A records under; when there were none, search again for AAAA.
+        let v6 = try await ask(v4.isEmpty ? name : found, .aaaa, searching: v4.isEmpty).records
         let records = v4 + v6
         let addresses = records.compactMap { record -> String? in
             if case .address(let address, _) = record { return address } else { return nil }
         }
-        return (addresses, records.map(\.ttl).min().map { .seconds(Int64($0)) })
+        return (addresses, records.map(\.ttl).min())
     }
 
     /// The records of `type` for the first name of the search order that has any, and that name.

@@ -72,7 +72,7 @@ struct DiscoveryTests {
             $0.models[0].path = ""
             $0.models[0].discover = [source]
             $0.models[0].parallel = 4
-            $0.resolver = "127.0.0.1:\(dns.port)"
+            $0.resolver = ListenAddress(host: "127.0.0.1", port: dns.port)
             $0.healthCheck.interval = .milliseconds(200)
         }
     }
@@ -203,18 +203,18 @@ struct DiscoveryTests {
               { "dns": "llama.models.svc.cluster.local", "port": 8080 },
               { "srv": "_http._tcp.llama.models.svc.cluster.local", "interval": "30s", "apiKey": "k-12345678" } ] } } }
             """#.utf8), source: "test", baseDirectory: "/tmp")
-        #expect(good.resolver == "10.96.0.10:53")
+        #expect(good.resolver == ListenAddress(host: "10.96.0.10", port: 53))
         #expect(good.models[0].discover == [
             DiscoverySource(.addresses(name: "llama.models.svc.cluster.local", port: 8080)),
             DiscoverySource(.services(name: "_http._tcp.llama.models.svc.cluster.local"), interval: .seconds(30), apiKey: "k-12345678"),
         ])
         #expect(good.models[0].replicas == 0 && good.models[0].hasRemoteMembers)
         #expect {
-            try FleetConfig.decode(Data(#"{ "resolver": "nope", "models": { "m": { "discover": [ { "dns": "x" }, { "srv": "y", "port": 1 }, {} ] } } }"#.utf8),
+            try FleetConfig.decode(Data(#"{ "resolver": "kube-dns:53", "models": { "m": { "discover": [ { "dns": "x" }, { "srv": "y", "port": 1 }, {} ] } } }"#.utf8),
                                    source: "test", baseDirectory: "/tmp")
         } throws: { error in
             let text = "\(error)"
-            return text.contains("resolver") && text.contains("models.m.discover[0].port") && text.contains("is required with \"dns\"")
+            return text.contains("\"kube-dns:53\" is not an IP address and port") && text.contains("models.m.discover[0].port") && text.contains("is required with \"dns\"")
                 && text.contains("models.m.discover[1].port") && text.contains("models.m.discover[2]")
         }
     }
