@@ -1013,9 +1013,9 @@ class Suite:
 
     def streams1000(self, out):
         """1,000 concurrent streams (100 chunks, 100 ms apart, so that every one is open at once) through one
-        controller, twice: no errors, peak RSS under 100 MB, nothing in flight after each round, and the second
-        round leaves no more descriptors than the first (the first leaves curl's pool of idle upstream
-        connections, which the second reuses)."""
+        controller, twice: no errors, peak RSS under 100 MB, nothing in flight after each round, and no more
+        descriptors after either than before plus curl's pool of idle upstream connections (at most 1,024, as
+        many as ran at once)."""
         out.server = "fake"
         count = 1000
         soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
@@ -1063,8 +1063,11 @@ class Suite:
                  f"stream); fds {fds_before} before, {rounds[0][3]} after the first thousand, {rounds[1][3]} after the second")
         if peak >= 100 * 1024:
             out.misses.append(f"peak RSS {peak} kB (goal: under 100 MB)")
-        if rounds[1][3] > rounds[0][3] + 4:
-            out.misses.append(f"{rounds[1][3] - rounds[0][3]} more descriptors after the second thousand than the first")
+        # curl keeps up to CURLMOPT_MAXCONNECTS (1024) idle upstream connections for reuse, as many as the streams
+        # that ran at once; a descriptor left per stream would pass that bound by the second thousand.
+        bound = fds_before + 1024 + 16
+        if max(r[3] for r in rounds) > bound:
+            out.misses.append(f"{max(r[3] for r in rounds)} descriptors after the streams, beyond {bound} (before + curl's idle pool)")
         if not all(r[2] for r in rounds):
             out.misses.append("requests still in flight 30 s after the last stream")
         out.recovery = "-"
