@@ -134,6 +134,7 @@ final class CurlEventLoop: Sendable {
         var lastAdded: UInt64 = 0
         var lastDeadlineScan = ContinuousClock.now
         var watched = 0  // transfers with a deadline
+        let handles = CurlEasyHandles()
 
         func remove(_ id: UInt64) -> CurlTransfer? {
             guard let transfer = transfers.removeValue(forKey: id) else { return nil }
@@ -164,7 +165,7 @@ final class CurlEventLoop: Sendable {
                     }
                     lastAdded = max(lastAdded, id)
                     do {
-                        let transfer = try CurlTransfer(request: request, sink: sink)
+                        let transfer = try CurlTransfer(request: request, sink: sink, handles: handles)
                         transfers[id] = transfer
                         counters.opened(1)
                         if transfer.hasDeadline { watched += 1 }

@@ -33,6 +33,10 @@ final class CurlTransfer {
     let firstByteTimeout: Duration?
     /// The head goes out with the first body byte (or at the end of an empty body), not before.
     private let headWaitsForBody: Bool
+    /// … or until the body ends or half the window came.
+    private let headWaitsForEnd: Bool
+    /// Body bytes received so far.
+    private var received = 0
     private let started = ContinuousClock.now
     /// When the last byte arrived.
     private(set) var lastActivity = ContinuousClock.now
@@ -42,15 +46,20 @@ final class CurlTransfer {
     /// Whether the loop must look at this transfer's clock.
     var hasDeadline: Bool { idleTimeout != nil || firstByteTimeout != nil }
 
-    init(request: UpstreamRequest, sink: TransferSink) throws(UpstreamError) {
-        guard let easy = curl_easy_init() else {
+    /// Where the handle goes back when the transfer is over.
+    private let handles: CurlEasyHandles
+
+    init(request: UpstreamRequest, sink: TransferSink, handles: CurlEasyHandles) throws(UpstreamError) {
+        guard let easy = handles.take() else {
             throw UpstreamError(kind: .invalidRequest, url: request.url, detail: "curl_easy_init failed")
         }
         self.easy = easy
+        self.handles = handles
         self.url = request.url
         self.idleTimeout = request.idleTimeout
         self.firstByteTimeout = request.firstByteTimeout
-        self.headWaitsForBody = request.headWaitsForBody
+        self.headWaitsForBody = request.headWaitsForBody || request.headWaitsForEnd
+        self.headWaitsForEnd = request.headWaitsForEnd
         self.deliverHead = sink.head
         self.handoff = sink.body.handoff
         self.cancel = sink.cancel
@@ -110,7 +119,7 @@ final class CurlTransfer {
     private func cleanup() {
         guard !cleanedUp else { return }
         cleanedUp = true
-        curl_easy_cleanup(easy)
+        handles.give(easy)
         curl_slist_free_all(headerList)
         headerList = nil
     }
@@ -138,7 +147,7 @@ final class CurlTransfer {
     /// Whether the transfer missed its deadline at `now`: silent longer than its idle timeout since its head
     /// (a paused transfer is not silent: its client is), or headless past its first-byte timeout.
     func missedDeadline(at now: ContinuousClock.Instant) -> Bool {
-        if headSent {
+        if headSent || received > 0 {
             guard let idleTimeout, !paused else { return false }
             return now - lastActivity > idleTimeout
         }
@@ -147,7 +156,7 @@ final class CurlTransfer {
     }
 
     func failDeadline() {
-        let detail = headSent
+        let detail = headSent || received > 0
             ? "no data for \(idleTimeout?.formatted ?? "-") (gateway.idleTimeout)"
             : "no answer within \(firstByteTimeout?.formatted ?? "-") (gateway.firstByteTimeout)"
         finish(throwing: UpstreamError(kind: .timeout, url: url, detail: detail))
@@ -162,14 +171,19 @@ final class CurlTransfer {
                 paused = true
                 counters.paused(1)
             }
+            // Whoever waits for the head must have it to take from the full window.
+            if !headSent { sendHead() }
             return false
         }
-        if !headSent {
-            var status = 0
-            _ = fleet_easy_getinfo_long(easy, CURLINFO_RESPONSE_CODE, &status)
-            sendHead(status: status)
-        }
+        received += bytes.count
+        if !headSent, !headWaitsForEnd || received >= handoff.window / 2 { sendHead() }
         return true
+    }
+
+    private func sendHead() {
+        var status = 0
+        _ = fleet_easy_getinfo_long(easy, CURLINFO_RESPONSE_CODE, &status)
+        sendHead(status: status)
     }
 
     /// The consumer took from a full window: curl goes on (and may deliver the held bytes right away).
@@ -195,11 +209,7 @@ final class CurlTransfer {
             finish(throwing: Self.error(for: code, url: url, detail: String(cString: curl_easy_strerror(code))))
             return
         }
-        if !headSent {
-            var status = 0
-            _ = fleet_easy_getinfo_long(easy, CURLINFO_RESPONSE_CODE, &status)
-            sendHead(status: status)
-        }
+        if !headSent { sendHead() }
         handoff.finish(nil)
     }
 

@@ -27,6 +27,9 @@ public struct UpstreamBody: AsyncSequence, Sendable {
         self.consumer = Consumer(handoff: handoff)
     }
 
+    /// The most bytes this body holds for its consumer (see `defaultWindow`).
+    public var window: Int { handoff.window }
+
     public func makeAsyncIterator() -> Iterator { Iterator(body: self) }
 
     public struct Iterator: AsyncIteratorProtocol {

@@ -23,10 +23,15 @@ public struct UpstreamRequest: Sendable {
     /// transfer that breaks after its head but before any byte fails like one that never answered: the
     /// gateway can still try another instance, since nothing has reached its client.
     public var headWaitsForBody = false
+    /// Hold the head back further, until the body ends or half the window has arrived: an answer that is not
+    /// streamed then reaches its consumer in one hand-over (one thread wake-up instead of two), and one that
+    /// breaks before its end can still go to another instance.
+    public var headWaitsForEnd = false
 
     public init(method: String = "GET", url: String, headers: [(name: String, value: String)] = [],
                 body: ByteBuffer? = nil, connectTimeout: Duration = .seconds(5), totalTimeout: Duration? = nil,
-                idleTimeout: Duration? = nil, firstByteTimeout: Duration? = nil, headWaitsForBody: Bool = false) {
+                idleTimeout: Duration? = nil, firstByteTimeout: Duration? = nil, headWaitsForBody: Bool = false,
+                headWaitsForEnd: Bool = false) {
         self.method = method
         self.url = url
         self.headers = headers
@@ -36,6 +41,7 @@ public struct UpstreamRequest: Sendable {
         self.idleTimeout = idleTimeout
         self.firstByteTimeout = firstByteTimeout
         self.headWaitsForBody = headWaitsForBody
+        self.headWaitsForEnd = headWaitsForEnd
     }
 
     public init(method: String = "GET", url: String, headers: [(name: String, value: String)] = [],

@@ -207,7 +207,13 @@ struct FakeServer {
             let figures = prompt.figures
             let usage = #"{"prompt_tokens":\#(figures.total),"completion_tokens":\#(tokens),"total_tokens":\#(figures.total + tokens),"prompt_tokens_details":{"cached_tokens":\#(figures.cacheN)}}"#
             let body = #"{"id":"\#(id)","object":"\#(chat ? "chat.completion" : "text_completion")","created":0,"model":"\#(options.alias)","choices":[\#(choice)],"usage":\#(usage),"timings":\#(timings)}"#
-            return Response(status: .ok, headers: [.contentType: "application/json"], body: ResponseBody { writer in
+            return Response(status: .ok, headers: [.contentType: "application/json"], body: ResponseBody { [dieMidBody = options.dieMidBody] writer in
+                if dieMidBody {
+                    try await writer.write(ByteBuffer(string: String(body.prefix(body.count / 2))))
+                    try await Task.sleep(for: .milliseconds(100))
+                    FileHandle.standardError.write(Data("fake: dying in the middle of the body on cue\n".utf8))
+                    exit(5)
+                }
                 try await writer.write(ByteBuffer(string: body))
                 try await writer.finish(nil)
                 finish(true)

@@ -77,7 +77,7 @@ struct Forwarder: Sendable {
                     // Committed to this instance only once a byte of its answer is there: an instance that
                     // dies after its head (a kill during prompt processing) is failed over like one that
                     // never answered.
-                    headWaitsForBody: true))
+                    headWaitsForBody: true, headWaitsForEnd: !request.stream))
             } catch is CancellationError {
                 await lease.release(.cancelled)
                 throw CancellationError()
@@ -94,8 +94,16 @@ struct Forwarder: Sendable {
             // From here on bytes reach the client: no more retries.
             // An endpoint names its model as it likes; fleet's own instances run under the model's name.
             let rename = request.model != canonicalName || !lease.kind.isManaged ? request.model : nil
-            return response(upstream, lease: lease, streaming: request.stream, rename: rename, family: family,
-                            model: canonicalName, received: received, connection: connection)
+            var prefix = BufferedAnswer()
+            if !request.stream {
+                prefix = await BufferedAnswer.read(upstream.body, upTo: upstream.body.window)
+                if prefix.complete {
+                    return try await answer(prefix, upstream: upstream, lease: lease, rename: rename, family: family,
+                                        model: canonicalName, received: received)
+                }
+            }
+            return response(upstream, prefix: prefix, lease: lease, streaming: request.stream, rename: rename,
+                            family: family, model: canonicalName, received: received, connection: connection)
         }
         throw GatewayError(status: .badGateway, message: "every attempt failed; last: \(lastFailure)",
                           type: "server_error", code: "upstream_failed")
@@ -107,15 +115,53 @@ struct Forwarder: Sendable {
         await lease.release(.failure)
     }
 
-    private func response(_ upstream: UpstreamStream, lease: Lease, streaming: Bool, rename: String?,
-                          family: GatewayRoute.Family, model: String, received: ContinuousClock.Instant, connection: ClientConnection) -> Response {
+    private func headers(_ upstream: UpstreamStream, lease: Lease, streaming: Bool) -> HTTPFields {
         var headers: HTTPFields = [:]
+        headers.reserveCapacity(4)
         headers[Self.instanceHeader] = lease.kind.label
         headers[.contentType] = upstream.header("content-type") ?? (streaming ? "text/event-stream" : "application/json")
         if streaming {
             headers[.cacheControl] = "no-cache"
             headers[Self.accelBuffering] = "no"
         }
+        return headers
+    }
+
+    /// A whole answer read before anything went to the client: sent in one write (head, body and end), its slot
+    /// given back first. An answer that broke while read is a clean 502, since the client got nothing yet.
+    private func answer(_ read: BufferedAnswer, upstream: UpstreamStream, lease: Lease, rename: String?,
+                        family: GatewayRoute.Family, model: String, received: ContinuousClock.Instant) async throws -> Response {
+        let started = lease.started
+        let firstByte = read.firstByte.map { $0 - started }
+        if let broken = read.broken {
+            upstream.cancel()
+            if broken is CancellationError {
+                // The client left while the answer was read: counted as such by `forward`.
+                await lease.release(.cancelled)
+                throw CancellationError()
+            }
+            await lease.release(.failure)
+            metrics?.request(model: model, instance: lease.kind.label, status: 502, duration: .now - received,
+                             firstByte: firstByte.map { $0 + (started - received) }, tokens: nil)
+            return GatewayError(status: .badGateway,
+                                message: "the answer was cut before its end: \(Self.reason(broken, member: lease.kind.label))",
+                                type: "server_error", code: "upstream_cut").response(for: family)
+        }
+        let figures = AnswerFigures.scan([read.body], head: read.body)
+        await lease.release(.success(firstByte: firstByte, tokens: figures.completionTokens, cache: figures.promptCache,
+                                     promptMsPerToken: figures.promptMsPerToken))
+        metrics?.request(model: model, instance: lease.kind.label, status: upstream.status, duration: .now - received,
+                         firstByte: firstByte.map { $0 + (started - received) }, tokens: figures.completionTokens,
+                         promptCache: figures.promptCache)
+        let body = rename.map { ModelFieldRewriter.rewrite(read.body, to: $0) } ?? read.body
+        return Response(status: .init(code: upstream.status), headers: headers(upstream, lease: lease, streaming: false),
+                        body: ResponseBody(byteBuffer: body))
+    }
+
+    /// - Parameter prefix: what was read of a non-streamed answer before it outgrew the window (sent first).
+    private func response(_ upstream: UpstreamStream, prefix: BufferedAnswer, lease: Lease, streaming: Bool, rename: String?,
+                          family: GatewayRoute.Family, model: String, received: ContinuousClock.Instant, connection: ClientConnection) -> Response {
+        let headers = headers(upstream, lease: lease, streaming: streaming)
         let body = upstream.body
         let cancelUpstream = upstream.cancel
         let started = lease.started
@@ -136,10 +182,14 @@ struct Forwarder: Sendable {
             var tail: [ByteBuffer] = []
             // Whether what the client got so far ends between two events (where an error event may follow).
             var atEventBoundary = true
+            var pending = prefix.body.readableBytes > 0 ? prefix.body : nil
+            var chunks = body.makeAsyncIterator()
             do {
-                for try await chunk in body {
+                while true {
+                    let next: ByteBuffer? = if let first = pending.take() { first } else { try await chunks.next() }
+                    guard let chunk = next else { break }
                     if firstByte == nil {
-                        firstByte = .now - started
+                        firstByte = (prefix.firstByte ?? .now) - started
                         head = chunk
                     }
                     if tail.count == 2 { tail.removeFirst() }

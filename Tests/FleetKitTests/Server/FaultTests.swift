@@ -66,6 +66,32 @@ struct FaultTests {
         }
     }
 
+    @Test func aNonStreamedAnswerCutInItsMiddleIsFailedOverNotSentHalf() async throws {
+        // The endpoint sends its head and half the answer, then dies: nothing reached the client yet (a non-streamed
+        // answer is read whole before it is sent), so the replica answers instead.
+        let (dying, endpoint) = try await startFakeEndpoint(["--fake-die-mid-body"])
+        defer { dying.terminate() }
+        let config = fakeFleetConfig(directory: directory) { $0.models[0].endpoints = [endpoint] }
+        try await withController(config, waitForReady: 2) { url, control in
+            try await eventually("the endpoint in rotation") {
+                try await control.status().instances.contains { !$0.managed && $0.state == .ready }
+            }
+            let responses = try await UpstreamClient.with { client in
+                var responses: [UpstreamResponse] = []
+                for _ in 0..<2 {
+                    responses.append(try await post(url + "/v1/completions", #"{"model":"fake","max_tokens":8}"#, client: client))
+                }
+                return responses
+            }
+            for response in responses {
+                #expect(response.status == 200 && response.bodyText.hasSuffix("}}") && response.bodyText.contains("tok7"),
+                        "\(response.status) \(response.bodyText)")
+                #expect(response.header("X-Fleet-Instance") == "fake/0", "answered by the replica")
+            }
+            #expect(dying.waitUntilExit() == 5, "the endpoint did die in the middle of its body")
+        }
+    }
+
     @Test func aHungInstanceLeavesRotationItsRequestsFailOverOrEndWithAnErrorAndItIsRestarted() async throws {
         // 300 tokens, 50 ms apart: the stream is still under way when its instance hangs, however loaded the
         // machine is (the requests with max_tokens 60 take 3 s).

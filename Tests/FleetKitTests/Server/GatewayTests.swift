@@ -92,6 +92,24 @@ struct GatewayTests {
         }
     }
 
+    @Test func nonStreamedAnswersArriveWholeWhetherSmallerOrLargerThanTheWindow() async throws {
+        // 30,000 tokens make an answer of about 230 KB: more than a stream's 64 KiB window, so it is sent as it
+        // streams (what was read first, then the rest) instead of in one write.
+        try await withController(config(args: ["--fake-tokens", "30000", "--fake-token-delay", "0"])) { url, _ in
+            try await UpstreamClient.with { client in
+                for tokens in [3, 30_000] {
+                    let response = try await post(url + "/v1/completions", #"{"model":"fake","max_tokens":\#(tokens)}"#,
+                                                  client: client)
+                    let object = try JSONSerialization.jsonObject(with: Data(response.bodyText.utf8)) as? [String: Any]
+                    let text = ((object?["choices"] as? [[String: Any]])?.first?["text"] as? String) ?? ""
+                    #expect(response.status == 200 && text.hasPrefix("tok0 tok1") && text.hasSuffix("tok\(tokens - 1)"),
+                            "\(tokens) tokens: \(response.bodyText.prefix(200))")
+                    #expect(object?["model"] as? String == "fake")
+                }
+            }
+        }
+    }
+
     @Test func samplingDefaultsAreInjectedOnlyWhereMissing() async throws {
         let config = config(replicas: 1) { $0.models[0].defaults = SamplingDefaults(temperature: 0.3, topP: nil, topK: 7) }
         try await withController(config) { url, control in
@@ -108,17 +126,18 @@ struct GatewayTests {
     }
 
     @Test func fullInstancesQueueThenRefuseWith429And503() async throws {
-        // The first request holds the only slot for 6 s; the queue holds one more for up to 2 s (which must end
-        // before the slot frees, however slowly a loaded machine gets the second request into the queue).
-        let config = config(replicas: 1, args: ["--fake-tokens", "30", "--fake-token-delay", "0.2", "--parallel", "1"]) {
+        // The first request holds the only slot for 10 s; the queue holds one more for up to 4 s, long enough for a
+        // loaded machine to send the third request while the second still waits, and short enough to end before
+        // the slot frees.
+        let config = config(replicas: 1, args: ["--fake-tokens", "40", "--fake-token-delay", "0.25", "--parallel", "1"]) {
             $0.models[0].parallel = 1
             $0.models[0].queue.maxSize = 1
-            $0.models[0].queue.timeout = .seconds(2)
+            $0.models[0].queue.timeout = .seconds(4)
         }
         try await withController(config) { url, control in
             try await UpstreamClient.with { client in
                 let body = #"{"model":"fake","prompt":"x"}"#
-                async let first = post(url + "/v1/completions", body, client: client)   // takes the only slot for 6 s
+                async let first = post(url + "/v1/completions", body, client: client)   // takes the only slot for 10 s
                 try await eventually("slot taken") { try await control.status().instances[0].traffic?.inFlight == 1 }
                 async let queued = post(url + "/v1/completions", body, client: client)  // waits, then times out
                 try await eventually("queued") { try await control.status().models[0].queueDepth == 1 }
@@ -129,7 +148,7 @@ struct GatewayTests {
                 let timedOut = try await queued
                 #expect(timedOut.status == 503)
                 #expect(timedOut.header("retry-after") != nil)
-                #expect(timedOut.bodyText.contains("queue_timeout") && timedOut.bodyText.contains("within 2s (queue.timeout)"), "durations read as fleet.json writes them: \(timedOut.bodyText)")
+                #expect(timedOut.bodyText.contains("queue_timeout") && timedOut.bodyText.contains("within 4s (queue.timeout)"), "durations read as fleet.json writes them: \(timedOut.bodyText)")
                 #expect(try await first.status == 200)
             }
         }
