@@ -28,16 +28,29 @@ public struct ClientConnection: Sendable {
 
     /// Runs `operation`, cancelled as soon as the client's connection closes (while a request waits in a queue,
     /// or for an instance's first byte, nothing is written that could fail and tell).
-    public func cancellingOnClose<T: Sendable>(_ operation: @escaping @Sendable () async throws -> T) async throws -> T {
+    ///
+    /// The task cancelled is the one serving the connection (Hummingbird serves a connection's requests in one
+    /// task): once its client has gone there is nothing left for it to do. No task is spawned per request.
+    public func cancellingOnClose<T: Sendable>(_ operation: () async throws -> T) async throws -> T {
         guard let registry, let id else { return try await operation() }
-        let task = Task { try await operation() }
-        registry.onClose(id) { task.cancel() }
-        defer { registry.clearOnClose(id) }
-        return try await withTaskCancellationHandler {
-            try await task.value
-        } onCancel: {
-            task.cancel()
+        withUnsafeCurrentTask { task in
+            guard let task else { return }
+            let serving = ServingTask(task: task)
+            registry.onClose(id) { serving.cancel() }
         }
+        defer { registry.clearOnClose(id) }
+        return try await operation()
+    }
+
+    /// The task running `cancellingOnClose`, for the registry to cancel.
+    ///
+    /// `@unchecked Sendable` because `UnsafeCurrentTask` is not: its `cancel()` is safe from any thread, but the
+    /// task must still exist. It does: the registry calls the action only while it is set (`closed` runs it
+    /// under the registry's lock), and `cancellingOnClose` clears it under that lock before returning, while
+    /// its task is still running.
+    private struct ServingTask: @unchecked Sendable {
+        let task: UnsafeCurrentTask
+        func cancel() { task.cancel() }
     }
 
     /// Runs `action` once if the client leaves before `clearOnClose()`; at once if it has already left.
