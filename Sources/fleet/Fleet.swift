@@ -54,11 +54,7 @@ func failure(_ message: String, code: Int32 = 1) -> ExitCode {
 }
 
 func bootstrapLogging(level: Logger.Level) {
-    LoggingSystem.bootstrap { label in
-        var handler = StreamLogHandler.standardError(label: label)
-        handler.logLevel = level
-        return handler
-    }
+    LoggingSystem.bootstrap { label in StandardErrorLogHandler(label: label, level: level) }
 }
 
 /// Prints a line to standard output at once (progress must show while models load, even through a pipe).
