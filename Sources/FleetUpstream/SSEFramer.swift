@@ -48,23 +48,41 @@ public enum ModelFieldRewriter {
     private static let key = Array(#""model":""#.utf8)
 
     public static func rewrite(_ buffer: ByteBuffer, to name: String) -> ByteBuffer {
-        let bytes = Array(buffer.readableBytesView)
-        var output: [UInt8] = []
-        output.reserveCapacity(bytes.count + name.utf8.count)
-        var index = 0
-        var changed = false
-        while index < bytes.count {
-            if bytes[index] == key[0], index + key.count <= bytes.count, Array(bytes[index..<(index + key.count)]) == key,
-               let close = bytes[(index + key.count)...].firstIndex(of: UInt8(ascii: "\"")) {
-                output.append(contentsOf: key)
-                output.append(contentsOf: name.utf8)
+        let name = Array(name.utf8)
+        let rewritten: ByteBuffer? = buffer.withUnsafeReadableBytes { bytes in
+            // Copied only from the first value that differs; an answer that already names the model is returned as
+            // it is.
+            var output: ByteBuffer?
+            var copied = 0
+            var index = 0
+            while let found = find(key, in: bytes, from: index) {
+                let valueStart = found + key.count
+                guard let close = bytes[valueStart...].firstIndex(of: UInt8(ascii: "\"")) else { break }
+                if !bytes[valueStart..<close].elementsEqual(name) {
+                    if output == nil {
+                        output = ByteBuffer()
+                        output!.reserveCapacity(bytes.count + name.count)
+                    }
+                    output!.writeBytes(UnsafeRawBufferPointer(rebasing: bytes[copied..<valueStart]))
+                    output!.writeBytes(name)
+                    copied = close
+                }
                 index = close
-                changed = true
-            } else {
-                output.append(bytes[index])
-                index += 1
             }
+            output?.writeBytes(UnsafeRawBufferPointer(rebasing: bytes[copied...]))
+            return output
         }
-        return changed ? ByteBuffer(bytes: output) : buffer
+        return rewritten ?? buffer
+    }
+
+    /// Where `needle` first occurs in `bytes` at or after `start`.
+    private static func find(_ needle: [UInt8], in bytes: UnsafeRawBufferPointer, from start: Int) -> Int? {
+        var index = start
+        while index + needle.count <= bytes.count,
+              let first = bytes[index...(bytes.count - needle.count)].firstIndex(of: needle[0]) {
+            if bytes[first..<(first + needle.count)].elementsEqual(needle) { return first }
+            index = first + 1
+        }
+        return nil
     }
 }
