@@ -33,24 +33,28 @@ public struct ClientConnection: Sendable {
     /// task): once its client has gone there is nothing left for it to do. No task is spawned per request.
     public func cancellingOnClose<T: Sendable>(_ operation: () async throws -> T) async throws -> T {
         guard let registry, let id else { return try await operation() }
-        withUnsafeCurrentTask { task in
-            guard let task else { return }
-            let serving = ServingTask(task: task)
-            registry.onClose(id) { serving.cancel() }
+        let serving = withUnsafeCurrentTask { task in task.map(ServingTask.init) }
+        if let serving { registry.onClose(id) { serving.cancel() } }
+        defer {
+            serving?.disarm()
+            registry.clearOnClose(id)
         }
-        defer { registry.clearOnClose(id) }
         return try await operation()
     }
 
-    /// The task running `cancellingOnClose`, for the registry to cancel.
+    /// The task running `cancellingOnClose`, for the registry to cancel while it is armed.
     ///
     /// `@unchecked Sendable` because `UnsafeCurrentTask` is not: its `cancel()` is safe from any thread, but the
-    /// task must still exist. It does: the registry calls the action only while it is set (`closed` runs it
-    /// under the registry's lock), and `cancellingOnClose` clears it under that lock before returning, while
-    /// its task is still running.
-    private struct ServingTask: @unchecked Sendable {
-        let task: UnsafeCurrentTask
-        func cancel() { task.cancel() }
+    /// task must still exist. It does: `cancel()` and `disarm()` take the same lock, and `cancellingOnClose`
+    /// disarms before it returns, while its task is still running, so a cancel either finished before or finds
+    /// nothing. (The lock is the token's own: cancelling runs the task's cancellation handlers, which may make
+    /// the connection report its close again, and the registry's lock must be free for that.)
+    private final class ServingTask: @unchecked Sendable {
+        private let task: UnsafeCurrentTask
+        private let armed = Mutex(true)
+        init(_ task: UnsafeCurrentTask) { self.task = task }
+        func cancel() { armed.withLock { armed in if armed { task.cancel() } } }
+        func disarm() { armed.withLock { $0 = false } }
     }
 
     /// Runs `action` once if the client leaves before `clearOnClose()`; at once if it has already left.

@@ -85,11 +85,10 @@ public final class ConnectionRegistry: Sendable {
         }
     }
 
-    /// The connection closed (or its client closed its side): whatever its request asked to be told runs now,
-    /// under the lock, so an action cleared by `clearOnClose` can never run afterwards (`ClientConnection`
-    /// relies on it). Actions are short (cancel a task, post to the curl thread) and never call the registry.
+    /// The connection closed (or its client closed its side): whatever its request asked to be told runs now.
     func closed(_ id: ID) {
-        state.withLock { $0.records.removeValue(forKey: id)?.onClose?() }
+        let action = state.withLock { $0.records.removeValue(forKey: id)?.onClose }
+        action?()
     }
 
     /// Whether the connection is still open.
