@@ -33,6 +33,8 @@ struct FakeOptions {
     var dieAfterHead = false
     /// A completion that is not streamed sends its head and half its body, then the process exits (code 5).
     var dieMidBody = false
+    /// A stream's response stays open this long after its `[DONE]` before it ends.
+    var lingerAfterDone: Duration = .zero
     /// Each streamed token's text is padded to this many bytes (a long answer in few tokens, for backpressure).
     var tokenBytes = 0
 
@@ -68,6 +70,7 @@ struct FakeOptions {
             case "--fake-prompt-token-delay": promptTokenDelay = .nanoseconds(Int64(try number(flag) * 1e9))
             case "--fake-die-after-head": dieAfterHead = true
             case "--fake-die-mid-body": dieMidBody = true
+            case "--fake-linger-after-done": lingerAfterDone = .milliseconds(Int64(try number(flag) * 1000))
             case "--fake-token-bytes": tokenBytes = Int(try number(flag))
             case "--model", "-m", "--ctx-size", "-c", "--n-gpu-layers", "-ngl", "--threads", "-t", "--batch-size",
                  "-b", "--flash-attn", "-fa":

@@ -225,7 +225,8 @@ struct FakeServer {
         return Response(
             status: .ok,
             headers: [.contentType: "text/event-stream", .cacheControl: "no-cache"],
-            body: ResponseBody { [dieAfterHead = options.dieAfterHead, tokenBytes = options.tokenBytes] writer in
+            body: ResponseBody { [dieAfterHead = options.dieAfterHead, tokenBytes = options.tokenBytes,
+                                  lingerAfterDone = options.lingerAfterDone] writer in
                 if dieAfterHead {
                     // The head is out; the process dies before the first byte of the body.
                     try await Task.sleep(for: .milliseconds(100))
@@ -247,6 +248,7 @@ struct FakeServer {
                 let last = chat ? #"{"index":0,"finish_reason":"length","delta":{}}"# : #"{"index":0,"finish_reason":"length","text":""}"#
                 try await writer.write(ByteBuffer(string: #"data: {"id":"\#(id)","object":"\#(object)","created":0,"model":"\#(alias)","choices":[\#(last)],"timings":\#(timings)}"# + "\n\n"))
                 try await writer.write(ByteBuffer(string: "data: [DONE]\n\n"))
+                if lingerAfterDone > .zero { try await Task.sleep(for: lingerAfterDone) }
                 clean = true
                 try await writer.finish(nil)
             })

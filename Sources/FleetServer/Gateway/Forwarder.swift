@@ -174,6 +174,8 @@ struct Forwarder: Sendable {
             defer { connection.clearOnClose() }
             var firstByte: Duration?
             var clientGone = false
+            // A write to the client failed (it left while the answer was written).
+            var writeFailed = false
             var broken: (any Error)?
             var framer = SSEFramer()
             var whole = ByteBuffer()
@@ -195,13 +197,13 @@ struct Forwarder: Sendable {
                     if tail.count == 2 { tail.removeFirst() }
                     tail.append(chunk)
                     guard let rename else {
-                        try await write(chunk, to: &writer, clientGone: &clientGone)
+                        try await write(chunk, to: &writer, failed: &writeFailed)
                         if streaming { atEventBoundary = Self.endsEvent(chunk) }
                         continue
                     }
                     if streaming {
                         for event in framer.feed(chunk) {
-                            try await write(ModelFieldRewriter.rewrite(event, to: rename), to: &writer, clientGone: &clientGone)
+                            try await write(ModelFieldRewriter.rewrite(event, to: rename), to: &writer, failed: &writeFailed)
                         }
                     } else {
                         var chunk = chunk
@@ -209,14 +211,20 @@ struct Forwarder: Sendable {
                     }
                 }
                 if let rename {
-                    if let rest = framer.flush() { try await write(rest, to: &writer, clientGone: &clientGone) }
+                    if let rest = framer.flush() { try await write(rest, to: &writer, failed: &writeFailed) }
                     if whole.readableBytes > 0 {
-                        try await write(ModelFieldRewriter.rewrite(whole, to: rename), to: &writer, clientGone: &clientGone)
+                        try await write(ModelFieldRewriter.rewrite(whole, to: rename), to: &writer, failed: &writeFailed)
                     }
                 }
             } catch {
-                if !clientGone && !connection.isOpen { clientGone = true }
+                clientGone = writeFailed || !connection.isOpen
                 if !clientGone { broken = error }
+            }
+            if streaming, clientGone || broken != nil, !writeFailed, tail.last.map(Self.carriesFinalEvent) == true {
+                // The client has the whole stream (OpenAI's Python client closes its connection as soon as it reads
+                // `[DONE]`): that it left before the instance's transfer ended is no loss.
+                clientGone = false
+                broken = nil
             }
             // The client went away (or the upstream broke): close the upstream connection now, so llama-server
             // stops generating and frees the slot.
@@ -246,7 +254,7 @@ struct Forwarder: Sendable {
                 }
                 throw AnswerCut(reason: reason)
             }
-            if !clientGone { try await writer.finish(nil) }
+            if !clientGone && connection.isOpen { try await writer.finish(nil) }
         })
     }
 
@@ -261,6 +269,23 @@ struct Forwarder: Sendable {
         return "\(error)"
     }
 
+    private static let finalEvents = ["data: [DONE]", "event: message_stop", "event: response.completed"].map { Array($0.utf8) }
+
+    /// Whether `chunk` holds the last event of an OpenAI, Anthropic or Responses stream.
+    static func carriesFinalEvent(_ chunk: ByteBuffer) -> Bool {
+        chunk.withUnsafeReadableBytes { bytes in
+            finalEvents.contains { needle in
+                var index = 0
+                while index + needle.count <= bytes.count,
+                      let first = bytes[index...(bytes.count - needle.count)].firstIndex(of: needle[0]) {
+                    if bytes[first..<(first + needle.count)].elementsEqual(needle) { return true }
+                    index = first + 1
+                }
+                return false
+            }
+        }
+    }
+
     /// Whether a chunk of an event stream ends where an event does (a blank line).
     private static func endsEvent(_ chunk: ByteBuffer) -> Bool {
         let view = chunk.readableBytesView
@@ -273,11 +298,11 @@ struct Forwarder: Sendable {
     /// Which replica (or endpoint) answered: `gemma/0`, or the endpoint's URL.
     static let instanceHeader = HTTPField.Name("X-Fleet-Instance")!
 
-    private func write(_ buffer: ByteBuffer, to writer: inout some ResponseBodyWriter, clientGone: inout Bool) async throws {
+    private func write(_ buffer: ByteBuffer, to writer: inout some ResponseBodyWriter, failed: inout Bool) async throws {
         do {
             try await writer.write(buffer)
         } catch {
-            clientGone = true
+            failed = true
             throw error
         }
     }

@@ -173,6 +173,28 @@ struct GatewayTests {
         }
     }
 
+    @Test func aClientThatLeavesRightAfterDoneGotTheWholeStreamAndIsCountedAsServed() async throws {
+        // OpenAI's Python client closes its connection as soon as it reads `[DONE]`; the fake keeps its response
+        // open for 2 s after it, so the client is gone before the upstream transfer ends.
+        let config = config(replicas: 1, args: ["--fake-tokens", "3", "--fake-token-delay", "0", "--fake-linger-after-done", "2"])
+        try await withController(config) { url, control in
+            try await UpstreamClient.with { client in
+                let stream = try await client.execute(UpstreamRequest(
+                    method: "POST", url: url + "/v1/chat/completions", body: Array(#"{"model":"fake","stream":true}"#.utf8)))
+                var text = ""
+                for try await chunk in stream.body {
+                    text += String(buffer: chunk)
+                    if text.contains("data: [DONE]") { break }  // and the client goes away
+                }
+                #expect(text.contains("tok2"))
+            }
+            try await eventually("slot freed") { try await control.status().instances[0].traffic?.inFlight == 0 }
+            #expect(try await control.status().instances[0].traffic?.served == 1, "the client had the whole answer")
+            let metrics = try await UpstreamClient.with { try await $0.fetch(UpstreamRequest(url: url + "/metrics")).bodyText }
+            #expect(!metrics.contains(#"status="499""#), "not counted as a client that left early")
+        }
+    }
+
     @Test func aKilledReplicaFailsNoRequestThatHadNotStarted() async throws {
         let config = config(args: ["--fake-tokens", "5", "--fake-token-delay", "0.02", "--parallel", "4"]) {
             $0.models[0].parallel = 4
