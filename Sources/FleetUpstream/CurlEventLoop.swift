@@ -49,6 +49,34 @@ final class CurlEventLoop: Sendable {
     /// connection so the upstream sees the client go.
     /// - Throws: `UpstreamError` when the transfer fails before the head, `CancellationError` when cancelled.
     func execute(_ request: UpstreamRequest) async throws -> UpstreamStream {
+        // Everything but the wait is set up in plain functions: this frame stays small (it is allocated from the
+        // calling task's stack, which a connection keeps at its largest size).
+        let transfer = try prepare(request)
+        return try await withTaskCancellationHandler {
+            try await withCheckedThrowingContinuation { (head: CheckedContinuation<UpstreamStream, any Error>) in
+                start(transfer, head: head)
+            }
+        } onCancel: {
+            post(.cancel(id: transfer.id))
+        }
+    }
+
+    /// A transfer between `execute` and the loop's taking it.
+    private final class PreparedTransfer: Sendable {
+        let id: UInt64
+        let request: UpstreamRequest
+        let body: UpstreamBody
+        let cancel: @Sendable () -> Void
+
+        init(id: UInt64, request: UpstreamRequest, body: UpstreamBody, cancel: @escaping @Sendable () -> Void) {
+            self.id = id
+            self.request = request
+            self.body = body
+            self.cancel = cancel
+        }
+    }
+
+    private func prepare(_ request: UpstreamRequest) throws -> PreparedTransfer {
         let id: UInt64? = inbox.withLock { inbox in
             guard !inbox.stopping else { return nil }
             inbox.nextID += 1
@@ -61,14 +89,13 @@ final class CurlEventLoop: Sendable {
         let body = UpstreamBody(handoff: UpstreamBody.Handoff(
             window: request.window, counters: counters,
             resume: { [weak self] in self?.post(.resume(id: id)) }, cancel: cancel))
-        return try await withTaskCancellationHandler {
-            try await withCheckedThrowingContinuation { (head: CheckedContinuation<UpstreamStream, any Error>) in
-                let sink = TransferSink(head: { head.resume(with: $0) }, body: body, cancel: cancel, counters: counters)
-                post(.add(id: id, request: request, sink: sink), orFail: sink)
-            }
-        } onCancel: {
-            post(.cancel(id: id))
-        }
+        return PreparedTransfer(id: id, request: request, body: body, cancel: cancel)
+    }
+
+    private func start(_ transfer: PreparedTransfer, head: CheckedContinuation<UpstreamStream, any Error>) {
+        let sink = TransferSink(head: { head.resume(with: $0) }, body: transfer.body, cancel: transfer.cancel,
+                                counters: counters)
+        post(.add(id: transfer.id, request: transfer.request, sink: sink), orFail: sink)
     }
 
     private func post(_ command: Command, orFail sink: TransferSink) {

@@ -26,17 +26,28 @@ struct Forwarder: Sendable {
                 try await attempt(request, path: path, pool: pool, canonicalName: canonicalName, hint: hint,
                                   family: family, received: received, connection: connection)
             }
-        } catch let error as GatewayError {
+        } catch {
+            let (thrown, refused) = unanswered(error, model: canonicalName, received: received)
+            if refused { await pool.recordRefusal() }
+            throw thrown
+        }
+    }
+
+    /// Counts a request no instance answered, and says what its client gets. (A plain function: `forward`'s
+    /// frame stays small, see `GatewayRoutes.handle`.)
+    private func unanswered(_ error: any Error, model: String, received: ContinuousClock.Instant) -> (error: any Error, refused: Bool) {
+        switch error {
+        case let error as GatewayError:
             // Refused by the gateway (queue full or timed out, every attempt failed): counted, with no instance.
-            await pool.recordRefusal()
-            metrics?.request(model: canonicalName, instance: "", status: Int(error.status.code),
-                             duration: .now - received, firstByte: nil, tokens: nil)
-            throw error
-        } catch is CancellationError {
-            // The client left while its request waited in the queue or for the instance's first byte.
-            metrics?.request(model: canonicalName, instance: "", status: 499, duration: .now - received,
+            metrics?.request(model: model, instance: "", status: Int(error.status.code), duration: .now - received,
                              firstByte: nil, tokens: nil)
-            throw GatewayError(status: .init(code: 499), message: "the client closed the connection", code: "client_closed")
+            return (error, true)
+        case is CancellationError:
+            // The client left while its request waited in the queue or for the instance's first byte.
+            metrics?.request(model: model, instance: "", status: 499, duration: .now - received, firstByte: nil, tokens: nil)
+            return (GatewayError(status: .init(code: 499), message: "the client closed the connection", code: "client_closed"), false)
+        default:
+            return (error, false)
         }
     }
 

@@ -67,43 +67,69 @@ public struct GatewayRoutes: Sendable {
     /// The header a client may name its session with (besides the body's `prompt_cache_key` and `user`).
     static let sessionHeader = HTTPField.Name("X-Session-Id")!
 
+    // The async functions on a request's path keep only what lives across a wait: their frames come out of the
+    // connection task's stack, which keeps its largest size for as long as the connection is open (a 1,000-stream
+    // fleet holds a thousand of them). The work between two waits is in plain functions.
+
     private func handle(_ request: Request, route: GatewayRoute, connection: ClientConnection) async -> Response {
         do {
-            let body: ByteBuffer
-            do {
-                body = try await request.body.collect(upTo: settings.maxBodySize)
-            } catch {
-                throw GatewayError(status: .contentTooLarge,
-                                  message: "request body is larger than \(settings.maxBodySize) bytes (gateway.maxBodySize in fleet.json)",
-                                  code: "request_too_large", closeConnection: true)
-            }
-            var parsed = try CompletionRequest(body: body)
-            let name = try modelName(parsed.model, of: request, route: route)
-            guard let (pool, model) = router.route(name) else {
-                throw GatewayError(status: .notFound,
-                                  message: "model \"\(name)\" does not exist; this fleet serves: \(router.names.joined(separator: ", "))",
-                                  code: "model_not_found")
-            }
-            if let refusal = Self.unsupported(route, by: model) { throw refusal }
-            router.requested(model)
-            // Where the request would be served best: computed from the body as the client sent it.
-            var hint = RoutingHint(session: request.headers[Self.sessionHeader] ?? parsed.sessionKey)
-            if let prompt = route.prompt, pool.usesPrefixes {
-                hint.fingerprints = PromptFingerprint.blocks(of: body.readableBytesView, shape: prompt)
-            }
-            parsed.inject(model.defaults, only: route.sampling)
-            var forwarded = parsed.forwarded(as: name)
-            forwarded.headers = ForwardRequest.forwardable(request.headers)
-            let router = self.router
-            forwarded.upstreamKey = { baseURL in router.apiKey(for: baseURL, of: model) }
-            return try await forwarder.forward(forwarded, path: route.path, pool: pool, canonicalName: model.name,
-                                               hint: hint, family: route.family, connection: connection)
-        } catch let error as GatewayError {
-            return error.response(for: route.family)
+            let body = try await collectBody(of: request)
+            let plan = try plan(request, body: body, route: route)
+            return try await forwarder.forward(plan.request, path: route.path, pool: plan.pool,
+                                               canonicalName: plan.canonicalName, hint: plan.hint, family: route.family,
+                                               connection: connection)
         } catch {
-            return GatewayError(status: .internalServerError, message: "\(error)", type: "server_error", code: "internal_error")
-                .response(for: route.family)
+            return Self.response(for: error, family: route.family)
         }
+    }
+
+    private func collectBody(of request: Request) async throws -> ByteBuffer {
+        do {
+            return try await request.body.collect(upTo: settings.maxBodySize)
+        } catch {
+            throw GatewayError(status: .contentTooLarge,
+                               message: "request body is larger than \(settings.maxBodySize) bytes (gateway.maxBodySize in fleet.json)",
+                               code: "request_too_large", closeConnection: true)
+        }
+    }
+
+    /// Where and how a request goes.
+    private struct Plan {
+        var request: ForwardRequest
+        var pool: ModelPool
+        var canonicalName: String
+        var hint: RoutingHint
+    }
+
+    /// Reads the body's top level, finds the model's pool, computes the routing hint and injects defaults.
+    /// - Throws: `GatewayError` for a body that is not an object, an unknown model, a route the model does not serve.
+    private func plan(_ request: Request, body: ByteBuffer, route: GatewayRoute) throws -> Plan {
+        var parsed = try CompletionRequest(body: body)
+        let name = try modelName(parsed.model, of: request, route: route)
+        guard let (pool, model) = router.route(name) else {
+            throw GatewayError(status: .notFound,
+                               message: "model \"\(name)\" does not exist; this fleet serves: \(router.names.joined(separator: ", "))",
+                               code: "model_not_found")
+        }
+        if let refusal = Self.unsupported(route, by: model) { throw refusal }
+        router.requested(model)
+        // Where the request would be served best: computed from the body as the client sent it.
+        var hint = RoutingHint(session: request.headers[Self.sessionHeader] ?? parsed.sessionKey)
+        if let prompt = route.prompt, pool.usesPrefixes {
+            hint.fingerprints = PromptFingerprint.blocks(of: body.readableBytesView, shape: prompt)
+        }
+        parsed.inject(model.defaults, only: route.sampling)
+        var forwarded = parsed.forwarded(as: name)
+        forwarded.headers = ForwardRequest.forwardable(request.headers)
+        let router = self.router
+        forwarded.upstreamKey = { baseURL in router.apiKey(for: baseURL, of: model) }
+        return Plan(request: forwarded, pool: pool, canonicalName: model.name, hint: hint)
+    }
+
+    private static func response(for error: any Error, family: GatewayRoute.Family) -> Response {
+        if let error = error as? GatewayError { return error.response(for: family) }
+        return GatewayError(status: .internalServerError, message: "\(error)", type: "server_error", code: "internal_error")
+            .response(for: family)
     }
 
     /// Embeddings and rerank need llama-server started for them: a model whose instances were not (and that has no

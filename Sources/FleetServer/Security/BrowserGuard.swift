@@ -25,12 +25,16 @@ public struct BrowserGuard<Context: RequestContext>: RouterMiddleware {
 
     public func handle(_ request: Request, context: Context,
                        next: (Request, Context) async throws -> Response) async throws -> Response {
-        // HTTP/1's Host header arrives as the request's authority.
-        if let refusal = Self.refusal(method: request.method, path: request.uri.path, host: request.head.authority,
-                                      headers: request.headers, allowedHosts: allowedHosts) {
-            return refusal.response(forPath: request.uri.path)
-        }
+        if let refused = refused(request) { return refused }
         return try await next(request, context)
+    }
+
+    /// The answer to a request refused; a plain function, so `handle`'s frame stays small (see
+    /// `GatewayRoutes.handle`).
+    private func refused(_ request: Request) -> Response? {
+        // HTTP/1's Host header arrives as the request's authority.
+        Self.refusal(method: request.method, path: request.uri.path, host: request.head.authority,
+                     headers: request.headers, allowedHosts: allowedHosts)?.response(forPath: request.uri.path)
     }
 
     /// Why the request is refused (403), or nil. Pure, so every rule is tested without a server.
