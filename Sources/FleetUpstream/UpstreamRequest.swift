@@ -63,7 +63,7 @@ public struct UpstreamStream: Sendable {
     public var cancel: @Sendable () -> Void = {}
 
     public func header(_ name: String) -> String? {
-        headers.first { $0.name.lowercased() == name.lowercased() }?.value
+        headers.first { headerNamesMatch($0.name, name) }?.value
     }
 }
 
@@ -76,7 +76,7 @@ public struct UpstreamResponse: Sendable {
     public var bodyText: String { String(buffer: body) }
 
     public func header(_ name: String) -> String? {
-        headers.first { $0.name.lowercased() == name.lowercased() }?.value
+        headers.first { headerNamesMatch($0.name, name) }?.value
     }
 }
 
@@ -110,5 +110,12 @@ public struct UpstreamError: Error, Sendable, CustomStringConvertible {
         case .transferBroken: "transfer from \(url) broke: \(detail)"
         case .invalidRequest: "invalid request to \(url): \(detail)"
         }
+    }
+}
+
+/// Whether two header names are the same, ASCII letters in either case (no lowercased copies on each request).
+func headerNamesMatch(_ a: String, _ b: String) -> Bool {
+    a.utf8.elementsEqual(b.utf8) { x, y in
+        x == y || (x | 0x20 == y | 0x20 && (x | 0x20) >= UInt8(ascii: "a") && (x | 0x20) <= UInt8(ascii: "z"))
     }
 }

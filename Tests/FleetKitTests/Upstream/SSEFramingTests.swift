@@ -36,5 +36,16 @@ struct SSEFramingTests {
         #expect(rewritten == #"{"id":"x","model":"my-alias","choices":[{"text":"the \"model\" word"}],"model":"my-alias"}"#)
         let untouched = ByteBuffer(string: "data: [DONE]\n\n")
         #expect(ModelFieldRewriter.rewrite(untouched, to: "x") == untouched)
+        // A field that already names the model, between two that do not: only those two change.
+        let mixed = ByteBuffer(string: #"{"model":"a"}{"model":"my-alias"}{"model":""}"#)
+        #expect(String(buffer: ModelFieldRewriter.rewrite(mixed, to: "my-alias")) == #"{"model":"my-alias"}{"model":"my-alias"}{"model":"my-alias"}"#)
+    }
+
+    @Test func headerNamesMatchInEitherCaseAndOnlyLetters() {
+        #expect(headerNamesMatch("Content-Type", "content-type"))
+        #expect(headerNamesMatch("X-FLEET-INSTANCE", "x-fleet-instance"))
+        #expect(!headerNamesMatch("content-type", "content-typ"))
+        #expect(!headerNamesMatch("a-b", "a\rb"), "only letters fold: '-' and '\\r' differ by 0x20")
+        #expect(!headerNamesMatch("x@", "x`"), "'@' and '`' differ by 0x20 but are not letters")
     }
 }
