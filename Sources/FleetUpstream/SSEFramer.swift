@@ -55,7 +55,7 @@ public enum ModelFieldRewriter {
             var output: ByteBuffer?
             var copied = 0
             var index = 0
-            while let found = find(key, in: bytes, from: index) {
+            while let found = findBytes(key, in: bytes, from: index) {
                 let valueStart = found + key.count
                 guard let close = bytes[valueStart...].firstIndex(of: UInt8(ascii: "\"")) else { break }
                 if !bytes[valueStart..<close].elementsEqual(name) {
@@ -74,15 +74,15 @@ public enum ModelFieldRewriter {
         }
         return rewritten ?? buffer
     }
+}
 
-    /// Where `needle` first occurs in `bytes` at or after `start`.
-    private static func find(_ needle: [UInt8], in bytes: UnsafeRawBufferPointer, from start: Int) -> Int? {
-        var index = start
-        while index + needle.count <= bytes.count,
-              let first = bytes[index...(bytes.count - needle.count)].firstIndex(of: needle[0]) {
-            if bytes[first..<(first + needle.count)].elementsEqual(needle) { return first }
-            index = first + 1
-        }
-        return nil
+/// Where `needle` first occurs in `bytes` at or after `start`.
+package func findBytes(_ needle: [UInt8], in bytes: UnsafeRawBufferPointer, from start: Int = 0) -> Int? {
+    var index = start
+    while index + needle.count <= bytes.count,
+          let first = bytes[index...(bytes.count - needle.count)].firstIndex(of: needle[0]) {
+        if bytes[first..<(first + needle.count)].elementsEqual(needle) { return first }
+        index = first + 1
     }
+    return nil
 }

@@ -284,17 +284,7 @@ struct Forwarder: Sendable {
 
     /// Whether `chunk` holds the last event of an OpenAI, Anthropic or Responses stream.
     static func carriesFinalEvent(_ chunk: ByteBuffer) -> Bool {
-        chunk.withUnsafeReadableBytes { bytes in
-            finalEvents.contains { needle in
-                var index = 0
-                while index + needle.count <= bytes.count,
-                      let first = bytes[index...(bytes.count - needle.count)].firstIndex(of: needle[0]) {
-                    if bytes[first..<(first + needle.count)].elementsEqual(needle) { return true }
-                    index = first + 1
-                }
-                return false
-            }
-        }
+        chunk.withUnsafeReadableBytes { bytes in finalEvents.contains { findBytes($0, in: bytes) != nil } }
     }
 
     /// Whether a chunk of an event stream ends where an event does (a blank line).
