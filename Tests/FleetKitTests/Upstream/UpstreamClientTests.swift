@@ -7,9 +7,10 @@ import Testing
 @Suite("upstream client (libcurl)", .timeLimit(.minutes(1)))
 struct UpstreamClientTests {
     @Test func fetchesFromAServerAndReportsStatusAndHeaders() async throws {
-        // Tokens 200 ms apart: each is written alone, so the body arrives in pieces (what waits when the
-        // consumer asks is handed over as one, so a consumer held back long gets several at once).
-        let config = fakeFleetConfig(directory: temporaryDirectory(), args: ["--fake-token-delay", "0.2", "--fake-tokens", "3"])
+        // Tokens 500 ms apart: each is written alone, so the body arrives in pieces (what waits when the
+        // consumer asks is handed over as one, so a consumer held back long gets several at once; under the whole
+        // suite's load a consumer was once held back 600 ms, so the gaps leave it 1.5 s).
+        let config = fakeFleetConfig(directory: temporaryDirectory(), args: ["--fake-token-delay", "0.5", "--fake-tokens", "3"])
         try await withFakeSupervisor(config) { supervisor, _ in
             try await eventually("ready") { await supervisor.status("fake/0")?.state == .ready }
             let port = try #require(await supervisor.status("fake/0")?.port)
