@@ -3,7 +3,8 @@ import FleetUpstream
 
 /// The start of an answer that is not streamed, read before anything goes to the client: when the whole answer
 /// fits in the stream's window (llama-server's non-streamed answers do), the gateway sends head, body and end in
-/// one write instead of three, and an answer that breaks on the way becomes a clean error rather than a cut body.
+/// one write instead of three, and an answer that breaks on the way goes to another instance, since the client has
+/// nothing of it yet.
 struct BufferedAnswer {
     var body = ByteBuffer()
     /// When its first byte arrived.

@@ -102,17 +102,29 @@ struct Forwarder: Sendable {
                 await failed(lease, pool: pool, excluded: &excluded)
                 continue
             }
-            // From here on bytes reach the client: no more retries.
             // An endpoint names its model as it likes; fleet's own instances run under the model's name.
             let rename = request.model != canonicalName || !lease.kind.isManaged ? request.model : nil
             var prefix = BufferedAnswer()
             if !request.stream {
+                // Read whole (up to the window) before anything is sent: one that breaks meanwhile is failed over
+                // like one that never answered.
                 prefix = await BufferedAnswer.read(upstream.body, upTo: upstream.body.window)
+                if let broken = prefix.broken {
+                    upstream.cancel()
+                    if broken is CancellationError {
+                        await lease.release(.cancelled)
+                        throw CancellationError()
+                    }
+                    lastFailure = "\(lease.kind.label): \(broken)"
+                    await failed(lease, pool: pool, excluded: &excluded)
+                    continue
+                }
                 if prefix.complete {
-                    return try await answer(prefix, upstream: upstream, lease: lease, rename: rename, family: family,
-                                        model: canonicalName, received: received)
+                    return await answer(prefix, upstream: upstream, lease: lease, rename: rename, model: canonicalName,
+                                        received: received)
                 }
             }
+            // From here on bytes reach the client: no more retries.
             return response(upstream, prefix: prefix, lease: lease, streaming: request.stream, rename: rename,
                             family: family, model: canonicalName, received: received, connection: connection)
         }
@@ -138,31 +150,15 @@ struct Forwarder: Sendable {
         return headers
     }
 
-    /// A whole answer read before anything went to the client: sent in one write (head, body and end), its slot
-    /// given back first. An answer that broke while read is a clean 502, since the client got nothing yet.
-    private func answer(_ read: BufferedAnswer, upstream: UpstreamStream, lease: Lease, rename: String?,
-                        family: GatewayRoute.Family, model: String, received: ContinuousClock.Instant) async throws -> Response {
-        let started = lease.started
-        let firstByte = read.firstByte.map { $0 - started }
-        if let broken = read.broken {
-            upstream.cancel()
-            if broken is CancellationError {
-                // The client left while the answer was read: counted as such by `forward`.
-                await lease.release(.cancelled)
-                throw CancellationError()
-            }
-            await lease.release(.failure)
-            metrics?.request(model: model, instance: lease.kind.label, status: 502, duration: .now - received,
-                             firstByte: firstByte.map { $0 + (started - received) }, tokens: nil)
-            return GatewayError(status: .badGateway,
-                                message: "the answer was cut before its end: \(Self.reason(broken, member: lease.kind.label))",
-                                type: "server_error", code: "upstream_cut").response(for: family)
-        }
+    /// A whole answer read before anything went to the client: its slot given back first, then sent in one write
+    /// (head, body and end).
+    private func answer(_ read: BufferedAnswer, upstream: UpstreamStream, lease: Lease, rename: String?, model: String,
+                        received: ContinuousClock.Instant) async -> Response {
         let figures = AnswerFigures.scan([read.body], head: read.body)
-        await lease.release(.success(firstByte: firstByte, tokens: figures.completionTokens, cache: figures.promptCache,
-                                     promptMsPerToken: figures.promptMsPerToken))
+        await lease.release(.success(firstByte: read.firstByte.map { $0 - lease.started }, tokens: figures.completionTokens,
+                                     cache: figures.promptCache, promptMsPerToken: figures.promptMsPerToken))
         metrics?.request(model: model, instance: lease.kind.label, status: upstream.status, duration: .now - received,
-                         firstByte: firstByte.map { $0 + (started - received) }, tokens: figures.completionTokens,
+                         firstByte: read.firstByte.map { $0 - received }, tokens: figures.completionTokens,
                          promptCache: figures.promptCache)
         let body = rename.map { ModelFieldRewriter.rewrite(read.body, to: $0) } ?? read.body
         return Response(status: .init(code: upstream.status), headers: headers(upstream, lease: lease, streaming: false),

@@ -66,12 +66,16 @@ struct FaultTests {
         }
     }
 
-    @Test func aNonStreamedAnswerCutInItsMiddleIsFailedOverNotSentHalf() async throws {
+    /// 8 tokens: the head never left the curl thread. 10,000 tokens (79 KB): the head went to the gateway once half
+    /// the window (32 KiB) had come, and the answer broke while the gateway read the rest.
+    @Test(arguments: [8, 10_000])
+    func aNonStreamedAnswerCutInItsMiddleIsFailedOverNotSentHalf(tokens: Int) async throws {
         // The endpoint sends its head and half the answer, then dies: nothing reached the client yet (a non-streamed
         // answer is read whole before it is sent), so the replica answers instead.
-        let (dying, endpoint) = try await startFakeEndpoint(["--fake-die-mid-body"])
+        let answer = ["--fake-tokens", String(tokens), "--fake-token-delay", "0"]
+        let (dying, endpoint) = try await startFakeEndpoint(["--fake-die-mid-body"] + answer)
         defer { dying.terminate() }
-        let config = fakeFleetConfig(directory: directory) { $0.models[0].endpoints = [endpoint] }
+        let config = fakeFleetConfig(directory: directory, args: answer) { $0.models[0].endpoints = [endpoint] }
         try await withController(config, waitForReady: 2) { url, control in
             try await eventually("the endpoint in rotation") {
                 try await control.status().instances.contains { !$0.managed && $0.state == .ready }
@@ -79,13 +83,14 @@ struct FaultTests {
             let responses = try await UpstreamClient.with { client in
                 var responses: [UpstreamResponse] = []
                 for _ in 0..<2 {
-                    responses.append(try await post(url + "/v1/completions", #"{"model":"fake","max_tokens":8}"#, client: client))
+                    responses.append(try await post(url + "/v1/completions", #"{"model":"fake","max_tokens":\#(tokens)}"#,
+                                                    client: client))
                 }
                 return responses
             }
             for response in responses {
-                #expect(response.status == 200 && response.bodyText.hasSuffix("}}") && response.bodyText.contains("tok7"),
-                        "\(response.status) \(response.bodyText)")
+                #expect(response.status == 200 && response.bodyText.hasSuffix("}}")
+                        && response.bodyText.contains("tok\(tokens - 1)\""), "\(response.status) \(response.bodyText.suffix(300))")
                 #expect(response.header("X-Fleet-Instance") == "fake/0", "answered by the replica")
             }
             #expect(dying.waitUntilExit() == 5, "the endpoint did die in the middle of its body")
