@@ -19,6 +19,22 @@ public struct SSEFramer: Sendable {
         return events
     }
 
+    /// The events completed by `chunk`, together as one buffer (what a proxy writes at once), or nil when `chunk`
+    /// completes none.
+    public mutating func feedWhole(_ chunk: ByteBuffer) -> ByteBuffer? {
+        var chunk = chunk
+        pending.writeBuffer(&chunk)
+        var length = 0
+        var rest = pending
+        while let end = Self.eventEnd(in: rest) {
+            rest.moveReaderIndex(forwardBy: end)
+            length += end
+        }
+        guard length > 0 else { return nil }
+        defer { if pending.readerIndex > 4096 { pending.discardReadBytes() } }
+        return pending.readSlice(length: length)
+    }
+
     /// Whatever is left when the stream ends (an event without its blank line), or nil.
     public mutating func flush() -> ByteBuffer? {
         guard pending.readableBytes > 0 else { return nil }

@@ -9,7 +9,8 @@ import Synchronization
 /// per stream is bounded by the window plus one chunk.
 ///
 /// Chunks that wait when the consumer asks are handed over as one buffer: a consumer that fell behind catches
-/// up in one write instead of one per chunk.
+/// up in one write instead of one per chunk. A waiting consumer is only woken by a chunk; it takes what has
+/// come by the time it runs, so the events curl decodes from one read (one HTTP chunk each) go out together.
 ///
 /// Dropping every copy of the body before its end (or cancelling the task waiting in it) cancels the transfer.
 public struct UpstreamBody: AsyncSequence, Sendable {
@@ -56,7 +57,7 @@ public struct UpstreamBody: AsyncSequence, Sendable {
             var queued = 0
             /// Bytes of the last hand-out, held until the consumer asks again.
             var handedOut = 0
-            var waiter: CheckedContinuation<ByteBuffer?, any Error>?
+            var waiter: CheckedContinuation<Void, any Error>?
             /// The producer was told to stop: it waits for `resume`.
             var paused = false
             /// nil while the body streams; then its end (nil error: complete).
@@ -88,35 +89,32 @@ public struct UpstreamBody: AsyncSequence, Sendable {
         /// the transfer (curl offers the same bytes again once resumed).
         func offer(_ bytes: UnsafeRawBufferPointer) -> Bool {
             let chunk = ByteBuffer(bytes: bytes)
-            let (accepted, waiter): (Bool, CheckedContinuation<ByteBuffer?, any Error>?) = state.withLock { state in
+            let (accepted, waiter): (Bool, CheckedContinuation<Void, any Error>?) = state.withLock { state in
                 if state.cancelled || state.end != nil { return (true, nil) }  // nobody will read it
                 if state.held >= window {
                     state.paused = true
                     return (false, nil)
                 }
                 counters.buffered(chunk.readableBytes)
-                if let waiter = state.waiter {
-                    state.waiter = nil
-                    state.handedOut = chunk.readableBytes
-                    return (true, waiter)
-                }
                 state.chunks.append(chunk)
                 state.queued += chunk.readableBytes
-                return (true, nil)
+                defer { state.waiter = nil }
+                return (true, state.waiter)
             }
-            waiter?.resume(returning: chunk)
+            waiter?.resume()
             return accepted
         }
 
         /// The body ended: `nil` when complete, else why it broke. What is queued is still delivered first.
         func finish(_ error: (any Error)?) {
-            let waiter: CheckedContinuation<ByteBuffer?, any Error>? = state.withLock { state in
+            let waiter: CheckedContinuation<Void, any Error>? = state.withLock { state in
                 guard state.end == nil else { return nil }
                 state.end = .some(error)
                 defer { state.waiter = nil }
                 return state.waiter
             }
-            if let error { waiter?.resume(throwing: error) } else { waiter?.resume(returning: nil) }
+            // Woken, the consumer takes what is queued first, then the end.
+            waiter?.resume()
         }
 
         fileprivate func next() async throws -> ByteBuffer? {
@@ -133,36 +131,43 @@ public struct UpstreamBody: AsyncSequence, Sendable {
                 return step
             }
             if resumeProducer { resume() }
+            if let taken = try Self.taken(step) { return taken }
+            while true {
+                let step: Step = try await withTaskCancellationHandler {
+                    try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
+                        // Something may have arrived (or ended) between the first look and now.
+                        let arrived = state.withLock { state in
+                            let arrived = Task.isCancelled || !state.chunks.isEmpty || state.end != nil || state.cancelled
+                            if !arrived { state.waiter = continuation }
+                            return arrived
+                        }
+                        if arrived { continuation.resume() }
+                    }
+                    // Taken now, not when woken: what came meanwhile goes along.
+                    return state.withLock { state in
+                        Task.isCancelled && state.chunks.isEmpty ? .end(CancellationError()) : look(&state)
+                    }
+                } onCancel: {
+                    let waiter = state.withLock { state in
+                        state.cancelled = true
+                        defer { state.waiter = nil }
+                        return state.waiter
+                    }
+                    waiter?.resume(throwing: CancellationError())
+                    cancel()
+                }
+                if let taken = try Self.taken(step) { return taken }
+            }
+        }
+
+        /// What `next` returns for a step: the chunk, or nil at the end (throwing a broken end); for `wait`, nothing.
+        private static func taken(_ step: Step) throws -> ByteBuffer?? {
             switch step {
-            case .chunk(let chunk): return chunk
+            case .chunk(let chunk): return .some(chunk)
             case .end(let error):
                 if let error { throw error }
-                return nil
-            case .wait: break
-            }
-            return try await withTaskCancellationHandler {
-                try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<ByteBuffer?, any Error>) in
-                    // Something may have arrived (or ended) between the first look and now.
-                    let step: Step = state.withLock { state in
-                        let step = Task.isCancelled && state.chunks.isEmpty ? .end(CancellationError()) : look(&state)
-                        if case .wait = step { state.waiter = continuation }
-                        return step
-                    }
-                    switch step {
-                    case .chunk(let chunk): continuation.resume(returning: chunk)
-                    case .end(let error):
-                        if let error { continuation.resume(throwing: error) } else { continuation.resume(returning: nil) }
-                    case .wait: break
-                    }
-                }
-            } onCancel: {
-                let waiter = state.withLock { state in
-                    state.cancelled = true
-                    defer { state.waiter = nil }
-                    return state.waiter
-                }
-                waiter?.resume(throwing: CancellationError())
-                cancel()
+                return .some(nil)
+            case .wait: return nil
             }
         }
 

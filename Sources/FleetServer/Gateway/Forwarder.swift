@@ -209,8 +209,9 @@ struct Forwarder: Sendable {
                         continue
                     }
                     if streaming {
-                        for event in framer.feed(chunk) {
-                            try await write(ModelFieldRewriter.rewrite(event, to: rename), to: &writer, failed: &writeFailed)
+                        // The events this chunk completes, renamed, in one write.
+                        if let events = framer.feedWhole(chunk) {
+                            try await write(ModelFieldRewriter.rewrite(events, to: rename), to: &writer, failed: &writeFailed)
                         }
                     } else {
                         var chunk = chunk

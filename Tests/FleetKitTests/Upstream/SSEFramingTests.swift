@@ -24,6 +24,31 @@ struct SSEFramingTests {
                            "data: [DONE]\n\n"])
     }
 
+    @Test(arguments: [1, 2, 3, 5, 7, 13, 64])
+    func eventsCompletedByAChunkComeOutTogetherAndWhole(size: Int) {
+        let bytes = Array(Self.stream.utf8)
+        var framer = SSEFramer()
+        var written = ""
+        var writes = 0
+        var offset = 0
+        while offset < bytes.count {
+            let end = min(offset + size, bytes.count)
+            if let events = framer.feedWhole(ByteBuffer(bytes: bytes[offset..<end])) {
+                let text = String(buffer: events)
+                #expect(text.hasSuffix("\n\n") || text.hasSuffix("\r\n\r\n"), "a write ends where an event does")
+                written += text
+                writes += 1
+            }
+            offset = end
+        }
+        #expect(framer.flush() == nil)
+        #expect(written == Self.stream)
+        // One write per chunk that completes an event, however many it completes (the 64-byte chunk: three).
+        let eventEnds = [27, 41, 70, 84]
+        #expect(Array(Self.stream.utf8.prefix(70).suffix(4)) == Array("\r\n\r\n".utf8))
+        #expect(writes == Set(eventEnds.map { ($0 - 1) / size }).count)
+    }
+
     @Test func anUnfinishedEventIsFlushedAtTheEnd() {
         var framer = SSEFramer()
         #expect(framer.feed(ByteBuffer(string: "data: {\"error\":1}\n")).isEmpty)
