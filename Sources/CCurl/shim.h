@@ -4,6 +4,10 @@
 #define FLEET_CCURL_SHIM_H
 
 #include <curl/curl.h>
+// Linux's epoll and eventfd, which the curl loop watches curl's sockets with: Swift's Glibc module does not
+// export these headers.
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
 
 typedef size_t (*fleet_curl_data_callback)(char *data, size_t size, size_t count, void *context);
 
@@ -33,6 +37,21 @@ static inline CURLcode fleet_easy_getinfo_long(CURL *handle, CURLINFO info, long
 
 static inline CURLMcode fleet_multi_setopt_long(CURLM *multi, CURLMoption option, long value) {
     return curl_multi_setopt(multi, option, value);
+}
+
+typedef int (*fleet_curl_socket_callback)(CURL *easy, curl_socket_t socket, int what, void *context, void *socketContext);
+typedef int (*fleet_curl_timer_callback)(CURLM *multi, long timeoutMilliseconds, void *context);
+
+static inline CURLMcode fleet_multi_setopt_pointer(CURLM *multi, CURLMoption option, void *value) {
+    return curl_multi_setopt(multi, option, value);
+}
+
+static inline CURLMcode fleet_multi_setopt_socketfunction(CURLM *multi, fleet_curl_socket_callback value) {
+    return curl_multi_setopt(multi, CURLMOPT_SOCKETFUNCTION, value);
+}
+
+static inline CURLMcode fleet_multi_setopt_timerfunction(CURLM *multi, fleet_curl_timer_callback value) {
+    return curl_multi_setopt(multi, CURLMOPT_TIMERFUNCTION, value);
 }
 
 typedef int (*fleet_curl_sockopt_callback)(void *context, curl_socket_t socket, curlsocktype purpose);

@@ -1,14 +1,16 @@
 internal import CCurl
 import Foundation
+import Glibc
 import NIOCore
 import Synchronization
 
 /// The one thread that owns curl: the `CURLM` multi handle and every easy handle live and die here.
 ///
 /// Other code talks to it only through `submit` and `cancel`, which put a command in the inbox and wake the
-/// thread with `curl_multi_wakeup` (documented thread-safe). The thread waits in `curl_multi_poll`, so an idle
-/// loop uses no CPU. Handles are added and removed only between `curl_multi_perform` calls, never inside a curl
-/// callback.
+/// thread through an eventfd. The thread waits in `epoll_wait` on curl's sockets and that eventfd
+/// (`CurlSocketWatch`), so an idle loop uses no CPU, and hands curl only the sockets that are ready
+/// (`curl_multi_socket_action`): a pass costs what is ready, not what is open. Handles are added and removed only
+/// between curl calls, never inside a curl callback.
 final class CurlEventLoop: Sendable {
     private enum Command {
         case add(id: UInt64, request: UpstreamRequest, sink: TransferSink)
@@ -24,14 +26,17 @@ final class CurlEventLoop: Sendable {
     }
 
     /// The `CURLM*`. Sendable by this argument: after `init` the pointer is only dereferenced on the loop
-    /// thread, except by `curl_multi_wakeup`, which libcurl documents as callable from any thread; the handle is
-    /// cleaned up by the loop thread after the last wakeup can happen (`stop` sets `stopping` under the inbox
-    /// lock, and `wake` checks it under the same lock).
+    /// thread, which also cleans it up.
     private struct MultiHandle: @unchecked Sendable {
         let pointer: UnsafeMutableRawPointer
     }
 
     private let multi: MultiHandle
+    /// The eventfd that wakes the loop, written from any thread. The loop thread closes it after the last write
+    /// can happen (`stop` sets `stopping` under the inbox lock, and `wake` checks it under the same lock).
+    private let wakeup: Int32
+    /// The epoll descriptor the loop waits on (handed to its `CurlSocketWatch`).
+    private let epoll: Int32
     private let inbox = Mutex(Inbox())
     private let finished = Mutex<CheckedContinuation<Void, Never>?>(nil)
     private let started = Atomic<Bool>(false)
@@ -42,6 +47,14 @@ final class CurlEventLoop: Sendable {
         multi = MultiHandle(pointer: curl_multi_init()!)
         // Keep plenty of idle keep-alive connections: one per instance slot is the steady state.
         _ = fleet_multi_setopt_long(multi.pointer, CURLMOPT_MAXCONNECTS, 1024)
+        wakeup = eventfd(0, Int32(EFD_NONBLOCK | EFD_CLOEXEC))
+        epoll = epoll_create1(Int32(EPOLL_CLOEXEC))
+    }
+
+    /// Why no transfer can start, when the loop could not get its descriptors.
+    private var unusable: String? {
+        guard wakeup < 0 || epoll < 0 else { return nil }
+        return "fleet could not create the curl loop's \(wakeup < 0 ? "eventfd" : "epoll set") (out of file descriptors?): raise the open-files limit (ulimit -n) and restart fleet"
     }
 
     /// Starts a transfer and returns once its head (status and headers) arrived; the body streams on. Cancelling
@@ -85,6 +98,7 @@ final class CurlEventLoop: Sendable {
         guard let id else {
             throw UpstreamError(kind: .invalidRequest, url: request.url, detail: "the client is shut down")
         }
+        if let unusable { throw UpstreamError(kind: .invalidRequest, url: request.url, detail: unusable) }
         let cancel: @Sendable () -> Void = { [weak self] in self?.post(.cancel(id: id)) }
         let body = UpstreamBody(handoff: UpstreamBody.Handoff(
             window: request.window, counters: counters,
@@ -122,13 +136,19 @@ final class CurlEventLoop: Sendable {
 
     private func wake() {
         inbox.withLock { inbox in
-            if !inbox.stopping { _ = curl_multi_wakeup(multi.pointer) }
+            if !inbox.stopping { signal() }
         }
+    }
+
+    /// Wakes the loop thread (called under the inbox lock, while `stopping` is false or being set).
+    private func signal() {
+        var one: UInt64 = 1
+        _ = Glibc.write(wakeup, &one, MemoryLayout<UInt64>.size)
     }
 
     /// Runs the loop on a new thread until `stop()`; returns when the thread has cleaned up every handle.
     func run() async {
-        guard !started.exchange(true, ordering: .relaxed) else { return }
+        guard unusable == nil, !started.exchange(true, ordering: .relaxed) else { return }
         await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
             finished.withLock { $0 = continuation }
             let thread = Thread { [self] in self.loop() }
@@ -140,8 +160,9 @@ final class CurlEventLoop: Sendable {
     /// Asks the loop to finish: transfers in flight fail with `cancelled`, handles are cleaned up.
     func stop() {
         inbox.withLock { inbox in
+            guard !inbox.stopping else { return }
             inbox.stopping = true
-            _ = curl_multi_wakeup(multi.pointer)
+            if unusable == nil { signal() }
         }
     }
 
@@ -157,11 +178,16 @@ final class CurlEventLoop: Sendable {
         var transfers: [UInt64: CurlTransfer] = [:]
         var byHandle: [UnsafeMutableRawPointer: UInt64] = [:]
         var stillRunning: Int32 = 0
+        let watch = CurlSocketWatch(epoll: epoll)
+        watch.attach(to: multi.pointer)
+        watch.watch(wakeup)
         var cancelledEarly: Set<UInt64> = []
         var lastAdded: UInt64 = 0
         var lastDeadlineScan = ContinuousClock.now
         var watched = 0  // transfers with a deadline
         let handles = CurlEasyHandles()
+        // The sockets epoll reported in the last wait, with their `CURL_CSELECT_*` bits.
+        var ready: [(Int32, Int32)] = []
 
         func remove(_ id: UInt64) -> CurlTransfer? {
             guard let transfer = transfers.removeValue(forKey: id) else { return nil }
@@ -213,7 +239,14 @@ final class CurlEventLoop: Sendable {
                 }
             }
 
-            curl_multi_perform(multi.pointer, &stillRunning)
+            // What is due: curl's timer (it also runs transfers just added or resumed), then the ready sockets.
+            if watch.takeDueTimer(at: .now) {
+                curl_multi_socket_action(multi.pointer, CURL_SOCKET_TIMEOUT, 0, &stillRunning)
+            }
+            for (socket, bits) in ready {
+                curl_multi_socket_action(multi.pointer, socket, bits, &stillRunning)
+            }
+            ready.removeAll(keepingCapacity: true)
             var queued: Int32 = 0
             while let message = curl_multi_info_read(multi.pointer, &queued) {
                 guard message.pointee.msg == CURLMSG_DONE, let easy = message.pointee.easy_handle,
@@ -226,9 +259,9 @@ final class CurlEventLoop: Sendable {
             // Idle and first-byte timeouts are the loop's to enforce (curl's low-speed check averages over
             // windows and does not see a stream that stalls between tokens; a timer task per request would cost
             // more than a scan). Checked a few times a second, only while some transfer has one.
-            var pollMilliseconds: Int32 = 10_000
+            var wait: Duration = .seconds(10)
             if watched > 0 {
-                pollMilliseconds = 250
+                wait = .milliseconds(250)
                 let now = ContinuousClock.now
                 if now - lastDeadlineScan >= .milliseconds(200) {
                     lastDeadlineScan = now
@@ -237,7 +270,14 @@ final class CurlEventLoop: Sendable {
                     }
                 }
             }
-            curl_multi_poll(multi.pointer, nil, 0, pollMilliseconds, nil)
+            watch.wait(atMost: wait) { descriptor, bits in
+                if descriptor == wakeup {
+                    var count: UInt64 = 0
+                    _ = Glibc.read(wakeup, &count, MemoryLayout<UInt64>.size)
+                } else {
+                    ready.append((descriptor, bits))
+                }
+            }
         }
 
         for id in Array(transfers.keys) {
@@ -245,6 +285,7 @@ final class CurlEventLoop: Sendable {
         }
         for case .add(_, _, let sink) in inbox.withLock({ $0.commands }) { Self.fail(sink, CancellationError()) }
         curl_multi_cleanup(multi.pointer)
+        close(wakeup)
         finished.withLock { continuation in
             continuation?.resume()
             continuation = nil
