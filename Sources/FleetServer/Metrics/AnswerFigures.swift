@@ -7,8 +7,9 @@ import FleetCore
 /// `"usage": {"prompt_tokens": T, "prompt_tokens_details": {"cached_tokens": C}}`; Anthropic's `/v1/messages`:
 /// `"usage": {"input_tokens": U, "cache_read_input_tokens": C, "output_tokens": N}`, where U is what was not
 /// cached; `/v1/responses`: `"usage": {"input_tokens": T, "input_tokens_details": {"cached_tokens": C},
-/// "output_tokens": N}`). Only the tail of the response is looked at — the gateway keeps its last two chunks —
-/// and its first chunk (an Anthropic stream reports its input in `message_start`), so the cost per chunk is nothing.
+/// "output_tokens": N}`). Only the tail of the response is looked at — the gateway keeps its last two chunks, and
+/// of them the last `scanned` bytes — and the start of its first chunk (an Anthropic stream reports its input in
+/// `message_start`), so the cost per chunk is nothing and per answer bounded.
 struct AnswerFigures: Equatable {
     var completionTokens: Int?
     var promptCache: PromptCacheCounts?
@@ -21,10 +22,24 @@ struct AnswerFigures: Equatable {
     private static let cacheN = key("cache_n"), promptN = key("prompt_n"), promptMs = key("prompt_ms")
     private static let cachedTokens = key("cached_tokens"), promptTokens = key("prompt_tokens")
 
+    /// How much of the tail, and of the head, is looked at. llama-server writes its figures last (`usage` and
+    /// `timings` close a plain answer; a stream's are in its last event and the usage chunk before it, a few
+    /// hundred bytes), but a chunk can hold many events: a stream's writes carry what came meanwhile.
+    static let scanned = 4096
+
     /// The figures the tail reports (each nil when it has none).
     static func scan(_ tail: [ByteBuffer], head: ByteBuffer? = nil) -> AnswerFigures {
         var bytes: [UInt8] = []
-        for buffer in tail { bytes.append(contentsOf: buffer.readableBytesView) }
+        var skip = tail.reduce(0) { $0 + $1.readableBytes } - scanned
+        for buffer in tail {
+            let view = buffer.readableBytesView
+            if skip >= view.count {
+                skip -= view.count
+                continue
+            }
+            bytes.append(contentsOf: view.dropFirst(max(0, skip)))
+            skip = 0
+        }
         var figures = AnswerFigures()
         var best: (position: Int, value: Int)?
         for key in completion {
@@ -52,7 +67,7 @@ struct AnswerFigures: Equatable {
     private static func anthropicUsage(tail: [UInt8], head: ByteBuffer?) -> [UInt8]? {
         if lastValue(of: cacheRead, in: tail) != nil { return tail }
         guard let head else { return nil }
-        let bytes = Array(head.readableBytesView)
+        let bytes = Array(head.readableBytesView.prefix(scanned))
         return lastValue(of: cacheRead, in: bytes) != nil ? bytes : nil
     }
 

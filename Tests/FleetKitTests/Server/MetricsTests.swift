@@ -112,6 +112,19 @@ struct MetricsTests {
         #expect(AnswerFigures.scan([ByteBuffer(string: #"{"error":"boom"}"#)]) == AnswerFigures())
     }
 
+    @Test func aTailOfManyEventsIsReadOnlyAtItsEnd() {
+        // A stream's writes carry what came meanwhile: its last chunk may hold hundreds of events.
+        let event = #"data: {"choices":[{"delta":{"content":"x"}}],"usage":{"completion_tokens":1}}"# + "\n\n"
+        let many = ByteBuffer(string: String(repeating: event, count: 200))
+        let last = ByteBuffer(string: #"data: {"choices":[],"timings":{"cache_n":3,"prompt_n":4,"predicted_n":201}}"# + "\n\ndata: [DONE]\n\n")
+        #expect(AnswerFigures.scan([many, last]).completionTokens == 201)
+        #expect(AnswerFigures.scan([many, last]).promptCache == PromptCacheCounts(promptTokens: 7, cachedTokens: 3))
+        // What lies further back than the bytes looked at is not read.
+        let early = ByteBuffer(string: #"{"usage":{"completion_tokens":9}}"# + String(repeating: " ", count: AnswerFigures.scanned))
+        #expect(AnswerFigures.scan([early]).completionTokens == nil)
+        #expect(AnswerFigures.scan([early, ByteBuffer(string: #"{"usage":{"completion_tokens":8}}"#)]).completionTokens == 8)
+    }
+
     @Test func promptCacheFiguresComeFromTimingsOrUsage() {
         // llama-server 11434's own answers, streamed (last event) and not.
         let streamed = ByteBuffer(string: #"data: {"choices":[{"finish_reason":"length","index":0,"delta":{}}],"timings":{"cache_n":30,"prompt_n":5,"prompt_ms":41.09,"predicted_n":5,"predicted_ms":67.5}}"# + "\n\ndata: [DONE]\n\n")
