@@ -12,14 +12,22 @@ public import FleetCore
 public final class ConnectionRegistry: Sendable {
     public typealias ID = ObjectIdentifier
 
-    private struct Record {
-        var channel: any Channel
+    /// A class, changed in place through the dictionary: a struct this large changed through the dictionary's
+    /// subscript costs an allocation per access (its `_modify` coroutine's frame), and a request makes five.
+    /// Only touched under the state's lock.
+    private final class Record {
+        let channel: any Channel
         /// A request is being handled or answered: never closed to make room.
         var busy = false
         /// When it last finished a request or opened: eviction closes the longest idle first.
         var idleSince: ContinuousClock.Instant
         /// What to do if the client goes away now (set by the request being served).
         var onClose: (@Sendable () -> Void)?
+
+        init(channel: any Channel, idleSince: ContinuousClock.Instant) {
+            self.channel = channel
+            self.idleSince = idleSince
+        }
     }
 
     private struct State {
@@ -80,8 +88,9 @@ public final class ConnectionRegistry: Sendable {
     /// A request started (`busy`) or its answer ended.
     func setBusy(_ id: ID, _ busy: Bool) {
         state.withLock { state in
-            state.records[id]?.busy = busy
-            if !busy { state.records[id]?.idleSince = .now }
+            guard let record = state.records[id] else { return }
+            record.busy = busy
+            if !busy { record.idleSince = .now }
         }
     }
 
@@ -99,8 +108,8 @@ public final class ConnectionRegistry: Sendable {
     @discardableResult
     func onClose(_ id: ID, _ action: @escaping @Sendable () -> Void) -> Bool {
         let open = state.withLock { state -> Bool in
-            guard state.records[id] != nil else { return false }
-            state.records[id]?.onClose = action
+            guard let record = state.records[id] else { return false }
+            record.onClose = action
             return true
         }
         if !open { action() }
@@ -109,6 +118,6 @@ public final class ConnectionRegistry: Sendable {
 
     /// The request no longer needs to be told.
     func clearOnClose(_ id: ID) {
-        state.withLock { $0.records[id]?.onClose = nil }
+        state.withLock { state in state.records[id]?.onClose = nil }
     }
 }
