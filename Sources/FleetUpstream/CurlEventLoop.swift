@@ -21,8 +21,10 @@ final class CurlEventLoop: Sendable {
 
     private struct Inbox {
         var commands: [Command] = []
-        var nextID: UInt64 = 0
         var stopping = false
+        /// The loop waits (or is about to) in `epoll_wait` with nothing queued: the next command must wake it.
+        /// While it is busy, commands only queue: it looks at the inbox before it waits again.
+        var sleeping = false
     }
 
     /// The `CURLM*`. Sendable by this argument: after `init` the pointer is only dereferenced on the loop
@@ -33,13 +35,14 @@ final class CurlEventLoop: Sendable {
 
     private let multi: MultiHandle
     /// The eventfd that wakes the loop, written from any thread. The loop thread closes it after the last write
-    /// can happen (`stop` sets `stopping` under the inbox lock, and `wake` checks it under the same lock).
+    /// can happen (`stop` sets `stopping` under the inbox lock, and `enqueue` checks it under the same lock).
     private let wakeup: Int32
     /// The epoll descriptor the loop waits on (handed to its `CurlSocketWatch`).
     private let epoll: Int32
     private let inbox = Mutex(Inbox())
     private let finished = Mutex<CheckedContinuation<Void, Never>?>(nil)
     private let started = Atomic<Bool>(false)
+    private let lastID = Atomic<UInt64>(0)
     let counters = UpstreamCounters()
 
     init() {
@@ -90,15 +93,9 @@ final class CurlEventLoop: Sendable {
     }
 
     private func prepare(_ request: UpstreamRequest) throws -> PreparedTransfer {
-        let id: UInt64? = inbox.withLock { inbox in
-            guard !inbox.stopping else { return nil }
-            inbox.nextID += 1
-            return inbox.nextID
-        }
-        guard let id else {
-            throw UpstreamError(kind: .invalidRequest, url: request.url, detail: "the client is shut down")
-        }
         if let unusable { throw UpstreamError(kind: .invalidRequest, url: request.url, detail: unusable) }
+        // After a stop, the add fails (`post(_:orFail:)`).
+        let id = lastID.wrappingAdd(1, ordering: .relaxed).newValue
         let cancel: @Sendable () -> Void = { [weak self] in self?.post(.cancel(id: id)) }
         let body = UpstreamBody(handoff: UpstreamBody.Handoff(
             window: request.window, counters: counters,
@@ -113,30 +110,25 @@ final class CurlEventLoop: Sendable {
     }
 
     private func post(_ command: Command, orFail sink: TransferSink) {
-        let accepted = inbox.withLock { inbox in
-            guard !inbox.stopping else { return false }
-            inbox.commands.append(command)
-            return true
-        }
-        if accepted {
-            wake()
-        } else {
+        if !enqueue(command) {
             Self.fail(sink, UpstreamError(kind: .invalidRequest, url: "", detail: "the client is shut down"))
         }
     }
 
     private func post(_ command: Command) {
-        let accepted = inbox.withLock { inbox in
-            guard !inbox.stopping else { return false }
-            inbox.commands.append(command)
-            return true
-        }
-        if accepted { wake() }
+        _ = enqueue(command)
     }
 
-    private func wake() {
+    /// Queues a command, waking the loop if it sleeps; false once stopping.
+    private func enqueue(_ command: Command) -> Bool {
         inbox.withLock { inbox in
-            if !inbox.stopping { signal() }
+            guard !inbox.stopping else { return false }
+            inbox.commands.append(command)
+            if inbox.sleeping {
+                inbox.sleeping = false
+                signal()
+            }
+            return true
         }
     }
 
@@ -188,6 +180,8 @@ final class CurlEventLoop: Sendable {
         let handles = CurlEasyHandles()
         // The sockets epoll reported in the last wait, with their `CURL_CSELECT_*` bits.
         var ready: [(Int32, Int32)] = []
+        // The commands being run; swapped with the inbox's (empty) array, so neither allocates anew.
+        var commands: [Command] = []
 
         func remove(_ id: UInt64) -> CurlTransfer? {
             guard let transfer = transfers.removeValue(forKey: id) else { return nil }
@@ -199,9 +193,11 @@ final class CurlEventLoop: Sendable {
         }
 
         while true {
-            let (commands, stopping) = inbox.withLock { inbox in
-                defer { inbox.commands.removeAll(keepingCapacity: true) }
-                return (inbox.commands, inbox.stopping)
+            commands.removeAll(keepingCapacity: true)
+            let stopping = inbox.withLock { inbox in
+                swap(&inbox.commands, &commands)
+                inbox.sleeping = false
+                return inbox.stopping
             }
             if stopping {
                 // Commands taken in the same breath as the stop still get an answer: a waiting execute()
@@ -270,7 +266,12 @@ final class CurlEventLoop: Sendable {
                     }
                 }
             }
-            watch.wait(atMost: wait) { descriptor, bits in
+            // Waits only with nothing queued; a command queued after this look wakes it.
+            let idle = inbox.withLock { inbox in
+                inbox.sleeping = inbox.commands.isEmpty && !inbox.stopping
+                return inbox.sleeping
+            }
+            watch.wait(atMost: idle ? wait : .zero) { descriptor, bits in
                 if descriptor == wakeup {
                     var count: UInt64 = 0
                     _ = Glibc.read(wakeup, &count, MemoryLayout<UInt64>.size)
