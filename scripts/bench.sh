@@ -192,6 +192,30 @@ JSON
   echo
   echo "CPU per request (from /proc, over the 8-connection run): direct = the upstream answering (a Hummingbird server"
   echo "that parses the JSON body), nginx = its workers proxying, fleet = its controller proxying."
+
+  # The same three paths with 64 unpaced streams: what any proxy costs a CPU-bound stream on this machine.
+  echo
+  echo "64 unpaced streams ($TOKENS tokens each) through the same three paths:"
+  echo
+  echo "| path | streams/s | p50 / p99 | vs direct | CPU per stream |"
+  echo "| --- | --- | --- | --- | --- |"
+  results=()
+  for name in direct nginx fleet; do
+    case $name in
+      direct) url="http://127.0.0.1:$up1/v1/completions"; who=${pids[0]} ;;
+      nginx) url="http://127.0.0.1:$nginx_port/v1/completions"; who=$(pgrep -d ' ' -f "nginx: worker process" || true) ;;
+      fleet) url="http://127.0.0.1:$LISTEN_PORT/v1/completions"; who=$controller ;;
+    esac
+    before=$(cpu $who)
+    local streams=($(measure "$url" 64 "$work/stream.lua"))
+    after=$(cpu $who)
+    per_request=$(awk -v t="$((after - before))" -v hz="$(getconf CLK_TCK)" -v n="${streams[3]}" 'BEGIN { printf "%.0f", t / hz * 1e6 / n }')
+    results+=("$name ${streams[*]} $per_request")
+  done
+  local direct_streams
+  direct_streams=$(printf '%s\n' "${results[@]}" | awk '$1 == "direct" { print $4 }')
+  printf '%s\n' "${results[@]}" | awk -v d="$direct_streams" '{
+    printf "| %s | %.0f | %.3f / %.3f ms | %.2f× | %d µs |\n", $1, $4, $2, $3, $4 / d, $6 }'
   "$BIN/fleet" down --url "http://127.0.0.1:$LISTEN_PORT" >/dev/null
   kill "${pids[@]}" 2>/dev/null; wait "${pids[@]}" 2>/dev/null || true
 }

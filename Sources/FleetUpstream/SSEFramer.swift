@@ -22,18 +22,27 @@ public struct SSEFramer: Sendable {
 
     /// The events completed by `chunk`, together as one buffer (what a proxy writes at once), or nil when `chunk`
     /// completes none.
+    ///
+    /// Nothing is copied when the chunk ends where an event does (as llama-server's chunks do): only an unfinished
+    /// event is kept, in a buffer of its own size, so a stream holds no buffer between chunks.
     public mutating func feedWhole(_ chunk: ByteBuffer) -> ByteBuffer? {
-        var chunk = chunk
-        pending.writeBuffer(&chunk)
-        var length = 0
-        var rest = pending
-        while let end = Self.eventEnd(in: rest) {
-            rest.moveReaderIndex(forwardBy: end)
-            length += end
+        var input = chunk
+        if pending.readableBytes > 0 {
+            input = pending
+            input.writeImmutableBuffer(chunk)
         }
-        guard length > 0 else { return nil }
-        defer { if pending.readerIndex > 4096 { pending.discardReadBytes() } }
-        return pending.readSlice(length: length)
+        var rest = input
+        while let end = Self.eventEnd(in: rest) { rest.moveReaderIndex(forwardBy: end) }
+        let length = rest.readerIndex - input.readerIndex
+        if rest.readableBytes > 0 {
+            var kept = ByteBuffer()
+            kept.reserveCapacity(rest.readableBytes)
+            kept.writeImmutableBuffer(rest)
+            pending = kept
+        } else if pending.readableBytes > 0 {
+            pending = ByteBuffer()
+        }
+        return length > 0 ? input.getSlice(at: input.readerIndex, length: length) : nil
     }
 
     /// Whatever is left when the stream ends (an event without its blank line), or nil.
