@@ -71,7 +71,7 @@ final class CurlTransfer {
         ok = ok && fleet_easy_setopt_long(easy, CURLOPT_NOSIGNAL, 1) == CURLE_OK
         // Instances are on loopback or a LAN; an http_proxy in the environment must not capture them.
         ok = ok && fleet_easy_setopt_string(easy, CURLOPT_NOPROXY, "*") == CURLE_OK
-        ok = ok && fleet_easy_setopt_long(easy, CURLOPT_BUFFERSIZE, 8192) == CURLE_OK
+        ok = ok && fleet_easy_setopt_long(easy, CURLOPT_BUFFERSIZE, min(max(request.receiveBuffer, 1024), 512 * 1024)) == CURLE_OK
         ok = ok && fleet_easy_setopt_long(easy, CURLOPT_TCP_NODELAY, 1) == CURLE_OK
         ok = ok && fleet_easy_setopt_sockopt(easy, curlSocketOptions) == CURLE_OK
         ok = ok && fleet_easy_setopt_long(easy, CURLOPT_CONNECTTIMEOUT_MS, request.connectTimeout.milliseconds) == CURLE_OK

@@ -27,11 +27,19 @@ public struct UpstreamRequest: Sendable {
     /// streamed then reaches its consumer in one hand-over (one thread wake-up instead of two), and one that
     /// breaks before its end can still go to another instance.
     public var headWaitsForEnd = false
+    /// curl's receive buffer (`CURLOPT_BUFFERSIZE`): the most one read takes from the socket. Every transfer in
+    /// flight holds one, so a stream, which lives long and whose events are small, takes `streamReceiveBuffer`.
+    public var receiveBuffer = UpstreamRequest.defaultReceiveBuffer
+
+    /// 16 KiB: an answer of 1 MB (an embeddings batch) is read in 64 reads.
+    public static let defaultReceiveBuffer = 16 * 1024
+    /// 4 KiB: a dozen of llama-server's events per read; 1,000 streams hold 4 MB of it.
+    public static let streamReceiveBuffer = 4 * 1024
 
     public init(method: String = "GET", url: String, headers: [(name: String, value: String)] = [],
                 body: ByteBuffer? = nil, connectTimeout: Duration = .seconds(5), totalTimeout: Duration? = nil,
                 idleTimeout: Duration? = nil, firstByteTimeout: Duration? = nil, headWaitsForBody: Bool = false,
-                headWaitsForEnd: Bool = false) {
+                headWaitsForEnd: Bool = false, receiveBuffer: Int = UpstreamRequest.defaultReceiveBuffer) {
         self.method = method
         self.url = url
         self.headers = headers
@@ -42,6 +50,7 @@ public struct UpstreamRequest: Sendable {
         self.firstByteTimeout = firstByteTimeout
         self.headWaitsForBody = headWaitsForBody
         self.headWaitsForEnd = headWaitsForEnd
+        self.receiveBuffer = receiveBuffer
     }
 
     public init(method: String = "GET", url: String, headers: [(name: String, value: String)] = [],

@@ -88,7 +88,8 @@ struct Forwarder: Sendable {
                     // Committed to this instance only once a byte of its answer is there: an instance that
                     // dies after its head (a kill during prompt processing) is failed over like one that
                     // never answered.
-                    headWaitsForBody: true, headWaitsForEnd: !request.stream))
+                    headWaitsForBody: true, headWaitsForEnd: !request.stream,
+                    receiveBuffer: request.stream ? UpstreamRequest.streamReceiveBuffer : UpstreamRequest.defaultReceiveBuffer))
             } catch is CancellationError {
                 await lease.release(.cancelled)
                 throw CancellationError()
