@@ -7,7 +7,8 @@
 #   BENCH_DURATION=30 scripts/bench.sh
 #   BENCH_POLICY=prefixAware scripts/bench.sh   # the gateway's model with another routing policy
 #   BENCH_MICRO_ONLY=1 scripts/bench.sh         # only the microbenchmarks (fingerprinting)
-#   BENCH_PROXY_ONLY=1 scripts/bench.sh         # only direct vs nginx vs fleet in front of the same two upstreams,
+#   BENCH_PROXY_ONLY=1 scripts/bench.sh         # only direct vs nginx vs fleet in front of the same two upstreams
+#                                               # (non-streamed at 8 and 1 connections, then 64 unpaced streams),
 #                                               # with the CPU per request of each path's own process
 set -euo pipefail
 cd "$(dirname "$0")/.."
