@@ -15,6 +15,7 @@ struct BufferedAnswer {
 
     /// Reads `body` until it ends or more than `limit` bytes came; the rest, if any, stays in `body`. At most
     /// `limit` bytes (plus one chunk) are held here, besides the stream's own window.
+    @inline(never)
     static func read(_ body: UpstreamBody, upTo limit: Int) async -> BufferedAnswer {
         var answer = BufferedAnswer()
         var chunks = body.makeAsyncIterator()

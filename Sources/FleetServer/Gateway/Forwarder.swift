@@ -35,6 +35,7 @@ struct Forwarder: Sendable {
 
     /// Counts a request no instance answered, and says what its client gets. (A plain function: `forward`'s
     /// frame stays small, see `GatewayRoutes.handle`.)
+    @inline(never)
     private func unanswered(_ error: any Error, model: String, received: ContinuousClock.Instant) -> (error: any Error, refused: Bool) {
         switch error {
         case let error as GatewayError:
@@ -60,46 +61,25 @@ struct Forwarder: Sendable {
             let lease: Lease
             do {
                 lease = try await pool.acquire(excluding: excluded, hint: hint)
-            } catch PoolError.queueFull(let maxSize) {
-                throw GatewayError(status: .tooManyRequests,
-                                  message: "model \"\(request.model)\" is busy: \(maxSize) requests already wait (queue.maxSize); retry later",
-                                  type: "rate_limit_error", code: "queue_full", retryAfter: 1)
             } catch PoolError.exhausted {
                 break
-            } catch PoolError.closed {
-                throw GatewayError(status: .serviceUnavailable,
-                                  message: "model \"\(request.model)\" was removed from this fleet (fleet reload) while the request waited; its drain (drainTimeout) is over",
-                                  type: "server_error", code: "model_removed")
-            } catch PoolError.queueTimeout(let timeout) {
-                throw GatewayError(status: .serviceUnavailable,
-                                  message: "no instance of model \"\(request.model)\" could take the request within \(timeout.formatted) (queue.timeout); \(lastFailure)",
-                                  type: "server_error", code: "queue_timeout", retryAfter: 5)
+            } catch {
+                throw Self.refusal(error, model: request.model, lastFailure: lastFailure)
             }
 
             let upstream: UpstreamStream
             do {
-                upstream = try await client.execute(UpstreamRequest(
-                    method: "POST", url: lease.baseURL + path,
-                    headers: [("Content-Type", "application/json")] + request.headers
-                        + (request.upstreamKey(lease.baseURL).map { [("Authorization", "Bearer \($0)")] } ?? []),
-                    body: request.body,
-                    connectTimeout: settings.connectTimeout, idleTimeout: settings.idleTimeout,
-                    firstByteTimeout: settings.firstByteTimeout,
-                    // Committed to this instance only once a byte of its answer is there: an instance that
-                    // dies after its head (a kill during prompt processing) is failed over like one that
-                    // never answered.
-                    headWaitsForBody: true, headWaitsForEnd: !request.stream,
-                    receiveBuffer: request.stream ? UpstreamRequest.streamReceiveBuffer : UpstreamRequest.defaultReceiveBuffer))
+                upstream = try await client.execute(upstreamRequest(request, path: path, lease: lease))
             } catch is CancellationError {
                 await lease.release(.cancelled)
                 throw CancellationError()
             } catch {
-                lastFailure = "\(lease.kind.label): \(error)"
+                lastFailure = Self.failure(lease, error)
                 await failed(lease, pool: pool, excluded: &excluded)
                 continue
             }
             if upstream.status >= 500 {
-                lastFailure = "\(lease.kind.label) answered HTTP \(upstream.status)"
+                lastFailure = Self.failure(lease, status: upstream.status)
                 await failed(lease, pool: pool, excluded: &excluded)
                 continue
             }
@@ -116,7 +96,7 @@ struct Forwarder: Sendable {
                         await lease.release(.cancelled)
                         throw CancellationError()
                     }
-                    lastFailure = "\(lease.kind.label): \(broken)"
+                    lastFailure = Self.failure(lease, broken)
                     await failed(lease, pool: pool, excluded: &excluded)
                     continue
                 }
@@ -129,16 +109,70 @@ struct Forwarder: Sendable {
             return response(upstream, prefix: prefix, lease: lease, streaming: request.stream, rename: rename,
                             family: family, model: canonicalName, received: received, connection: connection)
         }
-        throw GatewayError(status: .badGateway, message: "every attempt failed; last: \(lastFailure)",
-                          type: "server_error", code: "upstream_failed")
+        throw Self.allFailed(lastFailure)
     }
 
+    // The synchronous work of `attempt` sits in functions the compiler may not inline: inlined into an async
+    // function, its temporaries become part of that function's frame, which a connection's task keeps at its
+    // deepest (a `swift_task_alloc` probe showed `attempt`'s frame at 2,112 bytes).
+
+    /// The request to `lease`'s instance.
+    @inline(never)
+    private func upstreamRequest(_ request: ForwardRequest, path: String, lease: Lease) -> UpstreamRequest {
+        UpstreamRequest(
+            method: "POST", url: lease.baseURL + path,
+            headers: [("Content-Type", "application/json")] + request.headers
+                + (request.upstreamKey(lease.baseURL).map { [("Authorization", "Bearer \($0)")] } ?? []),
+            body: request.body,
+            connectTimeout: settings.connectTimeout, idleTimeout: settings.idleTimeout,
+            firstByteTimeout: settings.firstByteTimeout,
+            // Committed to this instance only once a byte of its answer is there: an instance that dies after its
+            // head (a kill during prompt processing) is failed over like one that never answered.
+            headWaitsForBody: true, headWaitsForEnd: !request.stream,
+            receiveBuffer: request.stream ? UpstreamRequest.streamReceiveBuffer : UpstreamRequest.defaultReceiveBuffer)
+    }
+
+    /// What the client gets when its model's pool refused the request (anything but `exhausted`).
+    @inline(never)
+    private static func refusal(_ error: any Error, model: String, lastFailure: String) -> any Error {
+        switch error {
+        case PoolError.queueFull(let maxSize):
+            GatewayError(status: .tooManyRequests,
+                         message: "model \"\(model)\" is busy: \(maxSize) requests already wait (queue.maxSize); retry later",
+                         type: "rate_limit_error", code: "queue_full", retryAfter: 1)
+        case PoolError.closed:
+            GatewayError(status: .serviceUnavailable,
+                         message: "model \"\(model)\" was removed from this fleet (fleet reload) while the request waited; its drain (drainTimeout) is over",
+                         type: "server_error", code: "model_removed")
+        case PoolError.queueTimeout(let timeout):
+            GatewayError(status: .serviceUnavailable,
+                         message: "no instance of model \"\(model)\" could take the request within \(timeout.formatted) (queue.timeout); \(lastFailure)",
+                         type: "server_error", code: "queue_timeout", retryAfter: 5)
+        default:
+            error
+        }
+    }
+
+    @inline(never)
+    private static func failure(_ lease: Lease, _ error: any Error) -> String { "\(lease.kind.label): \(error)" }
+
+    @inline(never)
+    private static func failure(_ lease: Lease, status: Int) -> String { "\(lease.kind.label) answered HTTP \(status)" }
+
+    @inline(never)
+    private static func allFailed(_ lastFailure: String) -> GatewayError {
+        GatewayError(status: .badGateway, message: "every attempt failed; last: \(lastFailure)",
+                     type: "server_error", code: "upstream_failed")
+    }
+
+    @inline(never)
     private func failed(_ lease: Lease, pool: ModelPool, excluded: inout Set<String>) async {
         excluded.insert(lease.memberID)
         await pool.suspend(id: lease.memberID)
         await lease.release(.failure)
     }
 
+    @inline(never)
     private func headers(_ upstream: UpstreamStream, lease: Lease, streaming: Bool) -> HTTPFields {
         var headers: HTTPFields = [:]
         headers.reserveCapacity(4)
@@ -153,6 +187,7 @@ struct Forwarder: Sendable {
 
     /// A whole answer read before anything went to the client: its slot given back first, then sent in one write
     /// (head, body and end).
+    @inline(never)
     private func answer(_ read: BufferedAnswer, upstream: UpstreamStream, lease: Lease, rename: String?, model: String,
                         received: ContinuousClock.Instant) async -> Response {
         let figures = AnswerFigures.scan([read.body], head: read.body)
@@ -167,6 +202,7 @@ struct Forwarder: Sendable {
     }
 
     /// - Parameter prefix: what was read of a non-streamed answer before it outgrew the window (sent first).
+    @inline(never)
     private func response(_ upstream: UpstreamStream, prefix: BufferedAnswer, lease: Lease, streaming: Bool, rename: String?,
                           family: GatewayRoute.Family, model: String, received: ContinuousClock.Instant, connection: ClientConnection) -> Response {
         let headers = headers(upstream, lease: lease, streaming: streaming)
@@ -238,28 +274,15 @@ struct Forwarder: Sendable {
             // The client went away (or the upstream broke): close the upstream connection now, so llama-server
             // stops generating and frees the slot.
             if clientGone || broken != nil { cancelUpstream() }
-            let figures = clientGone || broken != nil ? nil : AnswerFigures.scan(tail, head: head)
-            let tokens = figures?.completionTokens
-            await lease.release(clientGone ? .cancelled : broken != nil ? .failure
-                                : .success(firstByte: firstByte, tokens: tokens, cache: figures?.promptCache,
-                                           promptMsPerToken: figures?.promptMsPerToken))
-            if let metrics {
-                // A client that left is counted as 499 (nginx's "client closed request"), a broken upstream as 502.
-                let answered = clientGone ? 499 : broken != nil ? 502 : status
-                metrics.request(model: model, instance: lease.kind.label, status: answered,
-                                duration: .now - received, firstByte: firstByte.map { $0 + (started - received) },
-                                tokens: tokens, promptCache: figures?.promptCache)
-            }
+            await Self.settle(lease, metrics: metrics, tail: tail, head: head, status: status, clientGone: clientGone,
+                              broken: broken != nil, firstByte: firstByte, model: model, received: received)
             if let broken {
                 // Never end a cut answer as if it were whole: a stream gets an error event its client raises,
                 // then (like any cut answer) the connection closes without the final chunk, which every HTTP
                 // client reports as an incomplete body.
                 let reason = Self.reason(broken, member: lease.kind.label)
                 if streaming {
-                    let cut = GatewayError(status: .badGateway, message: "the answer was cut before its end: \(reason)",
-                                          type: "server_error", code: "upstream_cut")
-                    if !atEventBoundary { try? await writer.write(ByteBuffer(string: "\n\n")) }
-                    try? await writer.write(cut.event(for: family))
+                    try? await writer.write(Self.cutEvent(reason, family: family, atEventBoundary: atEventBoundary))
                 }
                 throw AnswerCut(reason: reason)
             }
@@ -273,6 +296,37 @@ struct Forwarder: Sendable {
         var description: String { "answer cut: \(reason)" }
     }
 
+    // What the body writer does once, at its end, sits in functions the compiler may not inline: inlined, their
+    // temporaries would widen the writer's frame (1,008 bytes, measured), which its connection's task keeps.
+
+    /// Gives the slot back and counts the answer (its figures read from `tail` and `head` when it is whole).
+    @inline(never)
+    private static func settle(_ lease: Lease, metrics: FleetMetrics?, tail: [ByteBuffer], head: ByteBuffer?,
+                               status: Int, clientGone: Bool, broken: Bool, firstByte: Duration?, model: String,
+                               received: ContinuousClock.Instant) async {
+        let figures = clientGone || broken ? nil : AnswerFigures.scan(tail, head: head)
+        let tokens = figures?.completionTokens
+        await lease.release(clientGone ? .cancelled : broken ? .failure
+                            : .success(firstByte: firstByte, tokens: tokens, cache: figures?.promptCache,
+                                       promptMsPerToken: figures?.promptMsPerToken))
+        // A client that left is counted as 499 (nginx's "client closed request"), a broken upstream as 502.
+        metrics?.request(model: model, instance: lease.kind.label, status: clientGone ? 499 : broken ? 502 : status,
+                         duration: .now - received, firstByte: firstByte.map { $0 + (lease.started - received) },
+                         tokens: tokens, promptCache: figures?.promptCache)
+    }
+
+    /// The error event that ends a cut stream (after a blank line when the cut fell inside an event).
+    @inline(never)
+    private static func cutEvent(_ reason: String, family: GatewayRoute.Family, atEventBoundary: Bool) -> ByteBuffer {
+        let cut = GatewayError(status: .badGateway, message: "the answer was cut before its end: \(reason)",
+                               type: "server_error", code: "upstream_cut")
+        var event = atEventBoundary ? ByteBuffer() : ByteBuffer(string: "\n\n")
+        var body = cut.event(for: family)
+        event.writeBuffer(&body)
+        return event
+    }
+
+    @inline(never)
     private static func reason(_ error: any Error, member: String) -> String {
         if error is CancellationError { return "\(member) was disconnected by fleet (shutting down)" }
         return "\(error)"
