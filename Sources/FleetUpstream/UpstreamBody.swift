@@ -1,4 +1,3 @@
-import DequeModule
 public import NIOCore
 import Synchronization
 
@@ -53,8 +52,9 @@ public struct UpstreamBody: AsyncSequence, Sendable {
     /// until it asks for more. The window bounds the sum.
     final class Handoff: Sendable {
         private struct State {
-            var chunks = Deque<ByteBuffer>()
-            var queued = 0
+            /// What came and waits for the consumer, in one buffer: curl's callbacks (one per HTTP chunk, so one
+            /// per event) append to it, and the consumer takes it whole.
+            var queued: ByteBuffer?
             /// Bytes of the last hand-out, held until the consumer asks again.
             var handedOut = 0
             var waiter: CheckedContinuation<Void, any Error>?
@@ -64,7 +64,7 @@ public struct UpstreamBody: AsyncSequence, Sendable {
             var end: (any Error)??
             var cancelled = false
 
-            var held: Int { queued + handedOut }
+            var held: Int { (queued?.readableBytes ?? 0) + handedOut }
         }
 
         private enum Step { case chunk(ByteBuffer), end((any Error)?), wait }
@@ -88,16 +88,18 @@ public struct UpstreamBody: AsyncSequence, Sendable {
         /// A chunk from the upstream. Returns false, keeping nothing, when the window is full: the caller pauses
         /// the transfer (curl offers the same bytes again once resumed).
         func offer(_ bytes: UnsafeRawBufferPointer) -> Bool {
-            let chunk = ByteBuffer(bytes: bytes)
             let (accepted, waiter): (Bool, CheckedContinuation<Void, any Error>?) = state.withLock { state in
                 if state.cancelled || state.end != nil { return (true, nil) }  // nobody will read it
                 if state.held >= window {
                     state.paused = true
                     return (false, nil)
                 }
-                counters.buffered(chunk.readableBytes)
-                state.chunks.append(chunk)
-                state.queued += chunk.readableBytes
+                counters.buffered(bytes.count)
+                if state.queued == nil {
+                    // Room for a few more events: what comes before the consumer runs joins this one.
+                    state.queued = ByteBufferAllocator().buffer(capacity: Swift.max(bytes.count, 1024))
+                }
+                state.queued!.writeBytes(bytes)
                 defer { state.waiter = nil }
                 return (true, state.waiter)
             }
@@ -137,7 +139,7 @@ public struct UpstreamBody: AsyncSequence, Sendable {
                     try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
                         // Something may have arrived (or ended) between the first look and now.
                         let arrived = state.withLock { state in
-                            let arrived = Task.isCancelled || !state.chunks.isEmpty || state.end != nil || state.cancelled
+                            let arrived = Task.isCancelled || state.queued != nil || state.end != nil || state.cancelled
                             if !arrived { state.waiter = continuation }
                             return arrived
                         }
@@ -145,7 +147,7 @@ public struct UpstreamBody: AsyncSequence, Sendable {
                     }
                     // Taken now, not when woken: what came meanwhile goes along.
                     return state.withLock { state in
-                        Task.isCancelled && state.chunks.isEmpty ? .end(CancellationError()) : look(&state)
+                        Task.isCancelled && state.queued == nil ? .end(CancellationError()) : look(&state)
                     }
                 } onCancel: {
                     let waiter = state.withLock { state in
@@ -173,19 +175,12 @@ public struct UpstreamBody: AsyncSequence, Sendable {
 
         /// Everything queued, as one buffer; else the end, or nothing yet.
         private func look(_ state: inout State) -> Step {
-            guard var chunk = state.chunks.popFirst() else {
+            guard let chunk = state.queued else {
                 if let end = state.end { return .end(end) }
                 return state.cancelled ? .end(CancellationError()) : .wait
             }
-            if !state.chunks.isEmpty {
-                var merged = ByteBuffer()
-                merged.reserveCapacity(state.queued)
-                merged.writeBuffer(&chunk)
-                while var next = state.chunks.popFirst() { merged.writeBuffer(&next) }
-                chunk = merged
-            }
-            state.handedOut = state.queued
-            state.queued = 0
+            state.queued = nil
+            state.handedOut = chunk.readableBytes
             return .chunk(chunk)
         }
 
@@ -195,9 +190,8 @@ public struct UpstreamBody: AsyncSequence, Sendable {
                 let unfinished = state.end == nil && !state.cancelled
                 state.cancelled = true
                 counters.buffered(-state.held)
-                state.queued = 0
+                state.queued = nil
                 state.handedOut = 0
-                state.chunks.removeAll()
                 return unfinished
             }
             if unfinished { cancel() }
