@@ -162,29 +162,32 @@ JSON
   echo
   echo "| path | 8 connections req/s | 8 connections p50 / p99 | 1 connection p50 / p99 | vs nginx (8 conn. req/s) | CPU per request (8 conn.) |"
   echo "| --- | --- | --- | --- | --- | --- |"
-  local results=() name url
+  # Where each path listens, and the process(es) doing its work: the upstream itself when direct, nginx's
+  # workers, fleet's controller.
+  path_url() {
+    case $1 in
+      direct) echo "http://127.0.0.1:$up1/v1/completions" ;;
+      nginx) echo "http://127.0.0.1:$nginx_port/v1/completions" ;;
+      fleet) echo "http://127.0.0.1:$LISTEN_PORT/v1/completions" ;;
+    esac
+  }
+  path_pids() {
+    case $1 in
+      direct) echo "${pids[0]}" ;;
+      nginx) pgrep -d ' ' -f "nginx: worker process" || true ;;
+      fleet) echo "$controller" ;;
+    esac
+  }
+  # Microseconds of CPU per request: $1 clock ticks over $2 requests.
+  per_request_us() { awk -v t="$1" -v hz="$(getconf CLK_TCK)" -v n="$2" 'BEGIN { printf "%.0f", t / hz * 1e6 / n }'; }
+
+  local results=() name before after
   for name in direct nginx fleet; do
-    case $name in
-      direct) url="http://127.0.0.1:$up1/v1/completions" ;;
-      nginx) url="http://127.0.0.1:$nginx_port/v1/completions" ;;
-      fleet) url="http://127.0.0.1:$LISTEN_PORT/v1/completions" ;;
-    esac
-    # CPU of the process(es) that do the path's work: the upstream itself when direct, nginx's workers,
-    # fleet's controller.
-    local who
-    case $name in
-      direct) who=${pids[0]} ;;
-      nginx) who=$(pgrep -d ' ' -f "nginx: worker process" || true) ;;
-      fleet) who=$controller ;;
-    esac
-    local before after
-    before=$(cpu $who)
-    local eight=($(measure "$url" 8 "$work/plain.lua"))
-    after=$(cpu $who)
-    local one=($(measure "$url" 1 "$work/plain.lua"))
-    local per_request
-    per_request=$(awk -v t="$((after - before))" -v hz="$(getconf CLK_TCK)" -v n="${eight[3]}" 'BEGIN { printf "%.0f", t / hz * 1e6 / n }')
-    results+=("$name ${eight[*]} ${one[*]} $per_request")
+    before=$(cpu $(path_pids $name))
+    local eight=($(measure "$(path_url $name)" 8 "$work/plain.lua"))
+    after=$(cpu $(path_pids $name))
+    local one=($(measure "$(path_url $name)" 1 "$work/plain.lua"))
+    results+=("$name ${eight[*]} ${one[*]} $(per_request_us $((after - before)) "${eight[3]}")")
   done
   local nginx_rps
   nginx_rps=$(printf '%s\n' "${results[@]}" | awk '$1 == "nginx" { print $4 }')
@@ -202,16 +205,10 @@ JSON
   echo "| --- | --- | --- | --- | --- |"
   results=()
   for name in direct nginx fleet; do
-    case $name in
-      direct) url="http://127.0.0.1:$up1/v1/completions"; who=${pids[0]} ;;
-      nginx) url="http://127.0.0.1:$nginx_port/v1/completions"; who=$(pgrep -d ' ' -f "nginx: worker process" || true) ;;
-      fleet) url="http://127.0.0.1:$LISTEN_PORT/v1/completions"; who=$controller ;;
-    esac
-    before=$(cpu $who)
-    local streams=($(measure "$url" 64 "$work/stream.lua"))
-    after=$(cpu $who)
-    per_request=$(awk -v t="$((after - before))" -v hz="$(getconf CLK_TCK)" -v n="${streams[3]}" 'BEGIN { printf "%.0f", t / hz * 1e6 / n }')
-    results+=("$name ${streams[*]} $per_request")
+    before=$(cpu $(path_pids $name))
+    local streams=($(measure "$(path_url $name)" 64 "$work/stream.lua"))
+    after=$(cpu $(path_pids $name))
+    results+=("$name ${streams[*]} $(per_request_us $((after - before)) "${streams[3]}")")
   done
   local direct_streams
   direct_streams=$(printf '%s\n' "${results[@]}" | awk '$1 == "direct" { print $4 }')
