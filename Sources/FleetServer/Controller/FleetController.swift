@@ -102,7 +102,7 @@ public struct FleetController: Sendable {
         DashboardRoutes().register(on: http)
         let app = Application(
             router: http,
-            server: .http1(configuration: .init(additionalChannelHandlers: [
+            server: .http1OnEventLoop(configuration: .init(additionalChannelHandlers: [
                 ConnectionGuard(limits: limits, registry: connections),
             ])),
             configuration: .init(address: .hostname(config.listen.host, port: config.listen.port), serverName: "fleet",
