@@ -34,8 +34,8 @@ final class CurlEventLoop: Sendable {
     }
 
     private let multi: MultiHandle
-    /// The eventfd that wakes the loop, written from any thread. The loop thread closes it after the last write
-    /// can happen (`stop` sets `stopping` under the inbox lock, and `enqueue` checks it under the same lock).
+    /// The eventfd that wakes the loop, written from any thread (outside the inbox lock: a write is a syscall,
+    /// and the loop takes that lock twice a pass). Closed in `deinit`, when no thread can write it any more.
     private let wakeup: Int32
     /// The epoll descriptor the loop waits on (handed to its `CurlSocketWatch`).
     private let epoll: Int32
@@ -52,6 +52,12 @@ final class CurlEventLoop: Sendable {
         _ = fleet_multi_setopt_long(multi.pointer, CURLMOPT_MAXCONNECTS, 1024)
         wakeup = eventfd(0, Int32(EFD_NONBLOCK | EFD_CLOEXEC))
         epoll = epoll_create1(Int32(EPOLL_CLOEXEC))
+    }
+
+    deinit {
+        if wakeup >= 0 { close(wakeup) }
+        // The loop's `CurlSocketWatch` closes the epoll set; a loop that never ran leaves it here.
+        if epoll >= 0, !started.load(ordering: .relaxed) { close(epoll) }
     }
 
     /// Why no transfer can start, when the loop could not get its descriptors.
@@ -129,18 +135,18 @@ final class CurlEventLoop: Sendable {
 
     /// Queues a command, waking the loop if it sleeps; false once stopping.
     private func enqueue(_ command: Command) -> Bool {
-        inbox.withLock { inbox in
-            guard !inbox.stopping else { return false }
+        let (queued, wake) = inbox.withLock { inbox in
+            guard !inbox.stopping else { return (false, false) }
             inbox.commands.append(command)
-            if inbox.sleeping {
-                inbox.sleeping = false
-                signal()
-            }
-            return true
+            let wake = inbox.sleeping
+            inbox.sleeping = false
+            return (true, wake)
         }
+        if wake { signal() }
+        return queued
     }
 
-    /// Wakes the loop thread (called under the inbox lock, while `stopping` is false or being set).
+    /// Wakes the loop thread.
     private func signal() {
         var one: UInt64 = 1
         _ = Glibc.write(wakeup, &one, MemoryLayout<UInt64>.size)
@@ -159,11 +165,11 @@ final class CurlEventLoop: Sendable {
 
     /// Asks the loop to finish: transfers in flight fail with `cancelled`, handles are cleaned up.
     func stop() {
-        inbox.withLock { inbox in
-            guard !inbox.stopping else { return }
-            inbox.stopping = true
-            if unusable == nil { signal() }
+        let first = inbox.withLock { inbox in
+            defer { inbox.stopping = true }
+            return !inbox.stopping
         }
+        if first, unusable == nil { signal() }
     }
 
     /// A transfer that never started: whoever waits for its head learns why.
@@ -294,7 +300,6 @@ final class CurlEventLoop: Sendable {
         }
         for case .add(_, _, let sink) in inbox.withLock({ $0.commands }) { Self.fail(sink, CancellationError()) }
         curl_multi_cleanup(multi.pointer)
-        close(wakeup)
         finished.withLock { continuation in
             continuation?.resume()
             continuation = nil
