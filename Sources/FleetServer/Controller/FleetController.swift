@@ -122,12 +122,15 @@ public struct FleetController: Sendable {
         try await withThrowingTaskGroup(of: Void.self) { tasks in
             tasks.addTask { try await group.run() }
             tasks.addTask {
-                for await _ in shutdownRequests {
+                // Stays until the group has finished (a task of this group that ends stops the controller at once,
+                // cancelling the answers a graceful shutdown lets finish): a second request changes nothing.
+                var requested = false
+                for await _ in shutdownRequests where !requested {
+                    requested = true
                     logger.info("shutdown requested over the control API")
                     // Let the 202 reach the caller before the server stops accepting and closes connections.
                     try? await Task.sleep(for: .milliseconds(100))
                     await group.triggerGracefulShutdown()
-                    break
                 }
             }
             router.onWake { name in Task { await supervisor.wake(model: name) } }

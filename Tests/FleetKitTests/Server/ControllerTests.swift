@@ -59,6 +59,25 @@ struct ControllerTests {
         await #expect(throws: ControlClient.Unreachable.self) { try await client.status() }
     }
 
+    /// `fleet down` goes through the control API: the answers in flight must run to their end, as on SIGTERM.
+    @Test func shutdownOverTheControlAPILetsAStreamUnderWayFinish() async throws {
+        let config = fakeFleetConfig(directory: directory, args: ["--fake-tokens", "30", "--fake-token-delay", "0.05"])
+        let running = startController(config)
+        let control = ControlClient(baseURL: config.listen.url)
+        try await eventually("ready") { (try? await control.status())?.readyCount == 1 }
+        let connection = try RawConnection(port: config.listen.port)
+        let body = "{\"model\":\"fake\",\"prompt\":\"x\",\"max_tokens\":30,\"stream\":true}"
+        connection.send("POST /v1/completions HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+                        + "Content-Length: \(body.utf8.count)\r\n\r\n\(body)")
+        #expect(try await connection.waitFor("data: ", timeout: .seconds(10)))
+        try await control.shutdown()
+        #expect(try await connection.waitFor("data: [DONE]", timeout: .seconds(20)), "the stream runs to its end")
+        #expect(try await connection.waitUntilClosed(timeout: .seconds(10)), "then the connection closes")
+        #expect(connection.receivedText.hasSuffix("0\r\n\r\n"), "with the stream's last chunk: it ended whole")
+        #expect(connection.receivedText.components(separatedBy: "\"text\":\"tok").count - 1 == 30, "every token")
+        try await running.value
+    }
+
     @Test func aSecondControllerOnTheSameAddressIsRefusedBeforeStartingAnything() async throws {
         let config = fakeFleetConfig(directory: directory)
         let running = startController(config)
