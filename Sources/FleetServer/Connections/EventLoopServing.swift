@@ -13,12 +13,25 @@ import NIOCore
 /// too (SE-0417); their isolation is unchanged. Unstructured tasks a route starts do not inherit the preference.
 ///
 /// Nothing on this path may block its thread: the loop also serves every other connection on it.
+///
+/// With `gateway`, the gateway's own requests do not even reach Hummingbird's connection task: a
+/// `GatewayChannelHandler` answers them from the pipeline.
 struct EventLoopServing<Inner: ServerChildChannel>: ServerChildChannel {
     typealias Value = Inner.Value
     let inner: Inner
+    let gateway: GatewayServing?
 
     func setup(channel: any Channel, logger: Logger) -> EventLoopFuture<Value> {
-        inner.setup(channel: channel, logger: logger)
+        let set = inner.setup(channel: channel, logger: logger)
+        guard let gateway else { return set }
+        return set.flatMapThrowing { value in
+            // After Hummingbird's connection state handler, so it still sees every request and answer (it closes
+            // a connection after its answer on graceful shutdown), and before the async channel.
+            let sync = channel.pipeline.syncOperations
+            let state = try sync.handler(type: HTTPConnectionStateHandler.self)
+            try sync.addHandler(GatewayChannelHandler(serving: gateway, loop: channel.eventLoop), position: .after(state))
+            return value
+        }
     }
 
     func handle(value: Value, logger: Logger) async {
@@ -29,10 +42,11 @@ struct EventLoopServing<Inner: ServerChildChannel>: ServerChildChannel {
 }
 
 extension HTTPServerBuilder {
-    /// HTTP/1.1 as `.http1(configuration:)` serves it, each connection on its own event loop.
-    static func http1OnEventLoop(configuration: HTTP1Channel.Configuration) -> HTTPServerBuilder {
+    /// HTTP/1.1 as `.http1(configuration:)` serves it, each connection on its own event loop, the gateway's
+    /// requests answered from the pipeline when `gateway` is given.
+    static func http1OnEventLoop(configuration: HTTP1Channel.Configuration, gateway: GatewayServing? = nil) -> HTTPServerBuilder {
         HTTPServerBuilder { responder in
-            EventLoopServing(inner: HTTP1Channel(responder: responder, configuration: configuration))
+            EventLoopServing(inner: HTTP1Channel(responder: responder, configuration: configuration), gateway: gateway)
         }
     }
 }
