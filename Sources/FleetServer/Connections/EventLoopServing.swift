@@ -14,17 +14,15 @@ import NIOCore
 ///
 /// Nothing on this path may block its thread: the loop also serves every other connection on it.
 ///
-/// With `gateway`, the gateway's own requests do not even reach Hummingbird's connection task: a
-/// `GatewayChannelHandler` answers them from the pipeline.
+/// The gateway's own requests do not even reach Hummingbird's connection task: a `GatewayChannelHandler` answers
+/// them from the pipeline.
 struct EventLoopServing<Inner: ServerChildChannel>: ServerChildChannel {
     typealias Value = Inner.Value
     let inner: Inner
-    let gateway: GatewayServing?
+    let gateway: GatewayServing
 
     func setup(channel: any Channel, logger: Logger) -> EventLoopFuture<Value> {
-        let set = inner.setup(channel: channel, logger: logger)
-        guard let gateway else { return set }
-        return set.flatMapThrowing { value in
+        inner.setup(channel: channel, logger: logger).flatMapThrowing { [gateway] value in
             // After Hummingbird's connection state handler, so it still sees every request and answer (it closes
             // a connection after its answer on graceful shutdown), and before the async channel.
             let sync = channel.pipeline.syncOperations
@@ -43,8 +41,8 @@ struct EventLoopServing<Inner: ServerChildChannel>: ServerChildChannel {
 
 extension HTTPServerBuilder {
     /// HTTP/1.1 as `.http1(configuration:)` serves it, each connection on its own event loop, the gateway's
-    /// requests answered from the pipeline when `gateway` is given.
-    static func http1OnEventLoop(configuration: HTTP1Channel.Configuration, gateway: GatewayServing? = nil) -> HTTPServerBuilder {
+    /// requests answered from the pipeline.
+    static func http1OnEventLoop(configuration: HTTP1Channel.Configuration, gateway: GatewayServing) -> HTTPServerBuilder {
         HTTPServerBuilder { responder in
             EventLoopServing(inner: HTTP1Channel(responder: responder, configuration: configuration), gateway: gateway)
         }

@@ -12,13 +12,14 @@ import Synchronization
 struct GatewayServing: Sendable {
     let responder: RouterResponder<FleetRequestContext>
     /// `POST` to these paths (the query aside) is answered here; everything else goes on to Hummingbird.
-    let paths: Set<String>
+    /// Substrings, so a request's path is looked up without making a string of it.
+    let paths: Set<Substring>
     let maxBodySize: Int
     let logger: Logger
 
-    init(responder: RouterResponder<FleetRequestContext>, paths: Set<String>, maxBodySize: Int, logger: Logger) {
+    init(responder: RouterResponder<FleetRequestContext>, paths: [String], maxBodySize: Int, logger: Logger) {
         self.responder = responder
-        self.paths = paths
+        self.paths = Set(paths.map { Substring($0) })
         self.maxBodySize = maxBodySize
         self.logger = logger
     }
@@ -130,7 +131,7 @@ final class GatewayChannelHandler: ChannelDuplexHandler, RemovableChannelHandler
 
     private func isGatewayRequest(_ head: HTTPRequest) -> Bool {
         guard head.method == .post, let path = head.path else { return false }
-        return serving.paths.contains(String(path.prefix { $0 != "?" }))
+        return serving.paths.contains(path.prefix { $0 != "?" })
     }
 
     func read(context: ChannelHandlerContext) {

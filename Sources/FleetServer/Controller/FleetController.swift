@@ -108,7 +108,7 @@ public struct FleetController: Sendable {
         gatewayOnly.add(middleware: keyCheck)
         gatewayRoutes.register(on: gatewayOnly)
         let gateway = GatewayServing(responder: gatewayOnly.buildResponder(),
-                                     paths: Set(GatewayRoute.table.map(\.path)),
+                                     paths: GatewayRoute.table.map(\.path),
                                      maxBodySize: config.gateway.maxBodySize, logger: logger)
         LogRoutes(supervisor: supervisor).register(on: http)
         DashboardRoutes().register(on: http)
