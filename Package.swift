@@ -135,7 +135,6 @@ let package = Package(
             dependencies: [
                 "FleetCore", "FleetConfig", "FleetUpstream", "FleetSupervision", "FleetRouting", "FleetServer",
                 "FleetClient", "FleetTestSupport", .product(name: "Yams", package: "Yams"),
-                .product(name: "NIOPosix", package: "swift-nio"),
             ],
             swiftSettings: swiftSettings
         ),

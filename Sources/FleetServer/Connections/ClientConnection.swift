@@ -29,8 +29,8 @@ public struct ClientConnection: Sendable {
     /// Runs `operation`, cancelled as soon as the client's connection closes (while a request waits in a queue,
     /// or for an instance's first byte, nothing is written that could fail and tell).
     ///
-    /// The task cancelled is the one running this call: a gateway request's own task (`GatewayChannelHandler`), or
-    /// Hummingbird's connection task for its routes. Once its client has gone there is nothing left for it to do.
+    /// The task cancelled is the one serving the connection (Hummingbird serves a connection's requests in one
+    /// task): once its client has gone there is nothing left for it to do. No task is spawned per request.
     public func cancellingOnClose<T: Sendable>(_ operation: () async throws -> T) async throws -> T {
         guard let registry, let id else { return try await operation() }
         let serving = withUnsafeCurrentTask { task in task.map(ServingTask.init) }

@@ -85,11 +85,9 @@ public struct FleetController: Sendable {
                                   llamaServerVersion: llamaServerVersion)
         let http = Router(context: FleetRequestContext.self)
         // First, so they guard every route registered after them: web pages are refused before keys are looked at.
-        let allowedHosts = AllowedHosts(configured: config.allowedHosts, listenHost: config.listen.host)
-        let browserGuard = BrowserGuard<FleetRequestContext>(allowedHosts: allowedHosts)
-        let keyCheck = APIKeyMiddleware<FleetRequestContext>(keys: keys)
-        http.add(middleware: browserGuard)
-        http.add(middleware: keyCheck)
+        http.add(middleware: BrowserGuard(allowedHosts: AllowedHosts(configured: config.allowedHosts,
+                                                                     listenHost: config.listen.host)))
+        http.add(middleware: APIKeyMiddleware(keys: keys))
         let connections = ConnectionRegistry(maxConnections: config.gateway.maxConnections)
         let limits = ConnectionLimits(config.gateway)
         let reloader = FileManager.default.fileExists(atPath: config.source)
@@ -98,25 +96,15 @@ public struct FleetController: Sendable {
                          connections: connections, metrics: metrics,
                          requestShutdown: { shutdownRequester.yield() })
             .register(on: http)
-        let gatewayRoutes = GatewayRoutes(router: router, client: client, config: config, metrics: metrics,
-                                          connections: connections)
-        gatewayRoutes.register(on: http)
-        // The same routes behind the same checks, answered from the channel pipeline (GatewayChannelHandler);
-        // `http` keeps them too, for a request that arrives while Hummingbird still owes an answer.
-        let gatewayOnly = Router(context: FleetRequestContext.self)
-        gatewayOnly.add(middleware: browserGuard)
-        gatewayOnly.add(middleware: keyCheck)
-        gatewayRoutes.register(on: gatewayOnly)
-        let gateway = GatewayServing(responder: gatewayOnly.buildResponder(),
-                                     paths: GatewayRoute.table.map(\.path),
-                                     maxBodySize: config.gateway.maxBodySize, logger: logger)
+        GatewayRoutes(router: router, client: client, config: config, metrics: metrics, connections: connections)
+            .register(on: http)
         LogRoutes(supervisor: supervisor).register(on: http)
         DashboardRoutes().register(on: http)
         let app = Application(
             router: http,
-            server: .http1OnEventLoop(configuration: .init(additionalChannelHandlers: [
+            server: .http1(configuration: .init(additionalChannelHandlers: [
                 ConnectionGuard(limits: limits, registry: connections),
-            ]), gateway: gateway),
+            ])),
             configuration: .init(address: .hostname(config.listen.host, port: config.listen.port), serverName: "fleet",
                                  backlog: 1024),
             onServerRunning: { _ in await onListening() },

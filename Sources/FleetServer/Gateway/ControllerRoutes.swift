@@ -31,21 +31,21 @@ public struct ControllerRoutes: Sendable {
     }
 
     public func register(on router: Router<some RequestContext>) {
-        router.onPool("/health", method: .get) { _, _ in
+        router.get("/health") { _, _ in
             let instances = await supervisor.statuses()
             let ready = instances.filter { $0.state == .ready }.count
             return json(ControllerHealth(status: "ok", ready: ready, instances: instances.count))
         }
-        router.onPool("/status", method: .get) { _, _ in
+        router.get("/status") { _, _ in
             json(await status())
         }
-        router.onPool("/metrics", method: .get) { _, _ in
+        router.get("/metrics") { _, _ in
             guard let metrics else { return json(["error": "metrics are not collected by this controller"], status: .notFound) }
             let text = metrics.render(await status())
             return Response(status: .ok, headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"],
                             body: ResponseBody(byteBuffer: ByteBuffer(string: text)))
         }
-        router.onPool("/control/restart/:model", method: .post) { _, context in
+        router.post("/control/restart/:model") { _, context in
             let name = context.parameters.get("model") ?? ""
             do {
                 let before = await self.router.pool(for: name)?.totals
@@ -57,7 +57,7 @@ public struct ControllerRoutes: Sendable {
                 return json(["error": error.description], status: Self.status(for: error))
             }
         }
-        router.onPool("/control/swap/:model", method: .post) { request, context in
+        router.post("/control/swap/:model") { request, context in
             let name = context.parameters.get("model") ?? ""
             let body = try await request.body.collect(upTo: 64 << 10)
             guard let swap = try? JSONDecoder().decode(SwapRequest.self, from: Data(body.readableBytesView)) else {
@@ -76,17 +76,17 @@ public struct ControllerRoutes: Sendable {
                 return json(["error": error.description], status: Self.status(for: error))
             }
         }
-        router.onPool("/control/reload", method: .post) { _, _ in
+        router.post("/control/reload") { _, _ in
             guard let reloader else {
                 return json(["error": "this fleet was not started from a fleet.json; there is nothing to reload"], status: .conflict)
             }
             let result = await reloader.reload()
             return json(result, status: result.errors.isEmpty ? .ok : .badRequest)
         }
-        router.onPool("/control/policy", method: .post) { request, _ in
+        router.post("/control/policy") { request, _ in
             await setPolicy(try await request.body.collect(upTo: 64 << 10))
         }
-        router.onPool("/control/shutdown", method: .post) { _, _ in
+        router.post("/control/shutdown") { _, _ in
             requestShutdown()
             return json(["status": "shutting down"], status: .accepted)
         }

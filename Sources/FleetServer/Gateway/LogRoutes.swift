@@ -16,10 +16,10 @@ public struct LogRoutes: Sendable {
     }
 
     public func register(on router: Router<some RequestContext>) {
-        router.onPool("/logs/:model", method: .get) { request, context in
+        router.get("/logs/:model") { request, context in
             await logs(request, model: context.parameters.get("model") ?? "", replica: nil)
         }
-        router.onPool("/logs/:model/:replica", method: .get) { request, context in
+        router.get("/logs/:model/:replica") { request, context in
             await logs(request, model: context.parameters.get("model") ?? "",
                        replica: context.parameters.get("replica").flatMap { Int($0) } ?? -1)
         }
@@ -57,29 +57,25 @@ public struct LogRoutes: Sendable {
         let headers: HTTPFields = [.contentType: "text/plain; charset=utf-8", .cacheControl: "no-cache"]
         guard follow else { return Response(status: .ok, headers: headers, body: ResponseBody(byteBuffer: head)) }
         return Response(status: .ok, headers: headers, body: ResponseBody { writer in
-            // The body is written after the handler returned, on the connection's event loop again; the file
-            // reads below stay off it.
-            try await withTaskExecutorPreference(globalConcurrentExecutor) {
-                try await writer.write(head)
-                var file = path
-                var position = end
-                // Ends with the controller's graceful shutdown (checked each tick), so a follower never holds it up.
-                while !Task.isCancelled && !Task.isShuttingDownGracefully {
-                    if let newest = await currentFile(), newest != file {
-                        // A hot swap or a restart wrote a new file: finish the old one, go on with the new.
-                        let rest = LogFile.read(path: file, from: position).data
-                        if !rest.isEmpty { try await writer.write(ByteBuffer(bytes: rest)) }
-                        try await writer.write(ByteBuffer(string: "--- fleet: now following \((newest as NSString).lastPathComponent) ---\n"))
-                        file = newest
-                        position = 0
-                    }
-                    let (data, next) = LogFile.read(path: file, from: position)
-                    position = next
-                    if !data.isEmpty { try await writer.write(ByteBuffer(bytes: data)) }
-                    try await Task.sleep(for: .milliseconds(250))
+            try await writer.write(head)
+            var file = path
+            var position = end
+            // Ends with the controller's graceful shutdown (checked each tick), so a follower never holds it up.
+            while !Task.isCancelled && !Task.isShuttingDownGracefully {
+                if let newest = await currentFile(), newest != file {
+                    // A hot swap or a restart wrote a new file: finish the old one, go on with the new.
+                    let rest = LogFile.read(path: file, from: position).data
+                    if !rest.isEmpty { try await writer.write(ByteBuffer(bytes: rest)) }
+                    try await writer.write(ByteBuffer(string: "--- fleet: now following \((newest as NSString).lastPathComponent) ---\n"))
+                    file = newest
+                    position = 0
                 }
-                try await writer.finish(nil)
+                let (data, next) = LogFile.read(path: file, from: position)
+                position = next
+                if !data.isEmpty { try await writer.write(ByteBuffer(bytes: data)) }
+                try await Task.sleep(for: .milliseconds(250))
             }
+            try await writer.finish(nil)
         })
     }
 }

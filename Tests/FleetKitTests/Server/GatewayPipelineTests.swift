@@ -4,10 +4,9 @@ import Testing
 @testable import FleetConfig
 @testable import FleetClient
 
-/// The gateway's requests are answered from the channel pipeline, beside Hummingbird's own routes on the same
-/// connection: in order, closing when asked, refusing what is too large. (A graceful shutdown with a stream under way:
-/// ControllerTests.)
-@Suite("gateway answered from the channel pipeline", .timeLimit(.minutes(2)))
+/// The gateway's requests beside the controller's own routes on one connection: answered in order, closing when
+/// asked, refusing a chunked body that is too large. (A graceful shutdown with a stream under way: ControllerTests.)
+@Suite("gateway requests on a shared connection", .timeLimit(.minutes(2)))
 struct GatewayPipelineTests {
     let directory = temporaryDirectory()
 
