@@ -7,28 +7,46 @@ import NIOCore
 import NIOHTTPTypes
 import Synchronization
 
-/// What the gateway's channel handler answers with: the gateway routes behind the same browser and key checks as
-/// everywhere else, as one Hummingbird responder, and the paths it takes.
+/// What the gateway's channel handler answers with: the gateway's routes behind the same browser and key checks
+/// as every other route, called directly (no router and no middleware chain: their async frames would be part of
+/// every request's task, which keeps them for as long as it streams).
 struct GatewayServing: Sendable {
-    let responder: RouterResponder<FleetRequestContext>
+    let browserGuard: BrowserGuard<FleetRequestContext>
+    let keyCheck: APIKeyMiddleware<FleetRequestContext>
+    let routes: GatewayRoutes
     /// `POST` to these paths (the query aside) is answered here; everything else goes on to Hummingbird.
     /// Substrings, so a request's path is looked up without making a string of it.
-    let paths: Set<Substring>
+    let table: [Substring: GatewayRoute]
     let maxBodySize: Int
     let logger: Logger
 
-    init(responder: RouterResponder<FleetRequestContext>, paths: [String], maxBodySize: Int, logger: Logger) {
-        self.responder = responder
-        self.paths = Set(paths.map { Substring($0) })
+    init(browserGuard: BrowserGuard<FleetRequestContext>, keyCheck: APIKeyMiddleware<FleetRequestContext>,
+         routes: GatewayRoutes, maxBodySize: Int, logger: Logger) {
+        self.browserGuard = browserGuard
+        self.keyCheck = keyCheck
+        self.routes = routes
+        self.table = Dictionary(uniqueKeysWithValues: GatewayRoute.table.map { (Substring($0.path), $0) })
         self.maxBodySize = maxBodySize
         self.logger = logger
+    }
+
+    /// `route`'s answer to `request`, or the checks' refusal.
+    func respond(to request: Request, route: GatewayRoute, context: FleetRequestContext) async -> Response {
+        if let refused = browserGuard.refused(request) ?? keyCheck.refused(request) { return refused }
+        return await routes.respond(to: request, route: route, context: context)
+    }
+
+    /// The gateway route a request is for, if it is a `POST` to one.
+    func route(of head: HTTPRequest) -> GatewayRoute? {
+        guard head.method == .post, let path = head.path else { return nil }
+        return table[path.prefix { $0 != "?" }]
     }
 }
 
 /// Answers the gateway's requests (`POST` to a route of `GatewayRoute.table`) from the channel pipeline, without
 /// Hummingbird's async channel bridge (its request reading, its response writer and the machinery around them:
-/// docs/benchmarks.md). The request goes through the same `RouterResponder` — browser guard, keys, the gateway
-/// route — as it would through Hummingbird, and its answer is written to this channel part by part, waiting while
+/// docs/benchmarks.md). The request goes through the same browser guard, key check and gateway route as it would
+/// through Hummingbird (`GatewayServing`), and its answer is written to this channel part by part, waiting while
 /// the client does not read.
 ///
 /// Sits after Hummingbird's `HTTPConnectionStateHandler` (and fleet's `ConnectionGuard`), so both see every
@@ -53,7 +71,7 @@ final class GatewayChannelHandler: ChannelDuplexHandler, RemovableChannelHandler
         /// The parts of a request Hummingbird answers, until its end.
         case passing
         /// A gateway request, until its end.
-        case collecting(HTTPRequest, ByteBuffer)
+        case collecting(HTTPRequest, GatewayRoute, ByteBuffer)
     }
 
     private let serving: GatewayServing
@@ -98,8 +116,8 @@ final class GatewayChannelHandler: ChannelDuplexHandler, RemovableChannelHandler
     private func take(_ part: HTTPRequestPart, context: ChannelHandlerContext) {
         switch reading {
         case .idle:
-            if case .head(let head) = part, owedByHummingbird == 0, isGatewayRequest(head) {
-                reading = .collecting(head, context.channel.allocator.buffer(capacity: 0))
+            if case .head(let head) = part, owedByHummingbird == 0, let route = serving.route(of: head) {
+                reading = .collecting(head, route, context.channel.allocator.buffer(capacity: 0))
                 return
             }
             if case .head = part {
@@ -110,7 +128,7 @@ final class GatewayChannelHandler: ChannelDuplexHandler, RemovableChannelHandler
         case .passing:
             if case .end = part { reading = .idle }
             context.fireChannelRead(wrapInboundOut(part))
-        case .collecting(let head, var body):
+        case .collecting(let head, let route, var body):
             switch part {
             case .head:
                 // Not possible from NIO's decoder; drop the request rather than guess.
@@ -124,17 +142,12 @@ final class GatewayChannelHandler: ChannelDuplexHandler, RemovableChannelHandler
                     var slice = chunk.readSlice(length: min(room, chunk.readableBytes)) ?? chunk
                     body.writeBuffer(&slice)
                 }
-                reading = .collecting(head, body)
+                reading = .collecting(head, route, body)
             case .end:
                 reading = .idle
-                answer(Request(head: head, body: RequestBody(buffer: body)), context: context)
+                answer(Request(head: head, body: RequestBody(buffer: body)), route: route, context: context)
             }
         }
-    }
-
-    private func isGatewayRequest(_ head: HTTPRequest) -> Bool {
-        guard head.method == .post, let path = head.path else { return false }
-        return serving.paths.contains(path.prefix { $0 != "?" })
     }
 
     func read(context: ChannelHandlerContext) {
@@ -145,7 +158,7 @@ final class GatewayChannelHandler: ChannelDuplexHandler, RemovableChannelHandler
 
     // MARK: Answers
 
-    private func answer(_ request: Request, context: ChannelHandlerContext) {
+    private func answer(_ request: Request, route: GatewayRoute, context: ChannelHandlerContext) {
         answering = true
         let bound = NIOLoopBound(self, eventLoop: context.eventLoop)
         let loop = context.eventLoop
@@ -153,13 +166,7 @@ final class GatewayChannelHandler: ChannelDuplexHandler, RemovableChannelHandler
         let serving = serving
         let source = ApplicationRequestContextSource(channel: context.channel, logger: serving.logger)
         Task {
-            let response: Response
-            do {
-                response = try await serving.responder.respond(to: request, context: FleetRequestContext(source: source))
-            } catch {
-                serving.logger.debug("gateway request failed without an answer", metadata: ["error": "\(error)"])
-                response = Response(status: .internalServerError)
-            }
+            let response = await serving.respond(to: request, route: route, context: FleetRequestContext(source: source))
             var close = request.headers[.connection]?.lowercased() == "close"
             var head = response.head
             head.headerFields[.date] = HTTPDate.now()

@@ -111,12 +111,7 @@ public struct FleetController: Sendable {
         gatewayRoutes.register(on: http)
         // The same routes behind the same checks, answered from the channel pipeline (GatewayChannelHandler);
         // `http` keeps them too, for a request that arrives while Hummingbird still owes an answer.
-        let gatewayOnly = Router(context: FleetRequestContext.self)
-        gatewayOnly.add(middleware: browserGuard)
-        gatewayOnly.add(middleware: keyCheck)
-        gatewayRoutes.register(on: gatewayOnly)
-        let gateway = GatewayServing(responder: gatewayOnly.buildResponder(),
-                                     paths: GatewayRoute.table.map(\.path),
+        let gateway = GatewayServing(browserGuard: browserGuard, keyCheck: keyCheck, routes: gatewayRoutes,
                                      maxBodySize: config.gateway.maxBodySize, logger: logger)
         LogRoutes(supervisor: supervisor).register(on: http)
         DashboardRoutes().register(on: http)

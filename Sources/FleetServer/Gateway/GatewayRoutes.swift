@@ -35,6 +35,11 @@ public struct GatewayRoutes: Sendable {
         }
     }
 
+    /// Answers a request to one of the table's routes (what the routes registered by `register` do).
+    func respond(to request: Request, route: GatewayRoute, context: FleetRequestContext) async -> Response {
+        await handle(request, route: route, connection: connection(of: context))
+    }
+
     private func connection(of context: FleetRequestContext) -> ClientConnection {
         connections.map { ClientConnection(registry: $0, channel: context.channel) } ?? .detached
     }

@@ -23,7 +23,7 @@ public struct APIKeyMiddleware<Context: RequestContext>: RouterMiddleware {
 
     /// The answer to a request without the key it needs; nil to let it through. A plain function, so `handle`'s
     /// frame stays small (see `GatewayRoutes.handle`).
-    private func refused(_ request: Request) -> Response? {
+    func refused(_ request: Request) -> Response? {
         let current = keys.keys
         let path = request.uri.path
         guard current.isEnabled, path != "/health" else { return nil }

@@ -31,7 +31,7 @@ public struct BrowserGuard<Context: RequestContext>: RouterMiddleware {
 
     /// The answer to a request refused; a plain function, so `handle`'s frame stays small (see
     /// `GatewayRoutes.handle`).
-    private func refused(_ request: Request) -> Response? {
+    func refused(_ request: Request) -> Response? {
         // HTTP/1's Host header arrives as the request's authority.
         Self.refusal(method: request.method, path: request.uri.path, host: request.head.authority,
                      headers: request.headers, allowedHosts: allowedHosts)?.response(forPath: request.uri.path)
