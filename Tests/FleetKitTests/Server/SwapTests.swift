@@ -70,7 +70,11 @@ struct SwapTests {
 
     @Test func aRestartSaysHowManyRequestsFailedWhenSomeDid() async throws {
         // Every completion of this model fails (503 from the instance): the restart must not claim otherwise.
-        let config = fakeFleetConfig(directory: directory, args: ["--fake-completion-status", "503"]) {
+        // The replacement loads for a second, so failures land inside the restart however the machine schedules
+        // the requests: the instance is suspended at its first failure and readmitted by the next health check
+        // (every 200 ms), and a request queued meanwhile may only be answered after a short restart ended.
+        let config = fakeFleetConfig(directory: directory,
+                                     args: ["--fake-completion-status", "503", "--fake-loading-delay", "1"]) {
             $0.gateway.retries = 0
         }
         try await withController(config) { url, control in
