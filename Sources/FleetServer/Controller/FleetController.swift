@@ -1,8 +1,6 @@
 import Foundation
 public import Logging
 import Hummingbird
-import NIOCore
-import NIOPosix
 import ServiceLifecycle
 import Glibc
 import UnixSignals
@@ -16,12 +14,6 @@ import FleetSupervision
 /// as services in one `ServiceGroup`, shut down gracefully in reverse order (stop serving, stop instances, stop
 /// routing, stop the client) on SIGINT, SIGTERM or `POST /control/shutdown`.
 public struct FleetController: Sendable {
-    /// The event loops that serve clients' connections: one per two cores (at least one), shared by every
-    /// controller of the process. A request's work runs on Swift's cooperative pool and on the curl thread; the
-    /// loops only read and write sockets, and with as many loops as cores they woke for every request beside
-    /// those threads (one loop on 2 cores: about 8 % less CPU per proxied request, docs/benchmarks.md).
-    static let eventLoops = MultiThreadedEventLoopGroup(numberOfThreads: max(1, System.coreCount / 2))
-
     public let config: FleetConfig
     public let executable: String
     public let logger: Logger
@@ -123,7 +115,6 @@ public struct FleetController: Sendable {
             configuration: .init(address: .hostname(config.listen.host, port: config.listen.port), serverName: "fleet",
                                  backlog: 1024),
             onServerRunning: { _ in await onListening() },
-            eventLoopGroupProvider: .shared(Self.eventLoops),
             logger: logger)
 
         var groupConfiguration = ServiceGroupConfiguration(
