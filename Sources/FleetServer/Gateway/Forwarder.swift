@@ -113,7 +113,7 @@ struct Forwarder: Sendable {
     }
 
     // The synchronous work of `attempt` sits in functions the compiler may not inline: inlined into an async
-    // function, its temporaries become part of that function's frame, which a connection's task keeps at its
+    // function, its temporaries become part of that function's frame, which the request's task keeps at its
     // deepest (a `swift_task_alloc` probe showed `attempt`'s frame at 2,112 bytes).
 
     /// The request to `lease`'s instance.
@@ -297,7 +297,7 @@ struct Forwarder: Sendable {
     }
 
     // What the body writer does once, at its end, sits in functions the compiler may not inline: inlined, their
-    // temporaries would widen the writer's frame (1,008 bytes, measured), which its connection's task keeps.
+    // temporaries would widen the writer's frame (1,008 bytes, measured), which the request's task keeps.
 
     /// Gives the slot back and counts the answer (its figures read from `tail` and `head` when it is whole).
     @inline(never)

@@ -73,8 +73,9 @@ public struct GatewayRoutes: Sendable {
     static let sessionHeader = HTTPField.Name("X-Session-Id")!
 
     // The async functions on a request's path keep only what lives across a wait: their frames come out of the
-    // connection task's stack, which keeps its largest size for as long as the connection is open (a 1,000-stream
-    // fleet holds a thousand of them). The work between two waits is in plain functions.
+    // request's task (GatewayChannelHandler's; Hummingbird's connection task for a request it serves), which keeps
+    // its stack at its largest size for as long as the answer streams (a 1,000-stream fleet holds a thousand of
+    // them). The work between two waits is in plain functions.
 
     private func handle(_ request: Request, route: GatewayRoute, connection: ClientConnection) async -> Response {
         do {
