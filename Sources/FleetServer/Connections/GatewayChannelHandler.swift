@@ -9,8 +9,9 @@ import Synchronization
 
 /// What the gateway's channel handler answers with: the gateway's routes behind the same browser and key checks
 /// as every other route, called directly (no router and no middleware chain: their async frames would be part of
-/// every request's task, which keeps them for as long as it streams).
-struct GatewayServing: Sendable {
+/// every request's task, which keeps them for as long as it streams). One for the server, shared by every
+/// connection's handler (a copy in each was 456 bytes per connection).
+final class GatewayServing: Sendable {
     let browserGuard: BrowserGuard<FleetRequestContext>
     let keyCheck: APIKeyMiddleware<FleetRequestContext>
     let routes: GatewayRoutes
