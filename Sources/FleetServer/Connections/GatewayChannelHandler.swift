@@ -296,8 +296,9 @@ final class AnswerOutbox: Sendable {
     /// Everything put in so far (on the loop, as it writes them to the channel).
     func take() -> [HTTPResponsePart] {
         let (parts, waiter): ([HTTPResponsePart], CheckedContinuation<Void, any Error>?) = state.withLock { state in
-            let parts = state.parts
-            state.parts.removeAll(keepingCapacity: true)
+            // Swapped out, not copied and emptied: an idle connection keeps no array.
+            var parts: [HTTPResponsePart] = []
+            swap(&parts, &state.parts)
             state.waiting = 0
             state.scheduled = false
             return (parts, state.open ? state.waiter.take() : nil)
