@@ -13,10 +13,11 @@
 # Per round and build: CPU per request (or stream) of the controller, from /proc/PID/stat over the burst; req/s
 # (or streams/s); for plain requests also the 1-connection p50, for streams the p99.
 set -euo pipefail
-cd "$(dirname "$0")/.."
 
 [ $# -ge 2 ] || { echo "usage: scripts/ab.sh BEFORE_FLEET_BINARY AFTER_FLEET_BINARY" >&2; exit 64; }
+# Resolved where the caller stands, before moving to the repository.
 A=$(realpath "$1"); B=$(realpath "$2")
+cd "$(dirname "$0")/.."
 for bin in "$A" "$B"; do
   [ -x "$bin" ] || { echo "[ab] $bin is not an executable fleet; build it with swift build -c release --product fleet" >&2; exit 66; }
 done
