@@ -27,11 +27,8 @@ LOAD="${AB_LOAD:-both}"
 TOKENS=32
 PORT_A=18680; PORT_B=18681; UP1=18671; UP2=18672
 
-if ! command -v wrk >/dev/null 2>&1; then
-  echo "[ab] installing wrk with apt" >&2
-  if [ "$(id -u)" -ne 0 ]; then SUDO=sudo; else SUDO=; fi
-  $SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq wrk >&2
-fi
+. scripts/lib/wrk.sh
+ensure_wrk
 swift build -c release --product fake-llama-server >&2
 FAKE=.build/release/fake-llama-server
 
@@ -58,14 +55,7 @@ for name in A B; do
                           "queue": { "maxSize": 1000 }, "policy": "roundRobin" } } }
 JSON
 done
-for kind in plain stream; do
-  stream=false; [ $kind = stream ] && stream=true
-  cat > "$work/$kind.lua" <<LUA
-wrk.method = "POST"
-wrk.headers["Content-Type"] = "application/json"
-wrk.body = '{"model":"bench","prompt":"x","max_tokens":$TOKENS,"stream":$stream}'
-LUA
-done
+write_wrk_scripts "$work" $TOKENS
 
 "$A" up --detach --config "$work/A.json" >/dev/null
 "$B" up --detach --config "$work/B.json" >/dev/null

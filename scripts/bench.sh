@@ -27,11 +27,8 @@ if [ "${BENCH_MICRO_ONLY:-0}" = 1 ]; then
 fi
 
 scripts/install-deps.sh
-if ! command -v wrk >/dev/null 2>&1; then
-  echo "[bench] installing wrk with apt" >&2
-  if [ "$(id -u)" -ne 0 ]; then SUDO=sudo; else SUDO=; fi
-  $SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq wrk >&2
-fi
+. scripts/lib/wrk.sh
+ensure_wrk
 echo "[bench] building fleet and the fake server (release)" >&2
 swift build -c release --product fleet >&2
 swift build -c release --product fake-llama-server >&2
@@ -48,14 +45,7 @@ cleanup() {
 trap cleanup EXIT
 
 printf 'GGUF%028d' 0 > "$work/bench.gguf"
-for kind in plain stream; do
-  stream=false; [ "$kind" = stream ] && stream=true
-  cat > "$work/$kind.lua" <<LUA
-wrk.method = "POST"
-wrk.headers["Content-Type"] = "application/json"
-wrk.body = '{"model":"bench","prompt":"x","max_tokens":$TOKENS,"stream":$stream}'
-LUA
-done
+write_wrk_scripts "$work" $TOKENS
 
 # Starts the same server twice, directly on DIRECT_PORT and as a one-replica fleet behind the gateway.
 # $1 = executable, $2 = model file, $3 = slots, rest = the server's extra arguments.
