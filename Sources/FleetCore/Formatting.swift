@@ -44,3 +44,16 @@ extension Int {
         return value >= 100 ? "\(Int(value.rounded())) \(units[unit])" : "\((value * 10).rounded() / 10) \(units[unit])"
     }
 }
+
+/// A moment as text, the way `strftime` writes it.
+public enum CalendarText {
+    /// `seconds` since the epoch in `format` (strftime's), in UTC or in local time.
+    public static func format(_ seconds: Int, _ format: String, utc: Bool) -> String {
+        var time = time_t(seconds)
+        var parts = tm()
+        if utc { gmtime_r(&time, &parts) } else { localtime_r(&time, &parts) }
+        var text = [CChar](repeating: 0, count: 64)
+        let count = strftime(&text, text.count, format, &parts)
+        return String(decoding: text.prefix(count).map { UInt8(bitPattern: $0) }, as: UTF8.self)
+    }
+}

@@ -7,43 +7,6 @@ import NIOCore
 import NIOHTTPTypes
 import Synchronization
 
-/// What the gateway's channel handler answers with: the gateway's routes behind the same browser and key checks
-/// as every other route, called directly (no router and no middleware chain: their async frames would be part of
-/// every request's task, which keeps them for as long as it streams). One for the server, shared by every
-/// connection's handler (a copy in each was 456 bytes per connection).
-final class GatewayServing: Sendable {
-    let browserGuard: BrowserGuard<FleetRequestContext>
-    let keyCheck: APIKeyMiddleware<FleetRequestContext>
-    let routes: GatewayRoutes
-    /// `POST` to these paths (the query aside) is answered here; everything else goes on to Hummingbird.
-    /// Substrings, so a request's path is looked up without making a string of it.
-    let table: [Substring: GatewayRoute]
-    let maxBodySize: Int
-    let logger: Logger
-
-    init(browserGuard: BrowserGuard<FleetRequestContext>, keyCheck: APIKeyMiddleware<FleetRequestContext>,
-         routes: GatewayRoutes, maxBodySize: Int, logger: Logger) {
-        self.browserGuard = browserGuard
-        self.keyCheck = keyCheck
-        self.routes = routes
-        self.table = Dictionary(uniqueKeysWithValues: GatewayRoute.table.map { (Substring($0.path), $0) })
-        self.maxBodySize = maxBodySize
-        self.logger = logger
-    }
-
-    /// `route`'s answer to `request`, or the checks' refusal.
-    func respond(to request: Request, route: GatewayRoute, context: FleetRequestContext) async -> Response {
-        if let refused = browserGuard.refused(request) ?? keyCheck.refused(request) { return refused }
-        return await routes.respond(to: request, route: route, context: context)
-    }
-
-    /// The gateway route a request is for, if it is a `POST` to one.
-    func route(of head: HTTPRequest) -> GatewayRoute? {
-        guard head.method == .post, let path = head.path else { return nil }
-        return table[path.prefix { $0 != "?" }]
-    }
-}
-
 /// Answers the gateway's requests (`POST` to a route of `GatewayRoute.table`) from the channel pipeline, without
 /// Hummingbird's async channel bridge (its request reading, its response writer and the machinery around them:
 /// docs/benchmarks.md). The request goes through the same browser guard, key check and gateway route as it would
@@ -57,10 +20,10 @@ final class GatewayServing: Sendable {
 /// a gateway request that arrives while Hummingbird still owes an answer is left to Hummingbird.
 ///
 /// The handler's state lives on the connection's event loop, like every channel handler's. A request's work runs
-/// in a task on Swift's cooperative pool, as Hummingbird's does, never on the loop: the actors it calls (the
-/// router, a model's pool) would otherwise run other tasks' work on the loop thread, which stalled the pools and
-/// the supervisor under load (docs/architecture.md, "Threads a request crosses"). The task reaches the handler
-/// only through the loop (`EventLoop.execute`) and the connection's `AnswerOutbox`.
+/// in a task on Swift's cooperative pool, as Hummingbird's does, never on the loop: the actors it calls (a model's
+/// pool) would then run other tasks' work on the loop thread, and measured that way it gained nothing while
+/// requests during a short restart finished later (docs/architecture.md, "Threads a request crosses"). The task
+/// reaches the handler only through the loop (`EventLoop.execute`) and the connection's `AnswerOutbox`.
 final class GatewayChannelHandler: ChannelDuplexHandler, RemovableChannelHandler {
     typealias InboundIn = HTTPRequestPart
     typealias InboundOut = HTTPRequestPart
@@ -244,103 +207,6 @@ final class GatewayChannelHandler: ChannelDuplexHandler, RemovableChannelHandler
     }
 }
 
-/// What a connection's answer hands from its task to the loop, and whether the channel takes more: the one state
-/// shared between the two, behind one lock. The task puts parts in; the loop takes everything there in one go
-/// (one wake-up of the loop and one flush for what came meanwhile: a stream's events that arrive while the loop is
-/// busy leave together) and reports the channel's writability and its closing.
-///
-/// The task waits while the channel is not writable (the client does not read: NIO's high water mark, 64 KiB),
-/// or while `maxWaiting` bytes it put in have not reached the channel yet, so what a connection holds stays
-/// bounded even when the loop runs late.
-final class AnswerOutbox: Sendable {
-    static let maxWaiting = 64 * 1024
-
-    private struct State {
-        var writable = true
-        var closed = false
-        /// Parts put in that the loop has not taken yet, and their body bytes.
-        var parts: [HTTPResponsePart] = []
-        var waiting = 0
-        /// The loop was asked to take them.
-        var scheduled = false
-        var waiter: CheckedContinuation<Void, any Error>?
-
-        var open: Bool { writable && waiting < AnswerOutbox.maxWaiting }
-    }
-
-    private let state = Mutex(State())
-
-    /// The channel's writability changed (on the loop).
-    func set(writable: Bool) {
-        let waiter: CheckedContinuation<Void, any Error>? = state.withLock { state in
-            state.writable = writable
-            return state.open ? state.waiter.take() : nil
-        }
-        waiter?.resume()
-    }
-
-    /// Puts the parts of an answer in; returns whether the loop must be asked to take them (it was not yet).
-    func put(_ head: HTTPResponse?, _ body: ByteBuffer?, end: HTTPFields??) -> Bool {
-        state.withLock { state in
-            if let head { state.parts.append(.head(head)) }
-            if let body {
-                state.parts.append(.body(body))
-                state.waiting += body.readableBytes
-            }
-            if let end { state.parts.append(.end(end)) }
-            defer { state.scheduled = true }
-            return !state.scheduled
-        }
-    }
-
-    /// Everything put in so far (on the loop, as it writes them to the channel).
-    func take() -> [HTTPResponsePart] {
-        let (parts, waiter): ([HTTPResponsePart], CheckedContinuation<Void, any Error>?) = state.withLock { state in
-            // Swapped out, not copied and emptied: an idle connection keeps no array.
-            var parts: [HTTPResponsePart] = []
-            swap(&parts, &state.parts)
-            state.waiting = 0
-            state.scheduled = false
-            return (parts, state.open ? state.waiter.take() : nil)
-        }
-        waiter?.resume()
-        return parts
-    }
-
-    func close() {
-        let waiter: CheckedContinuation<Void, any Error>? = state.withLock { state in
-            state.closed = true
-            state.parts.removeAll()
-            return state.waiter.take()
-        }
-        waiter?.resume(throwing: ChannelError.ioOnClosedChannel)
-    }
-
-    /// Returns at once while the channel takes writes, else once it does again; throws once it has closed.
-    func ready() async throws {
-        enum Now { case go, closed, wait }
-        let now: Now = state.withLock { $0.closed ? .closed : $0.open ? .go : .wait }
-        switch now {
-        case .go: return
-        case .closed: throw ChannelError.ioOnClosedChannel
-        case .wait:
-            try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
-                let now: Now = state.withLock { state in
-                    if state.closed { return .closed }
-                    if state.open { return .go }
-                    state.waiter = continuation
-                    return .wait
-                }
-                switch now {
-                case .go: continuation.resume()
-                case .closed: continuation.resume(throwing: ChannelError.ioOnClosedChannel)
-                case .wait: break
-                }
-            }
-        }
-    }
-}
-
 /// Writes a gateway answer to its channel from the answer's task: each part goes to the loop as it comes (a
 /// stream's events reach the client at once), except the one that completes a declared length, which waits for
 /// the end so that a whole answer (head, body, end) crosses to the loop once. Waits while the client does not
@@ -389,25 +255,5 @@ private struct ChannelBodyWriter: ResponseBodyWriter {
         guard outbox.put(head, body, end: end) else { return }
         let handler = handler
         loop.execute { handler.value.writeOutbox() }
-    }
-}
-
-/// The `Date` header's value, made once a second.
-enum HTTPDate {
-    private static let cache = Mutex<(second: time_t, value: String)>((0, ""))
-
-    static func now() -> String {
-        let second = time(nil)
-        return cache.withLock { cached in
-            if cached.second != second {
-                var parts = tm()
-                var now = second
-                gmtime_r(&now, &parts)
-                var text = [CChar](repeating: 0, count: 64)
-                let count = strftime(&text, text.count, "%a, %d %b %Y %H:%M:%S GMT", &parts)
-                cached = (second, String(decoding: text.prefix(count).map { UInt8(bitPattern: $0) }, as: UTF8.self))
-            }
-            return cached.value
-        }
     }
 }

@@ -1,4 +1,5 @@
 import Foundation
+import FleetCore
 public import Logging
 
 /// Log lines on standard error, as swift-log's `StreamLogHandler` writes them
@@ -33,11 +34,6 @@ public struct StandardErrorLogHandler: LogHandler {
     }
 
     private static func timestamp() -> String {
-        var now = time(nil)
-        var parts = tm()
-        localtime_r(&now, &parts)
-        var text = [CChar](repeating: 0, count: 64)
-        let count = strftime(&text, text.count, "%Y-%m-%dT%H:%M:%S%z", &parts)
-        return String(decoding: text.prefix(count).map { UInt8(bitPattern: $0) }, as: UTF8.self)
+        CalendarText.format(Int(time(nil)), "%Y-%m-%dT%H:%M:%S%z", utc: false)
     }
 }
