@@ -7,8 +7,8 @@ import Synchronization
 /// The one thread that owns curl: the `CURLM` multi handle and every easy handle live and die here.
 ///
 /// Other code talks to it only through `execute` (and the cancelling or reading of what it returned), which put a
-/// command in the inbox and wake the thread through an eventfd. The thread waits in `epoll_wait` on curl's sockets and that eventfd
-/// (`CurlSocketWatch`), so an idle loop uses no CPU, and hands curl only the sockets that are ready
+/// command in the inbox and wake the thread through an eventfd. The thread waits in `epoll_wait` on curl's sockets
+/// and that eventfd (`CurlSocketWatch`), so an idle loop uses no CPU, and hands curl only the sockets that are ready
 /// (`curl_multi_socket_action`): a pass costs what is ready, not what is open. Handles are added and removed only
 /// between curl calls, never inside a curl callback.
 final class CurlEventLoop: Sendable {
