@@ -45,7 +45,8 @@ let package = Package(
         .target(name: "FleetCore", swiftSettings: swiftSettings),
         // fleet.json: read, validate, defaults from the environment, the GGUF files it names, the keys.
         .target(name: "FleetConfig", dependencies: ["FleetCore"], swiftSettings: swiftSettings),
-        // The one HTTP client (libcurl's multi handle on one thread): the only importer of CCurl.
+        // The one HTTP client (libcurl's multi handle on one thread): the engine's only importer of CCurl (the other is
+        // fleet-microbench's floor proxy).
         .target(
             name: "FleetUpstream",
             dependencies: [
@@ -121,7 +122,12 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         // Microbenchmarks of per-request work too small to see under load (scripts/bench.sh runs it in release).
-        .executableTarget(name: "fleet-microbench", dependencies: ["FleetRouting"], swiftSettings: swiftSettings),
+        // `fleet-microbench proxy PORT URL...` is the bench's floor: swift-nio's HTTP/1 server and one libcurl thread.
+        .executableTarget(
+            name: "fleet-microbench",
+            dependencies: ["FleetRouting", "CCurl", .product(name: "NIOCore", package: "swift-nio"),
+                           .product(name: "NIOPosix", package: "swift-nio"), .product(name: "NIOHTTP1", package: "swift-nio")],
+            swiftSettings: swiftSettings),
         // Helpers both test targets share: where the built executables are, free ports, polling, processes.
         .target(
             name: "FleetTestSupport",

@@ -104,7 +104,7 @@ proxy_comparison() {
     $SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends nginx-light >&2 \
       || DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends nginx >&2
   fi
-  local up1=18611 up2=18612 nginx_port=18620 fake="$PWD/$BIN/fake-llama-server"
+  local up1=18611 up2=18612 nginx_port=18620 floor_port=18621 fake="$PWD/$BIN/fake-llama-server"
   local pids=()
   for port in $up1 $up2; do
     "$fake" --port "$port" --alias bench --parallel 256 --fake-loading-delay 0 --fake-tokens "$TOKENS" --fake-token-delay 0 \
@@ -130,13 +130,18 @@ http {
 NGINX
   nginx -c "$work/nginx/nginx.conf" -p "$work/nginx" -g "daemon off;" &
   pids+=($!)
+  # The floor of fleet's design: swift-nio's HTTP/1 server and one libcurl multi thread, nothing else.
+  "$BIN/fleet-microbench" proxy "$floor_port" "http://127.0.0.1:$up1/v1/completions" "http://127.0.0.1:$up2/v1/completions" \
+    >/dev/null 2>&1 &
+  local floor_pid=$!
+  pids+=($floor_pid)
   cat > "$work/proxy.json" <<JSON
 { "listen": "127.0.0.1:$LISTEN_PORT", "portRange": "18700-18799", "stateDir": "$work/proxy-state",
   "models": { "bench": { "endpoints": ["http://127.0.0.1:$up1", "http://127.0.0.1:$up2"], "parallel": 256,
                           "queue": { "maxSize": 1000 }, "policy": "$POLICY" } } }
 JSON
   "$BIN/fleet" up --detach --config "$work/proxy.json" >/dev/null
-  for port in $up1 $up2 $nginx_port; do
+  for port in $up1 $up2 $nginx_port $floor_port; do
     for _ in $(seq 100); do curl -s -o /dev/null "http://127.0.0.1:$port/" && break; sleep 0.1; done
   done
   for _ in $(seq 100); do
@@ -148,7 +153,7 @@ JSON
   cpu() { local pid t=0; for pid in "$@"; do t=$((t + $(awk '{ print $14 + $15 }' "/proc/$pid/stat"))); done; echo $t; }
 
   echo
-  echo "Direct, nginx and fleet in front of the same two upstreams (non-streamed, $TOKENS tokens, the fake at memory speed):"
+  echo "Direct, nginx, the floor and fleet in front of the same two upstreams (non-streamed, $TOKENS tokens, the fake at memory speed):"
   echo
   echo "| path | 8 connections req/s | 8 connections p50 / p99 | 1 connection p50 / p99 | vs nginx (8 conn. req/s) | CPU per request (8 conn.) |"
   echo "| --- | --- | --- | --- | --- | --- |"
@@ -158,6 +163,7 @@ JSON
     case $1 in
       direct) echo "http://127.0.0.1:$up1/v1/completions" ;;
       nginx) echo "http://127.0.0.1:$nginx_port/v1/completions" ;;
+      floor) echo "http://127.0.0.1:$floor_port/v1/completions" ;;
       fleet) echo "http://127.0.0.1:$LISTEN_PORT/v1/completions" ;;
     esac
   }
@@ -165,6 +171,7 @@ JSON
     case $1 in
       direct) echo "${pids[0]}" ;;
       nginx) pgrep -d ' ' -f "nginx: worker process" || true ;;
+      floor) echo "$floor_pid" ;;
       fleet) echo "$controller" ;;
     esac
   }
@@ -172,7 +179,7 @@ JSON
   per_request_us() { awk -v t="$1" -v hz="$(getconf CLK_TCK)" -v n="$2" 'BEGIN { printf "%.0f", t / hz * 1e6 / n }'; }
 
   local results=() name before after
-  for name in direct nginx fleet; do
+  for name in direct nginx floor fleet; do
     before=$(cpu $(path_pids $name))
     local eight=($(measure "$(path_url $name)" 8 "$work/plain.lua"))
     after=$(cpu $(path_pids $name))
@@ -185,16 +192,18 @@ JSON
     printf "| %s | %.0f | %.3f / %.3f ms | %.3f / %.3f ms | %.2f× | %d µs |\n", $1, $4, $2, $3, $6, $7, $4 / n, $10 }'
   echo
   echo "CPU per request (from /proc, over the 8-connection run): direct = the upstream answering (a Hummingbird server"
-  echo "that parses the JSON body), nginx = its workers proxying, fleet = its controller proxying."
+  echo "that parses the JSON body), nginx = its workers proxying, floor = \`fleet-microbench proxy\` (swift-nio's HTTP/1"
+  echo "server and one libcurl multi thread with nothing between them: what fleet's design cannot go below), fleet = its"
+  echo "controller proxying."
 
-  # The same three paths with 64 unpaced streams: what any proxy costs a CPU-bound stream on this machine.
+  # The same paths with 64 unpaced streams: what any proxy costs a CPU-bound stream on this machine.
   echo
-  echo "64 unpaced streams ($TOKENS tokens each) through the same three paths:"
+  echo "64 unpaced streams ($TOKENS tokens each) through the same paths:"
   echo
   echo "| path | streams/s | p50 / p99 | vs direct | CPU per stream |"
   echo "| --- | --- | --- | --- | --- |"
   results=()
-  for name in direct nginx fleet; do
+  for name in direct nginx floor fleet; do
     before=$(cpu $(path_pids $name))
     local streams=($(measure "$(path_url $name)" 64 "$work/stream.lua"))
     after=$(cpu $(path_pids $name))

@@ -1,0 +1,170 @@
+import CCurl
+import Foundation
+import NIOCore
+import NIOHTTP1
+import NIOPosix
+import Synchronization
+
+// The floor of fleet's design: a proxy built from the same parts as the gateway (swift-nio's HTTP/1 server, one
+// libcurl multi handle on one thread) with nothing else. A request crosses two threads, the event loop that read it
+// and the curl thread, and its answer comes back to that loop once. No routing, no JSON, no metrics, no async
+// tasks. `scripts/bench.sh` measures its CPU per request beside the gateway's: what fleet spends above it is
+// fleet's own.
+
+/// The curl thread: takes jobs from its inbox, runs them on its multi handle (round-robin over the upstreams), and
+/// hands each answer to the job's `deliver` on the curl thread: a streamed answer as each read arrives, any other
+/// whole at its end.
+private final class FloorCurlThread: Sendable {
+    struct Job: Sendable {
+        var body: ByteBuffer
+        var streamed: Bool
+        /// A part of the answer; `end` on the last call.
+        var deliver: @Sendable (_ part: ByteBuffer, _ end: Bool) -> Void
+    }
+
+    /// Only the curl thread uses it, but for curl_multi_wakeup, which libcurl documents as callable from any thread.
+    nonisolated(unsafe) private let multi: UnsafeMutableRawPointer
+    private let inbox = Mutex<[Job]>([])
+    private let urls: [String]
+
+    init(urls: [String]) {
+        curl_global_init(Int(CURL_GLOBAL_DEFAULT))
+        multi = curl_multi_init()!
+        self.urls = urls
+    }
+
+    func submit(_ job: Job) {
+        inbox.withLock { $0.append(job) }
+        curl_multi_wakeup(multi)
+    }
+
+    func start() {
+        Thread { self.loop() }.start()
+    }
+
+    /// One transfer: the job and what arrived of its answer. Confined to the curl thread.
+    final class Transfer {
+        let job: Job
+        var answer = ByteBuffer()
+        init(job: Job) { self.job = job }
+
+        func received(_ bytes: UnsafeRawBufferPointer) {
+            if job.streamed {
+                job.deliver(ByteBuffer(bytes: bytes), false)
+            } else {
+                answer.writeBytes(bytes)
+            }
+        }
+    }
+
+    private func loop() {
+        let headers = curl_slist_append(curl_slist_append(nil, "Content-Type: application/json"), "Expect:")
+        var free: [UnsafeMutableRawPointer] = []
+        var running: [UnsafeMutableRawPointer: Transfer] = [:]
+        var next = 0
+        while true {
+            for job in inbox.withLock({ jobs in defer { jobs.removeAll(keepingCapacity: true) }; return jobs }) {
+                let easy = free.popLast() ?? curl_easy_init()!
+                let transfer = Transfer(job: job)
+                running[easy] = transfer
+                _ = fleet_easy_setopt_string(easy, CURLOPT_URL, urls[next % urls.count])
+                next &+= 1
+                _ = fleet_easy_setopt_long(easy, CURLOPT_NOSIGNAL, 1)
+                _ = fleet_easy_setopt_long(easy, CURLOPT_TCP_NODELAY, 1)
+                _ = fleet_easy_setopt_slist(easy, CURLOPT_HTTPHEADER, headers)
+                _ = fleet_easy_setopt_long(easy, CURLOPT_POSTFIELDSIZE, job.body.readableBytes)
+                job.body.withUnsafeReadableBytes { bytes in
+                    _ = fleet_easy_setopt_pointer(easy, CURLOPT_COPYPOSTFIELDS, UnsafeMutableRawPointer(mutating: bytes.baseAddress))
+                }
+                _ = fleet_easy_setopt_callback(easy, CURLOPT_WRITEFUNCTION, floorWrite)
+                _ = fleet_easy_setopt_pointer(easy, CURLOPT_WRITEDATA, Unmanaged.passUnretained(transfer).toOpaque())
+                curl_multi_add_handle(multi, easy)
+            }
+            var active: Int32 = 0
+            curl_multi_perform(multi, &active)
+            var left: Int32 = 0
+            while let message = curl_multi_info_read(multi, &left) {
+                guard message.pointee.msg == CURLMSG_DONE, let easy = message.pointee.easy_handle,
+                      let transfer = running.removeValue(forKey: easy) else { continue }
+                curl_multi_remove_handle(multi, easy)
+                curl_easy_reset(easy)
+                free.append(easy)
+                transfer.job.deliver(transfer.answer, true)
+            }
+            curl_multi_poll(multi, nil, 0, 1000, nil)
+        }
+    }
+}
+
+private func floorWrite(_ data: UnsafeMutablePointer<CChar>?, _ size: Int, _ count: Int, _ context: UnsafeMutableRawPointer?) -> Int {
+    guard let data, let context else { return 0 }
+    Unmanaged<FloorCurlThread.Transfer>.fromOpaque(context).takeUnretainedValue()
+        .received(UnsafeRawBufferPointer(start: data, count: size * count))
+    return size * count
+}
+
+/// Hands each request to the curl thread; writes what comes back on the connection's loop: a whole answer with
+/// its length, a streamed one in chunks as curl reads them.
+private final class FloorProxyHandler: ChannelInboundHandler {
+    typealias InboundIn = HTTPServerRequestPart
+    typealias OutboundOut = HTTPServerResponsePart
+
+    private static let streamFlag = Array(#""stream":true"#.utf8)
+    private let curl: FloorCurlThread
+    private var body = ByteBuffer()
+
+    init(curl: FloorCurlThread) { self.curl = curl }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        switch unwrapInboundIn(data) {
+        case .head:
+            body.clear()
+        case .body(var part):
+            body.writeBuffer(&part)
+        case .end:
+            let streamed = body.readableBytesView.firstRange(of: Self.streamFlag) != nil
+            let bound = NIOLoopBound(context, eventLoop: context.eventLoop)
+            let loop = context.eventLoop
+            let headSent = NIOLoopBoundBox(false, eventLoop: loop)
+            curl.submit(.init(body: body, streamed: streamed) { part, end in
+                loop.execute {
+                    let context = bound.value
+                    if !headSent.value {
+                        headSent.value = true
+                        var headers = HTTPHeaders()
+                        headers.add(name: "Content-Type", value: streamed ? "text/event-stream" : "application/json")
+                        if !streamed { headers.add(name: "Content-Length", value: String(part.readableBytes)) }
+                        context.write(NIOAny(HTTPServerResponsePart.head(HTTPResponseHead(version: .http1_1, status: .ok,
+                                                                                         headers: headers))), promise: nil)
+                    }
+                    if part.readableBytes > 0 { context.write(NIOAny(HTTPServerResponsePart.body(.byteBuffer(part))), promise: nil) }
+                    if end {
+                        context.writeAndFlush(NIOAny(HTTPServerResponsePart.end(nil)), promise: nil)
+                    } else {
+                        context.flush()
+                    }
+                }
+            })
+        }
+    }
+}
+
+/// Proxies every request on 127.0.0.1:`port` to `upstreams` (URLs, in turn) until killed.
+func serveFloorProxy(port: Int, upstreams: [String]) throws -> Never {
+    let curl = FloorCurlThread(urls: upstreams)
+    curl.start()
+    let channel = try ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+        .serverChannelOption(.backlog, value: 256)
+        .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+        .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
+        .childChannelInitializer { channel in
+            channel.eventLoop.makeCompletedFuture {
+                try channel.pipeline.syncOperations.configureHTTPServerPipeline()
+                try channel.pipeline.syncOperations.addHandler(FloorProxyHandler(curl: curl))
+            }
+        }
+        .bind(host: "127.0.0.1", port: port).wait()
+    print("floor proxy on 127.0.0.1:\(port) in front of \(upstreams.joined(separator: ", "))")
+    try channel.closeFuture.wait()
+    fatalError("the floor proxy's channel closed")
+}
