@@ -146,7 +146,7 @@ final class ConnectionGuard: ChannelDuplexHandler, RemovableChannelHandler {
                                 message: "request body of \(length) bytes is larger than \(limits.maxBodySize) bytes (gateway.maxBodySize in fleet.json)",
                                 code: "request_too_large")
         // In the shape the route's clients read (Anthropic's on `/v1/messages…`).
-        let body = ByteBuffer(bytes: error.body(for: GatewayRoute.family(of: String(path.prefix { $0 != "?" }))))
+        let body = ByteBuffer(string: error.body(for: GatewayRoute.family(of: String(path.prefix { $0 != "?" }))))
         let head = HTTPResponse(status: .contentTooLarge, headerFields: [
             .contentType: "application/json", .contentLength: "\(body.readableBytes)", .connection: "close",
         ])
