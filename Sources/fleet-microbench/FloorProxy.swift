@@ -12,8 +12,8 @@ import Synchronization
 // fleet's own.
 
 /// The curl thread: takes jobs from its inbox, runs them on its multi handle (round-robin over the upstreams), and
-/// hands each answer to the job's `deliver` on the curl thread: a streamed answer as each read arrives, any other
-/// whole at its end.
+/// hands each answer to the job's `deliver` on the curl thread: a streamed answer once per pass of the loop (what
+/// curl read for it in that pass, in one part), any other whole at its end.
 private final class FloorCurlThread: Sendable {
     struct Job: Sendable {
         var body: ByteBuffer
@@ -42,18 +42,20 @@ private final class FloorCurlThread: Sendable {
         Thread { self.loop() }.start()
     }
 
-    /// One transfer: the job and what arrived of its answer. Confined to the curl thread.
+    /// One transfer: the job and what arrived of its answer and is not delivered yet. Confined to the curl thread.
     final class Transfer {
         let job: Job
         var answer = ByteBuffer()
-        init(job: Job) { self.job = job }
+        /// Streamed transfers that received something in this pass.
+        let received: (Transfer) -> Void
+        init(job: Job, received: @escaping (Transfer) -> Void) {
+            self.job = job
+            self.received = received
+        }
 
         func received(_ bytes: UnsafeRawBufferPointer) {
-            if job.streamed {
-                job.deliver(ByteBuffer(bytes: bytes), false)
-            } else {
-                answer.writeBytes(bytes)
-            }
+            if job.streamed, answer.readableBytes == 0 { received(self) }
+            answer.writeBytes(bytes)
         }
     }
 
@@ -62,10 +64,11 @@ private final class FloorCurlThread: Sendable {
         var free: [UnsafeMutableRawPointer] = []
         var running: [UnsafeMutableRawPointer: Transfer] = [:]
         var next = 0
+        var receivedInPass: [Transfer] = []
         while true {
             for job in inbox.withLock({ jobs in defer { jobs.removeAll(keepingCapacity: true) }; return jobs }) {
                 let easy = free.popLast() ?? curl_easy_init()!
-                let transfer = Transfer(job: job)
+                let transfer = Transfer(job: job) { receivedInPass.append($0) }
                 running[easy] = transfer
                 _ = fleet_easy_setopt_string(easy, CURLOPT_URL, urls[next % urls.count])
                 next &+= 1
@@ -82,6 +85,11 @@ private final class FloorCurlThread: Sendable {
             }
             var active: Int32 = 0
             curl_multi_perform(multi, &active)
+            for transfer in receivedInPass where transfer.answer.readableBytes > 0 {
+                transfer.job.deliver(transfer.answer, false)
+                transfer.answer = ByteBuffer()
+            }
+            receivedInPass.removeAll(keepingCapacity: true)
             var left: Int32 = 0
             while let message = curl_multi_info_read(multi, &left) {
                 guard message.pointee.msg == CURLMSG_DONE, let easy = message.pointee.easy_handle,
