@@ -12,10 +12,6 @@ import Synchronization
 /// come by the time it runs, so the events curl decodes from one read (one HTTP chunk each) go out together.
 ///
 /// Dropping every copy of the body before its end (or cancelling the task waiting in it) cancels the transfer.
-///
-/// Instead of being iterated, a body can be relayed (`relay(to:)`): the curl thread then hands each chunk straight
-/// to an `UpstreamBodyRelay` (the gateway's connection), with no task between the two, and the relay's refusal
-/// pauses the transfer as a full window does.
 public struct UpstreamBody: AsyncSequence, Sendable {
     public typealias Element = ByteBuffer
 
@@ -35,26 +31,6 @@ public struct UpstreamBody: AsyncSequence, Sendable {
     public var window: Int { handoff.window }
 
     public func makeAsyncIterator() -> Iterator { Iterator(body: self) }
-
-    /// From now on the body's chunks go to `relay`, on the curl thread, and so does its end; what came before goes
-    /// first, on the calling thread. Call it once, and never iterate the body afterwards.
-    public func relay(to relay: any UpstreamBodyRelay) {
-        handoff.relay(to: relay)
-    }
-
-    /// What a relay tells the body when it can take bytes again, or when bytes it took have left.
-    public var relayControl: RelayControl { RelayControl(handoff: handoff) }
-
-    /// The relay's way back to its body (it holds this, not the body, whose last copy cancels the transfer).
-    public struct RelayControl: Sendable {
-        let handoff: Handoff
-
-        /// The relay refused bytes and can take them again: the paused transfer goes on.
-        public func resume() { handoff.resumeRelay() }
-
-        /// `count` bytes the relay took have left the controller (they no longer count as held for the client).
-        public func delivered(_ count: Int) { handoff.relayed(count) }
-    }
 
     public struct Iterator: AsyncIteratorProtocol {
         let body: UpstreamBody
@@ -87,8 +63,6 @@ public struct UpstreamBody: AsyncSequence, Sendable {
             /// nil while the body streams; then its end (nil error: complete).
             var end: (any Error)??
             var cancelled = false
-            /// Where chunks go once the body is relayed.
-            var relay: (any UpstreamBodyRelay)?
 
             var held: Int { (queued?.readableBytes ?? 0) + handedOut }
         }
@@ -116,16 +90,6 @@ public struct UpstreamBody: AsyncSequence, Sendable {
         func offer(_ bytes: UnsafeRawBufferPointer) -> Bool {
             let (accepted, waiter): (Bool, CheckedContinuation<Void, any Error>?) = state.withLock { state in
                 if state.cancelled || state.end != nil { return (true, nil) }  // nobody will read it
-                if let relay = state.relay {
-                    // Under the lock, so that chunks reach the relay in order even while `relay(to:)` hands over
-                    // what was queued.
-                    guard relay.receive(bytes, force: false) else {
-                        state.paused = true
-                        return (false, nil)
-                    }
-                    counters.buffered(bytes.count)
-                    return (true, nil)
-                }
                 if state.held >= window {
                     state.paused = true
                     return (false, nil)
@@ -145,45 +109,14 @@ public struct UpstreamBody: AsyncSequence, Sendable {
 
         /// The body ended: `nil` when complete, else why it broke. What is queued is still delivered first.
         func finish(_ error: (any Error)?) {
-            let (waiter, relay): (CheckedContinuation<Void, any Error>?, (any UpstreamBodyRelay)?) = state.withLock { state in
-                guard state.end == nil else { return (nil, nil) }
+            let waiter: CheckedContinuation<Void, any Error>? = state.withLock { state in
+                guard state.end == nil else { return nil }
                 state.end = .some(error)
                 defer { state.waiter = nil }
-                return (state.waiter, state.relay)
+                return state.waiter
             }
             // Woken, the consumer takes what is queued first, then the end.
             waiter?.resume()
-            relay?.end(error)
-        }
-
-        /// Hands what is queued to `relay`, then every later chunk and the end (see `UpstreamBody.relay(to:)`).
-        func relay(to relay: any UpstreamBodyRelay) {
-            let (ended, resumeProducer): ((any Error)??, Bool) = state.withLock { state in
-                if let queued = state.queued {
-                    queued.withUnsafeReadableBytes { _ = relay.receive($0, force: true) }
-                    state.queued = nil
-                }
-                state.relay = relay
-                // Bytes held are the relay's from now on; the producer paused on a full window may go on.
-                defer { state.paused = false }
-                return (state.end, state.paused)
-            }
-            if resumeProducer { resume() }
-            if let ended { relay.end(ended) }
-        }
-
-        /// The relay can take bytes again.
-        func resumeRelay() {
-            let resumeProducer = state.withLock { state in
-                defer { state.paused = false }
-                return state.paused
-            }
-            if resumeProducer { resume() }
-        }
-
-        /// Bytes the relay took have left.
-        func relayed(_ count: Int) {
-            counters.buffered(-count)
         }
 
         fileprivate func next() async throws -> ByteBuffer? {
@@ -264,14 +197,4 @@ public struct UpstreamBody: AsyncSequence, Sendable {
             if unfinished { cancel() }
         }
     }
-}
-
-/// Takes an upstream body's chunks on the curl thread (`UpstreamBody.relay(to:)`). Both calls come from the curl
-/// thread (but the first hand-over's, from the thread that relays the body), one at a time.
-public protocol UpstreamBodyRelay: AnyObject, Sendable {
-    /// A chunk of the body. Returns false to leave it (only when `force` is false): the transfer pauses, and curl
-    /// offers the same bytes again after the relay's `RelayControl.resume()`.
-    func receive(_ bytes: UnsafeRawBufferPointer, force: Bool) -> Bool
-    /// The body ended: `nil` when complete, else why it broke (or was cancelled).
-    func end(_ error: (any Error)?)
 }

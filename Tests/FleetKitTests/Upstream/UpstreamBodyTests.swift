@@ -1,4 +1,3 @@
-import FleetCore
 import NIOCore
 import Synchronization
 import Testing
@@ -61,70 +60,5 @@ struct UpstreamBodyTests {
         gate.run()
         let taken = try await consumer.value
         #expect(taken == ["data: a\n\ndata: b\n\ndata: c\n\n", "data: d\n\n"])
-    }
-
-    /// A relay that takes what it is told to, and keeps what it took and how the body ended.
-    final class RecordingRelay: UpstreamBodyRelay {
-        private struct State {
-            var taken: [String] = []
-            var refusing = false
-            var ends: [String] = []
-        }
-        private let state = Mutex(State())
-
-        func refuse(_ refusing: Bool) { state.withLock { $0.refusing = refusing } }
-        var taken: [String] { state.withLock { $0.taken } }
-        var ends: [String] { state.withLock { $0.ends } }
-
-        func receive(_ bytes: UnsafeRawBufferPointer, force: Bool) -> Bool {
-            state.withLock { state in
-                guard force || !state.refusing else { return false }
-                state.taken.append(String(decoding: bytes, as: UTF8.self))
-                return true
-            }
-        }
-
-        func end(_ error: (any Error)?) {
-            state.withLock { $0.ends.append(error.map { "\($0)" } ?? "complete") }
-        }
-    }
-
-    @Test func aRelayedBodyGetsWhatWasQueuedFirstThenEveryChunkAndItsEndOnce() {
-        let counters = UpstreamCounters()
-        let resumed = Atomic(0)
-        let handoff = UpstreamBody.Handoff(window: 1 << 20, counters: counters, resume: { resumed.add(1, ordering: .relaxed) },
-                                           cancel: {})
-        let body = UpstreamBody(handoff: handoff)
-        #expect(Self.offer("a", to: handoff) && Self.offer("b", to: handoff))
-        let relay = RecordingRelay()
-        body.relay(to: relay)
-        #expect(relay.taken == ["ab"], "what was queued goes first, as one")
-        #expect(Self.offer("c", to: handoff))
-        relay.refuse(true)
-        #expect(!Self.offer("d", to: handoff), "refused: the transfer pauses")
-        #expect(resumed.load(ordering: .relaxed) == 0)
-        relay.refuse(false)
-        body.relayControl.resume()
-        #expect(resumed.load(ordering: .relaxed) == 1, "the relay can take bytes again: the transfer goes on")
-        body.relayControl.resume()
-        #expect(resumed.load(ordering: .relaxed) == 1, "not paused any more: nothing to resume")
-        #expect(Self.offer("d", to: handoff))
-        #expect(relay.taken == ["ab", "c", "d"])
-        #expect(counters.snapshot.bufferedBytes == 4, "what the relay took is held until it says it left")
-        body.relayControl.delivered(4)
-        #expect(counters.snapshot.bufferedBytes == 0)
-        handoff.finish(nil)
-        handoff.finish(CancellationError())
-        #expect(relay.ends == ["complete"])
-    }
-
-    @Test func aBodyThatEndedBeforeItWasRelayedHandsOverItsRestAndItsEnd() {
-        let handoff = UpstreamBody.Handoff(window: 1 << 20, counters: UpstreamCounters(), resume: {}, cancel: {})
-        let body = UpstreamBody(handoff: handoff)
-        #expect(Self.offer("last", to: handoff))
-        handoff.finish(CancellationError())
-        let relay = RecordingRelay()
-        body.relay(to: relay)
-        #expect(relay.taken == ["last"] && relay.ends == ["CancellationError()"])
     }
 }
