@@ -7,9 +7,10 @@
 #   BENCH_DURATION=30 scripts/bench.sh
 #   BENCH_POLICY=prefixAware scripts/bench.sh   # the gateway's model with another routing policy
 #   BENCH_MICRO_ONLY=1 scripts/bench.sh         # only the microbenchmarks (fingerprinting)
-#   BENCH_PROXY_ONLY=1 scripts/bench.sh         # only direct vs nginx vs fleet in front of the same two upstreams
-#                                               # (non-streamed at 8 and 1 connections, then 64 unpaced streams),
-#                                               # with the CPU per request of each path's own process
+#   BENCH_PROXY_ONLY=1 scripts/bench.sh         # only direct vs nginx vs the floor (fleet-microbench proxy: fleet's
+#                                               # parts with nothing between them) vs fleet in front of the same two
+#                                               # upstreams (non-streamed at 8 and 1 connections, then 64 unpaced
+#                                               # streams), with the CPU per request of each path's own process
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -95,8 +96,8 @@ row() {  # name direct gateway what
       n, d50, d99, g50, g99, g50 - d50, g99 - d99, drps, grps, grps / drps, drps * t, grps * t }'
 }
 
-# Direct to one upstream, nginx round-robin in front of two, fleet's gateway in front of the same two (as
-# `endpoints`), with the same wrk load: what a proxy costs, side by side (issue 13's yardstick).
+# Direct to one upstream, nginx round-robin in front of two, the floor proxy and fleet's gateway in front of the
+# same two (as `endpoints`), with the same wrk load: what a proxy costs, side by side (issue 13's yardstick).
 proxy_comparison() {
   if ! command -v nginx >/dev/null 2>&1; then
     echo "[bench] installing nginx with apt" >&2
