@@ -112,7 +112,8 @@ private func floorWrite(_ data: UnsafeMutablePointer<CChar>?, _ size: Int, _ cou
 }
 
 /// Hands each request to the curl thread; writes what comes back on the connection's loop: a whole answer with
-/// its length, a streamed one in chunks as curl reads them.
+/// its length, a streamed one in chunks as curl reads them. A request is taken as streamed when its body holds
+/// `"stream":true` as the bench writes it: the floor reads no JSON.
 private final class FloorProxyHandler: ChannelInboundHandler {
     typealias InboundIn = HTTPServerRequestPart
     typealias OutboundOut = HTTPServerResponsePart
