@@ -192,6 +192,7 @@ final class CurlEventLoop: Sendable {
         var lastDeadlineScan = ContinuousClock.now
         var watched = 0  // transfers with a deadline
         let handles = CurlEasyHandles()
+        let relayFlushes = CurlRelayFlushes()
         // The sockets epoll reported in the last wait, with their `CURL_CSELECT_*` bits.
         var ready: [(Int32, Int32)] = []
         // The commands being run; swapped with the inbox's (empty) array, so neither allocates anew.
@@ -228,7 +229,7 @@ final class CurlEventLoop: Sendable {
                     }
                     lastAdded = max(lastAdded, id)
                     do {
-                        let transfer = try CurlTransfer(request: request, sink: sink, handles: handles)
+                        let transfer = try CurlTransfer(request: request, sink: sink, handles: handles, relayFlushes: relayFlushes)
                         transfers[id] = transfer
                         counters.opened(1)
                         if transfer.hasDeadline { watched += 1 }
@@ -257,6 +258,8 @@ final class CurlEventLoop: Sendable {
                 curl_multi_socket_action(multi.pointer, socket, bits, &stillRunning)
             }
             ready.removeAll(keepingCapacity: true)
+            // What this pass read for relayed streams goes to their connections: once per stream and pass.
+            relayFlushes.flush()
             var queued: Int32 = 0
             while let message = curl_multi_info_read(multi.pointer, &queued) {
                 guard message.pointee.msg == CURLMSG_DONE, let easy = message.pointee.easy_handle,

@@ -48,13 +48,16 @@ final class CurlTransfer {
 
     /// Where the handle goes back when the transfer is over.
     private let handles: CurlEasyHandles
+    /// Where a relayed body that received something in this pass is noted, for the loop to flush after it.
+    private let relayFlushes: CurlRelayFlushes
 
-    init(request: UpstreamRequest, sink: TransferSink, handles: CurlEasyHandles) throws(UpstreamError) {
+    init(request: UpstreamRequest, sink: TransferSink, handles: CurlEasyHandles, relayFlushes: CurlRelayFlushes) throws(UpstreamError) {
         guard let easy = handles.take() else {
             throw UpstreamError(kind: .invalidRequest, url: request.url, detail: "curl_easy_init failed")
         }
         self.easy = easy
         self.handles = handles
+        self.relayFlushes = relayFlushes
         self.url = request.url
         self.idleTimeout = request.idleTimeout
         self.firstByteTimeout = request.firstByteTimeout
@@ -166,7 +169,9 @@ final class CurlTransfer {
     fileprivate func receivedBody(_ bytes: UnsafeRawBufferPointer) -> Bool {
         lastActivity = .now
         // The chunk is in the body before the head goes out, so whoever gets the head finds it there.
-        guard handoff.offer(bytes) else {
+        let offered = handoff.offered(bytes)
+        if offered == .takenForRelay { relayFlushes.due.append(self) }
+        guard offered != .refused else {
             if !paused {
                 paused = true
                 counters.paused(1)
@@ -186,9 +191,10 @@ final class CurlTransfer {
         sendHead(status: status)
     }
 
-    /// The consumer took from a full window: curl goes on (and may deliver the held bytes right away).
+    /// The consumer took from a full window, or the relay can take bytes again: what waits goes to the relay, and
+    /// curl goes on (and may deliver the held bytes right away).
     func resume() {
-        guard paused else { return }
+        guard handoff.flushRelay(), paused else { return }
         paused = false
         counters.paused(-1)
         lastActivity = .now
@@ -236,6 +242,31 @@ final class CurlTransfer {
 
 @available(*, unavailable)
 extension CurlTransfer: Sendable {}
+
+/// The relayed bodies that received something in the curl loop's current pass: the loop hands each one's bytes
+/// to its relay once, after the pass (`UpstreamBody.Handoff.flushRelay`), and goes on with a transfer that the
+/// pass paused on a full window when the relay took it all. Confined to the curl thread.
+final class CurlRelayFlushes {
+    var due: [CurlTransfer] = []
+    private var flushing: [CurlTransfer] = []
+
+    /// Flushes every body noted in this pass (and those a resumed transfer adds as curl hands it its held bytes);
+    /// returns how many.
+    @discardableResult
+    func flush() -> Int {
+        var flushed = 0
+        while !due.isEmpty {
+            swap(&flushing, &due)
+            flushed += flushing.count
+            for transfer in flushing { transfer.resume() }
+            flushing.removeAll(keepingCapacity: true)
+        }
+        return flushed
+    }
+}
+
+@available(*, unavailable)
+extension CurlRelayFlushes: Sendable {}
 
 private func curlWriteCallback(_ data: UnsafeMutablePointer<CChar>?, _ size: Int, _ count: Int,
                                _ context: UnsafeMutableRawPointer?) -> Int {

@@ -12,6 +12,10 @@ import Synchronization
 /// come by the time it runs, so the events curl decodes from one read (one HTTP chunk each) go out together.
 ///
 /// Dropping every copy of the body before its end (or cancelling the task waiting in it) cancels the transfer.
+///
+/// Instead of being iterated, a body can be relayed (`relay(to:)`): the curl thread then hands what it read for the
+/// body in each pass of its loop straight to an `UpstreamBodyRelay` (the gateway's connection), with no task between
+/// the two; what the relay refuses waits in the window, and a full window pauses the transfer.
 public struct UpstreamBody: AsyncSequence, Sendable {
     public typealias Element = ByteBuffer
 
@@ -31,6 +35,26 @@ public struct UpstreamBody: AsyncSequence, Sendable {
     public var window: Int { handoff.window }
 
     public func makeAsyncIterator() -> Iterator { Iterator(body: self) }
+
+    /// From now on the body's chunks go to `relay`, on the curl thread, and so does its end; what came before goes
+    /// first, on the calling thread. Call it once, and never iterate the body afterwards.
+    public func relay(to relay: any UpstreamBodyRelay) {
+        handoff.relay(to: relay)
+    }
+
+    /// What a relay tells the body when it can take bytes again, or when bytes it took have left.
+    public var relayControl: RelayControl { RelayControl(handoff: handoff) }
+
+    /// The relay's way back to its body (it holds this, not the body, whose last copy cancels the transfer).
+    public struct RelayControl: Sendable {
+        let handoff: Handoff
+
+        /// The relay refused bytes and can take them again: they go to it, and the paused transfer goes on.
+        public func resume() { handoff.resumeRelay() }
+
+        /// `count` bytes the relay took have left the controller (they no longer count as held for the client).
+        public func delivered(_ count: Int) { handoff.relayed(count) }
+    }
 
     public struct Iterator: AsyncIteratorProtocol {
         let body: UpstreamBody
@@ -63,6 +87,10 @@ public struct UpstreamBody: AsyncSequence, Sendable {
             /// nil while the body streams; then its end (nil error: complete).
             var end: (any Error)??
             var cancelled = false
+            /// Where chunks go once the body is relayed.
+            var relay: (any UpstreamBodyRelay)?
+            /// Chunks wait for the relay and the curl loop knows it (`Offered.takenForRelay`).
+            var relayDue = false
 
             var held: Int { (queued?.readableBytes ?? 0) + handedOut }
         }
@@ -85,14 +113,30 @@ public struct UpstreamBody: AsyncSequence, Sendable {
             self.cancel = cancel
         }
 
+        /// What `offer` did with a chunk.
+        enum Offered {
+            case taken
+            /// Taken, the first since the relay's last `flushRelay()`: the curl loop flushes this body after its pass.
+            case takenForRelay
+            /// Nothing taken: the window is full, the caller pauses the transfer (curl offers the same bytes again
+            /// once resumed).
+            case refused
+        }
+
         /// A chunk from the upstream. Returns false, keeping nothing, when the window is full: the caller pauses
         /// the transfer (curl offers the same bytes again once resumed).
         func offer(_ bytes: UnsafeRawBufferPointer) -> Bool {
-            let (accepted, waiter): (Bool, CheckedContinuation<Void, any Error>?) = state.withLock { state in
-                if state.cancelled || state.end != nil { return (true, nil) }  // nobody will read it
+            offered(bytes) != .refused
+        }
+
+        /// A chunk from the upstream (see `Offered`). Chunks of a relayed body wait here for the end of the curl
+        /// loop's pass, so that what one pass reads for a stream crosses to the relay's connection at once.
+        func offered(_ bytes: UnsafeRawBufferPointer) -> Offered {
+            let (offered, waiter): (Offered, CheckedContinuation<Void, any Error>?) = state.withLock { state in
+                if state.cancelled || state.end != nil { return (.taken, nil) }  // nobody will read it
                 if state.held >= window {
                     state.paused = true
-                    return (false, nil)
+                    return (.refused, nil)
                 }
                 counters.buffered(bytes.count)
                 if state.queued == nil {
@@ -100,23 +144,74 @@ public struct UpstreamBody: AsyncSequence, Sendable {
                     state.queued = ByteBufferAllocator().buffer(capacity: Swift.max(bytes.count, 1024))
                 }
                 state.queued!.writeBytes(bytes)
+                if state.relay != nil {
+                    defer { state.relayDue = true }
+                    return (state.relayDue ? .taken : .takenForRelay, nil)
+                }
                 defer { state.waiter = nil }
-                return (true, state.waiter)
+                return (.taken, state.waiter)
             }
             waiter?.resume()
-            return accepted
+            return offered
+        }
+
+        /// Hands what is queued to the relay (on the curl thread); false when the relay refused it, which then
+        /// stays queued until the relay resumes the body (`resumeRelay`). True (the window is empty: a paused
+        /// transfer may go on) when it took it, or when the body is not relayed.
+        func flushRelay() -> Bool {
+            state.withLock { state in
+                state.relayDue = false
+                if let relay = state.relay, let queued = state.queued {
+                    // Under the lock: chunks reach the relay in order even while `relay(to:)` hands over what
+                    // was queued.
+                    guard relay.receive(queued, force: false) else { return false }
+                    state.queued = nil
+                    state.paused = false
+                }
+                return true
+            }
         }
 
         /// The body ended: `nil` when complete, else why it broke. What is queued is still delivered first.
         func finish(_ error: (any Error)?) {
-            let waiter: CheckedContinuation<Void, any Error>? = state.withLock { state in
-                guard state.end == nil else { return nil }
+            let (waiter, relay): (CheckedContinuation<Void, any Error>?, (any UpstreamBodyRelay)?) = state.withLock { state in
+                guard state.end == nil else { return (nil, nil) }
                 state.end = .some(error)
+                if let relay = state.relay, let queued = state.queued.take() {
+                    _ = relay.receive(queued, force: true)
+                }
                 defer { state.waiter = nil }
-                return state.waiter
+                return (state.waiter, state.relay)
             }
             // Woken, the consumer takes what is queued first, then the end.
             waiter?.resume()
+            relay?.end(error)
+        }
+
+        /// Hands what is queued to `relay`, then every later chunk and the end (see `UpstreamBody.relay(to:)`).
+        func relay(to relay: any UpstreamBodyRelay) {
+            let (ended, resumeProducer): ((any Error)??, Bool) = state.withLock { state in
+                if let queued = state.queued.take() {
+                    _ = relay.receive(queued, force: true)
+                }
+                state.relay = relay
+                // What was queued is the relay's now: the producer paused on a full window may go on.
+                defer { state.paused = false }
+                return (state.end, state.paused)
+            }
+            if resumeProducer { resume() }
+            if let ended { relay.end(ended) }
+        }
+
+        /// The relay can take bytes again: the curl loop flushes what waits and resumes a paused transfer.
+        func resumeRelay() {
+            state.withLock { $0.paused = false }
+            resume()
+        }
+
+        /// Bytes the relay took have left.
+        func relayed(_ count: Int) {
+            counters.buffered(-count)
         }
 
         fileprivate func next() async throws -> ByteBuffer? {
@@ -197,4 +292,16 @@ public struct UpstreamBody: AsyncSequence, Sendable {
             if unfinished { cancel() }
         }
     }
+}
+
+/// Takes an upstream body's chunks on the curl thread (`UpstreamBody.relay(to:)`), what curl read for it in one
+/// pass of its loop at a time. Both calls come from the curl thread (but the first hand-over's, from the thread
+/// that relays the body), one at a time.
+public protocol UpstreamBodyRelay: AnyObject, Sendable {
+    /// Chunks of the body. Returns false to leave them (only when `force` is false): they wait, the transfer
+    /// pauses once the body's window is full, and they are offered again after the relay's
+    /// `RelayControl.resume()`.
+    func receive(_ chunk: ByteBuffer, force: Bool) -> Bool
+    /// The body ended: `nil` when complete, else why it broke (or was cancelled).
+    func end(_ error: (any Error)?)
 }

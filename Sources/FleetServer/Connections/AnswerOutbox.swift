@@ -11,7 +11,21 @@ import Synchronization
 /// The task waits while the channel is not writable (the client does not read: NIO's high water mark, 64 KiB),
 /// or while `maxWaiting` bytes it put in have not reached the channel yet, so what a connection holds stays
 /// bounded even when the loop runs late.
+///
+/// A stream's chunks may also come straight from the curl thread (`AnswerRelay`): they go in when the outbox is
+/// open (`admit`), else they are refused, the transfer pauses, and the relay is told (`RelayHook.resume`) once
+/// the outbox opens again.
 final class AnswerOutbox: Sendable {
+    /// What the outbox tells the stream relayed into it.
+    struct RelayHook: Sendable {
+        /// The outbox is open again after it refused a chunk.
+        let resume: @Sendable () -> Void
+        /// Bytes the relay put in (as the upstream sent them) have been taken by the loop or dropped.
+        let released: @Sendable (Int) -> Void
+    }
+
+    enum Admission { case open, full, closed }
+
     static let maxWaiting = 64 * 1024
 
     private struct State {
@@ -23,29 +37,87 @@ final class AnswerOutbox: Sendable {
         /// The loop was asked to take them.
         var scheduled = false
         var waiter: CheckedContinuation<Void, any Error>?
+        var relay: RelayHook?
+        /// A relayed chunk was refused: the relay waits to be resumed.
+        var relayRefused = false
+        /// Upstream bytes the relay put in that the loop has not taken.
+        var relayHeld = 0
 
         var open: Bool { writable && waiting < AnswerOutbox.maxWaiting }
+
+        /// Adds body bytes, to the body part before them when there is one: what the loop takes goes down the
+        /// pipeline in as few writes as it can.
+        mutating func append(_ body: ByteBuffer) {
+            waiting += body.readableBytes
+            if case .body(var last) = parts.last {
+                parts.removeLast()  // so that `last` is the only reference and grows in place
+                var body = body
+                last.writeBuffer(&body)
+                parts.append(.body(last))
+            } else {
+                parts.append(.body(body))
+            }
+        }
+
+        /// What to tell the relay now that the outbox may have opened.
+        mutating func relayResume() -> (@Sendable () -> Void)? {
+            guard relayRefused, open else { return nil }
+            relayRefused = false
+            return relay?.resume
+        }
     }
 
     private let state = Mutex(State())
 
     /// The channel's writability changed (on the loop).
     func set(writable: Bool) {
-        let waiter: CheckedContinuation<Void, any Error>? = state.withLock { state in
+        let (waiter, resume): (CheckedContinuation<Void, any Error>?, (@Sendable () -> Void)?) = state.withLock { state in
             state.writable = writable
-            return state.open ? state.waiter.take() : nil
+            return (state.open ? state.waiter.take() : nil, state.relayResume())
         }
         waiter?.resume()
+        resume?()
+    }
+
+    /// A stream is relayed into the outbox from now on.
+    func startRelay(_ hook: RelayHook) {
+        state.withLock { state in
+            state.relay = hook
+            state.relayRefused = false
+        }
+    }
+
+    /// Whether a relayed chunk may go in now (always when `force`d, unless closed). When it may not, the relay
+    /// is resumed once it may.
+    func admit(force: Bool) -> Admission {
+        state.withLock { state in
+            if state.closed { return .closed }
+            if force || state.open { return .open }
+            state.relayRefused = true
+            return .full
+        }
+    }
+
+    /// Puts a relayed chunk in (`held`: the upstream bytes it came from); returns whether the loop must be asked
+    /// to take it. Nothing goes in once closed (the bytes are released at once).
+    func putRelayed(_ head: HTTPResponse?, _ body: ByteBuffer?, held: Int) -> Bool {
+        let (schedule, dropped): (Bool, (@Sendable (Int) -> Void)?) = state.withLock { state in
+            if state.closed { return (false, state.relay?.released) }
+            if let head { state.parts.append(.head(head)) }
+            if let body { state.append(body) }
+            state.relayHeld += held
+            defer { state.scheduled = true }
+            return (!state.scheduled, nil)
+        }
+        dropped?(held)
+        return schedule
     }
 
     /// Puts the parts of an answer in; returns whether the loop must be asked to take them (it was not yet).
     func put(_ head: HTTPResponse?, _ body: ByteBuffer?, end: HTTPFields??) -> Bool {
         state.withLock { state in
             if let head { state.parts.append(.head(head)) }
-            if let body {
-                state.parts.append(.body(body))
-                state.waiting += body.readableBytes
-            }
+            if let body { state.append(body) }
             if let end { state.parts.append(.end(end)) }
             defer { state.scheduled = true }
             return !state.scheduled
@@ -54,25 +126,31 @@ final class AnswerOutbox: Sendable {
 
     /// Everything put in so far (on the loop, as it writes them to the channel).
     func take() -> [HTTPResponsePart] {
-        let (parts, waiter): ([HTTPResponsePart], CheckedContinuation<Void, any Error>?) = state.withLock { state in
-            // Swapped out, not copied and emptied: an idle connection keeps no array.
-            var parts: [HTTPResponsePart] = []
-            swap(&parts, &state.parts)
-            state.waiting = 0
-            state.scheduled = false
-            return (parts, state.open ? state.waiter.take() : nil)
-        }
+        var parts: [HTTPResponsePart] = []
+        let (waiter, resume, relay, released): (CheckedContinuation<Void, any Error>?, (@Sendable () -> Void)?, RelayHook?, Int)
+            = state.withLock { state in
+                // Swapped out, not copied and emptied: an idle connection keeps no array.
+                swap(&parts, &state.parts)
+                state.waiting = 0
+                state.scheduled = false
+                defer { state.relayHeld = 0 }
+                return (state.open ? state.waiter.take() : nil, state.relayResume(), state.relay, state.relayHeld)
+            }
         waiter?.resume()
+        if released > 0 { relay?.released(released) }
+        resume?()
         return parts
     }
 
     func close() {
-        let waiter: CheckedContinuation<Void, any Error>? = state.withLock { state in
+        let (waiter, relay, released): (CheckedContinuation<Void, any Error>?, RelayHook?, Int) = state.withLock { state in
             state.closed = true
             state.parts.removeAll()
-            return state.waiter.take()
+            defer { state.relayHeld = 0 }
+            return (state.waiter.take(), state.relay, state.relayHeld)
         }
         waiter?.resume(throwing: ChannelError.ioOnClosedChannel)
+        if released > 0 { relay?.released(released) }
     }
 
     /// Returns at once while the channel takes writes, else once it does again; throws once it has closed.

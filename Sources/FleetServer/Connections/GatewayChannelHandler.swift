@@ -1,3 +1,4 @@
+import FleetUpstream
 import Foundation
 import HTTPTypes
 import Hummingbird
@@ -210,8 +211,8 @@ final class GatewayChannelHandler: ChannelDuplexHandler, RemovableChannelHandler
 /// Writes a gateway answer to its channel from the answer's task: each part goes to the loop as it comes (a
 /// stream's events reach the client at once), except the one that completes a declared length, which waits for
 /// the end so that a whole answer (head, body, end) crosses to the loop once. Waits while the client does not
-/// read (`AnswerOutbox`).
-private struct ChannelBodyWriter: ResponseBodyWriter {
+/// read (`AnswerOutbox`). A stream can instead come straight from the curl thread (`relay`).
+private struct ChannelBodyWriter: RelayingBodyWriter {
     let handler: NIOLoopBound<GatewayChannelHandler>
     let loop: any EventLoop
     let outbox: AnswerOutbox
@@ -249,6 +250,24 @@ private struct ChannelBodyWriter: ResponseBodyWriter {
     consuming func finish(_ trailingHeaders: HTTPFields?) async throws {
         try await outbox.ready()
         send(head, last, end: .some(trailingHeaders))
+    }
+
+    mutating func relay(_ body: UpstreamBody, tracker: AnswerTracker, cancel: @escaping @Sendable () -> Void) async
+        -> AnswerRelay.Outcome {
+        let control = body.relayControl
+        let (handler, loop) = (handler, loop)
+        let relay = AnswerRelay(outbox: outbox, head: head.take(), tracker: tracker,
+                                schedule: { loop.execute { handler.value.writeOutbox() } }, cancel: cancel,
+                                released: { control.delivered($0) })
+        outbox.startRelay(.init(resume: { control.resume() }, released: { control.delivered($0) }))
+        body.relay(to: relay)
+        let outcome = await withTaskCancellationHandler {
+            await relay.outcome()
+        } onCancel: {
+            cancel()
+        }
+        head = outcome.head
+        return outcome
     }
 
     private func send(_ head: HTTPResponse?, _ body: ByteBuffer?, end: HTTPFields??) {

@@ -216,56 +216,47 @@ struct Forwarder: Sendable {
             // its connection closing: the upstream transfer is cancelled at once, so llama-server stops.
             connection.onClose { cancelUpstream() }
             defer { connection.clearOnClose() }
-            var firstByte: Duration?
             var clientGone = false
             // A write to the client failed (it left while the answer was written).
             var writeFailed = false
             var broken: (any Error)?
-            var framer = SSEFramer()
-            var whole = ByteBuffer()
-            // The first and the last two chunks: where llama-server reports its token counts (AnswerFigures).
-            var head: ByteBuffer?
-            var tail: [ByteBuffer] = []
-            // Whether what the client got so far ends between two events (where an error event may follow).
-            var atEventBoundary = true
-            var pending = prefix.body.readableBytes > 0 ? prefix.body : nil
-            var chunks = body.makeAsyncIterator()
-            do {
-                while true {
-                    let next: ByteBuffer? = if let first = pending.take() { first } else { try await chunks.next() }
-                    guard let chunk = next else { break }
-                    if firstByte == nil {
-                        firstByte = (prefix.firstByte ?? .now) - started
-                        head = chunk
-                    }
-                    if tail.count == 2 { tail.removeFirst() }
-                    tail.append(chunk)
-                    guard let rename else {
-                        try await write(chunk, to: &writer, failed: &writeFailed)
-                        if streaming { atEventBoundary = Self.endsEvent(chunk) }
-                        continue
-                    }
-                    if streaming {
-                        // The events this chunk completes, renamed, in one write.
-                        if let events = framer.feedWhole(chunk) {
-                            try await write(ModelFieldRewriter.rewrite(events, to: rename), to: &writer, failed: &writeFailed)
-                        }
-                    } else {
-                        var chunk = chunk
-                        whole.writeBuffer(&chunk)
-                    }
+            var tracker = AnswerTracker(rename: rename, streaming: streaming)
+            if streaming, prefix.body.readableBytes == 0, var relaying = writer as? any RelayingBodyWriter {
+                // The gateway's own connection: the chunks go from the curl thread straight to it.
+                let outcome = await relaying.relay(body, tracker: tracker, cancel: cancelUpstream)
+                writer = relaying
+                tracker = outcome.tracker
+                // A chunk that found the connection closed is a failed write.
+                writeFailed = outcome.clientGone
+                clientGone = writeFailed
+                if !clientGone, let end = outcome.end {
+                    clientGone = !connection.isOpen
+                    if !clientGone { broken = end }
                 }
-                if let rename {
-                    if let rest = framer.flush() { try await write(rest, to: &writer, failed: &writeFailed) }
-                    if whole.readableBytes > 0 {
-                        try await write(ModelFieldRewriter.rewrite(whole, to: rename), to: &writer, failed: &writeFailed)
+            } else {
+                var pending = prefix.body.readableBytes > 0 ? prefix.body : nil
+                var chunks = body.makeAsyncIterator()
+                do {
+                    while true {
+                        let next: ByteBuffer? = if let first = pending.take() { first } else { try await chunks.next() }
+                        guard let chunk = next else { break }
+                        let arrived = tracker.firstChunkAt == nil ? prefix.firstByte ?? .now : .now
+                        if let out = tracker.pass(chunk, at: arrived) { try await write(out, to: &writer, failed: &writeFailed) }
                     }
+                } catch {
+                    clientGone = writeFailed || !connection.isOpen
+                    if !clientGone { broken = error }
                 }
-            } catch {
-                clientGone = writeFailed || !connection.isOpen
-                if !clientGone { broken = error }
             }
-            if streaming, clientGone || broken != nil, !writeFailed, tail.last.map(Self.carriesFinalEvent) == true {
+            if !clientGone, broken == nil {
+                do {
+                    for rest in tracker.rest() { try await write(rest, to: &writer, failed: &writeFailed) }
+                } catch {
+                    clientGone = true
+                }
+            }
+            let firstByte = tracker.firstChunkAt.map { $0 - started }
+            if streaming, clientGone || broken != nil, !writeFailed, tracker.tail.last.map(Self.carriesFinalEvent) == true {
                 // The client has the whole stream (OpenAI's Python client closes its connection as soon as it reads
                 // `[DONE]`): that it left before the instance's transfer ended is no loss.
                 clientGone = false
@@ -274,15 +265,16 @@ struct Forwarder: Sendable {
             // The client went away (or the upstream broke): close the upstream connection now, so llama-server
             // stops generating and frees the slot.
             if clientGone || broken != nil { cancelUpstream() }
-            await Self.settle(lease, metrics: metrics, tail: tail, head: head, status: status, clientGone: clientGone,
-                              broken: broken != nil, firstByte: firstByte, model: model, received: received)
+            await Self.settle(lease, metrics: metrics, tail: tracker.tail, head: tracker.head, status: status,
+                              clientGone: clientGone, broken: broken != nil, firstByte: firstByte, model: model,
+                              received: received)
             if let broken {
                 // Never end a cut answer as if it were whole: a stream gets an error event its client raises,
                 // then (like any cut answer) the connection closes without the final chunk, which every HTTP
                 // client reports as an incomplete body.
                 let reason = Self.reason(broken, member: lease.kind.label)
                 if streaming {
-                    try? await writer.write(Self.cutEvent(reason, family: family, atEventBoundary: atEventBoundary))
+                    try? await writer.write(Self.cutEvent(reason, family: family, atEventBoundary: tracker.atEventBoundary))
                 }
                 throw AnswerCut(reason: reason)
             }
@@ -337,14 +329,6 @@ struct Forwarder: Sendable {
     /// Whether `chunk` holds the last event of an OpenAI, Anthropic or Responses stream.
     static func carriesFinalEvent(_ chunk: ByteBuffer) -> Bool {
         chunk.withUnsafeReadableBytes { bytes in finalEvents.contains { findBytes($0, in: bytes) != nil } }
-    }
-
-    /// Whether a chunk of an event stream ends where an event does (a blank line).
-    private static func endsEvent(_ chunk: ByteBuffer) -> Bool {
-        let view = chunk.readableBytesView
-        guard view.count >= 2 else { return false }
-        return view[view.index(view.endIndex, offsetBy: -1)] == UInt8(ascii: "\n")
-            && view[view.index(view.endIndex, offsetBy: -2)] == UInt8(ascii: "\n")
     }
 
     private static let accelBuffering = HTTPField.Name("X-Accel-Buffering")!

@@ -37,7 +37,7 @@ struct AnswerOutboxTests {
         }
     }
 
-    @Test func partsPutInWhileTheLoopIsAskedGoInOneTake() {
+    @Test func partsPutInWhileTheLoopIsAskedGoInOneTakeWithTheirBodiesJoined() {
         let outbox = AnswerOutbox()
         #expect(outbox.put(HTTPResponse(status: .ok), chunk(10), end: nil), "the first part asks the loop")
         #expect(!outbox.put(nil, chunk(20), end: .some(nil)), "the loop was asked already: no second wake-up")
@@ -48,7 +48,7 @@ struct AnswerOutboxTests {
             case .end(_): "end"
             }
         }
-        #expect(parts == ["head", "body 10", "body 20", "end"], "every part, in order")
+        #expect(parts == ["head", "body 30", "end"], "every part, in order, the two bodies in one write")
         #expect(outbox.put(nil, chunk(1), end: nil), "after a take, the next part asks the loop again")
     }
 
@@ -79,5 +79,55 @@ struct AnswerOutboxTests {
         await #expect(throws: (any Error).self) { try await writer.task.value }
         await #expect(throws: (any Error).self) { try await outbox.ready() }
         _ = outbox.put(nil, chunk(5), end: nil)
+    }
+
+    /// What the outbox told a relayed stream: resumptions, and upstream bytes released.
+    private final class RelayLog: Sendable {
+        let resumed = Atomic(0)
+        let released = Atomic(0)
+        var hook: AnswerOutbox.RelayHook {
+            .init(resume: { self.resumed.add(1, ordering: .relaxed) }, released: { self.released.add($0, ordering: .relaxed) })
+        }
+    }
+
+    @Test func aRelayedChunkIsRefusedWhileTheClientDoesNotReadAndTheRelayResumedOnceItDoes() {
+        let outbox = AnswerOutbox()
+        let log = RelayLog()
+        outbox.startRelay(log.hook)
+        #expect(outbox.admit(force: false) == .open)
+        #expect(outbox.putRelayed(HTTPResponse(status: .ok), chunk(10), held: 12), "the first chunk asks the loop")
+        outbox.set(writable: false)
+        #expect(outbox.admit(force: false) == .full, "not writable: the chunk is refused (the transfer pauses)")
+        #expect(outbox.admit(force: true) == .open, "what was queued before the relay began always goes in")
+        #expect(log.resumed.load(ordering: .relaxed) == 0)
+        outbox.set(writable: true)
+        #expect(log.resumed.load(ordering: .relaxed) == 1, "writable again: the relay is resumed, once")
+        outbox.set(writable: true)
+        #expect(log.resumed.load(ordering: .relaxed) == 1)
+        #expect(log.released.load(ordering: .relaxed) == 0, "nothing taken yet: the upstream bytes are still held")
+        _ = outbox.take()
+        #expect(log.released.load(ordering: .relaxed) == 12, "taken by the loop: the bytes the chunk came from are released")
+    }
+
+    @Test func aWindowOfRelayedBytesWaitingForTheLoopRefusesTheNextUntilItTakesThem() {
+        let outbox = AnswerOutbox()
+        let log = RelayLog()
+        outbox.startRelay(log.hook)
+        _ = outbox.putRelayed(nil, chunk(AnswerOutbox.maxWaiting), held: AnswerOutbox.maxWaiting)
+        #expect(outbox.admit(force: false) == .full)
+        _ = outbox.take()
+        #expect(outbox.admit(force: false) == .open && log.resumed.load(ordering: .relaxed) == 1)
+    }
+
+    @Test func aClosedConnectionRefusesRelayedChunksForGoodAndReleasesWhatItHeld() {
+        let outbox = AnswerOutbox()
+        let log = RelayLog()
+        outbox.startRelay(log.hook)
+        _ = outbox.putRelayed(nil, chunk(100), held: 100)
+        outbox.close()
+        #expect(log.released.load(ordering: .relaxed) == 100)
+        #expect(outbox.admit(force: true) == .closed)
+        #expect(!outbox.putRelayed(nil, chunk(7), held: 7), "nothing goes in once closed")
+        #expect(log.released.load(ordering: .relaxed) == 107)
     }
 }
