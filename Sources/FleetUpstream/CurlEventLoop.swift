@@ -40,6 +40,10 @@ final class CurlEventLoop: Sendable {
     /// The epoll descriptor the loop waits on (handed to its `CurlSocketWatch`).
     private let epoll: Int32
     private let inbox = Mutex(Inbox())
+    /// How long the loop waits after a pass that relayed streams' bytes, from `lingerFrom` transfers on: at most
+    /// this much is added to a token under load. 100 µs and 300 µs were measured; 300 µs read and woke least.
+    private static let linger: UInt32 = 300
+    private static let lingerFrom = 8
     private let finished = Mutex<CheckedContinuation<Void, Never>?>(nil)
     private let started = Atomic<Bool>(false)
     private let lastID = Atomic<UInt64>(0)
@@ -259,7 +263,7 @@ final class CurlEventLoop: Sendable {
             }
             ready.removeAll(keepingCapacity: true)
             // What this pass read for relayed streams goes to their connections: once per stream and pass.
-            relayFlushes.flush()
+            let relayed = relayFlushes.flush()
             var queued: Int32 = 0
             while let message = curl_multi_info_read(multi.pointer, &queued) {
                 guard message.pointee.msg == CURLMSG_DONE, let easy = message.pointee.easy_handle,
@@ -287,6 +291,11 @@ final class CurlEventLoop: Sendable {
             let idle = inbox.withLock { inbox in
                 inbox.sleeping = inbox.commands.isEmpty && !inbox.stopping
                 return inbox.sleeping
+            }
+            // Under load, streams' next tokens are let gather before the next read: a loop this quick otherwise
+            // reads each token as it comes and wakes its connection's loop for it (docs/benchmarks.md, eighth pass).
+            if relayed > 0, transfers.count >= Self.lingerFrom {
+                usleep(Self.linger)
             }
             watch.wait(atMost: idle ? wait : .zero) { descriptor, bits in
                 if descriptor == wakeup {
