@@ -181,7 +181,9 @@ public struct UpstreamBody: AsyncSequence, Sendable {
                     _ = relay.receive(queued, force: true)
                 }
                 defer { state.waiter = nil }
-                return (state.waiter, state.relay)
+                // Let go of the relay: it holds its connection, whose outbox holds this body (a cycle that would
+                // keep every connection that ever relayed a stream).
+                return (state.waiter, state.relay.take())
             }
             // Woken, the consumer takes what is queued first, then the end.
             waiter?.resume()
@@ -194,7 +196,8 @@ public struct UpstreamBody: AsyncSequence, Sendable {
                 if let queued = state.queued.take() {
                     _ = relay.receive(queued, force: true)
                 }
-                state.relay = relay
+                // Kept only until the end (see `finish`).
+                if state.end == nil { state.relay = relay }
                 // What was queued is the relay's now: the producer paused on a full window may go on.
                 defer { state.paused = false }
                 return (state.end, state.paused)

@@ -137,4 +137,22 @@ struct UpstreamBodyTests {
         body.relay(to: relay)
         #expect(relay.taken == ["last"] && relay.ends == ["CancellationError()"])
     }
+
+    /// The relay holds its connection, whose outbox holds the body's control: a body that kept its relay after
+    /// the end would keep every connection that ever relayed a stream.
+    @Test(arguments: [false, true])
+    func aBodyLetsGoOfItsRelayAtTheEnd(endedBeforeTheRelay: Bool) {
+        let handoff = UpstreamBody.Handoff(window: 1 << 20, counters: UpstreamCounters(), resume: {}, cancel: {})
+        let body = UpstreamBody(handoff: handoff)
+        weak var gone: RecordingRelay?
+        do {
+            let relay = RecordingRelay()
+            gone = relay
+            if endedBeforeTheRelay { handoff.finish(nil) }
+            body.relay(to: relay)
+            if !endedBeforeTheRelay { handoff.finish(nil) }
+            #expect(relay.ends == ["complete"])
+        }
+        #expect(gone == nil, "the body still holds its relay after the end")
+    }
 }
