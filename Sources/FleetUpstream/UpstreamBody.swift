@@ -113,7 +113,7 @@ public struct UpstreamBody: AsyncSequence, Sendable {
             self.cancel = cancel
         }
 
-        /// What `offer` did with a chunk.
+        /// What `offered` did with a chunk.
         enum Offered {
             case taken
             /// Taken, the first since the relay's last `flushRelay()`: the curl loop flushes this body after its pass.
@@ -121,12 +121,6 @@ public struct UpstreamBody: AsyncSequence, Sendable {
             /// Nothing taken: the window is full, the caller pauses the transfer (curl offers the same bytes again
             /// once resumed).
             case refused
-        }
-
-        /// A chunk from the upstream. Returns false, keeping nothing, when the window is full: the caller pauses
-        /// the transfer (curl offers the same bytes again once resumed).
-        func offer(_ bytes: UnsafeRawBufferPointer) -> Bool {
-            offered(bytes) != .refused
         }
 
         /// A chunk from the upstream (see `Offered`). Chunks of a relayed body wait here for the end of the curl

@@ -98,30 +98,22 @@ final class AnswerOutbox: Sendable {
         }
     }
 
-    /// Puts a relayed chunk in (`held`: the upstream bytes it came from); returns whether the loop must be asked
-    /// to take it. Nothing goes in once closed (the bytes are released at once).
-    func putRelayed(_ head: HTTPResponse?, _ body: ByteBuffer?, held: Int) -> Bool {
-        let (schedule, dropped): (Bool, (@Sendable (Int) -> Void)?) = state.withLock { state in
-            if state.closed { return (false, state.relay?.released) }
-            if let head { state.parts.append(.head(head)) }
-            if let body { state.append(body) }
-            state.relayHeld += held
-            defer { state.scheduled = true }
-            return (!state.scheduled, nil)
-        }
-        dropped?(held)
-        return schedule
-    }
-
     /// Puts the parts of an answer in; returns whether the loop must be asked to take them (it was not yet).
-    func put(_ head: HTTPResponse?, _ body: ByteBuffer?, end: HTTPFields??) -> Bool {
-        state.withLock { state in
+    /// Nothing goes in once the channel has closed.
+    /// - Parameter relayed: the upstream bytes a relayed chunk came from: released when the loop takes it (or at
+    ///   once, when closed).
+    func put(_ head: HTTPResponse?, _ body: ByteBuffer?, end: HTTPFields??, relayed: Int = 0) -> Bool {
+        let (schedule, dropped): (Bool, RelayHook?) = state.withLock { state in
+            if state.closed { return (false, relayed > 0 ? state.relay : nil) }
             if let head { state.parts.append(.head(head)) }
             if let body { state.append(body) }
             if let end { state.parts.append(.end(end)) }
+            state.relayHeld += relayed
             defer { state.scheduled = true }
-            return !state.scheduled
+            return (!state.scheduled, nil)
         }
+        dropped?.released(relayed)
+        return schedule
     }
 
     /// Everything put in so far (on the loop, as it writes them to the channel).

@@ -41,18 +41,14 @@ final class AnswerRelay: UpstreamBodyRelay {
     private let outbox: AnswerOutbox
     private let schedule: @Sendable () -> Void
     private let cancel: @Sendable () -> Void
-    private let released: @Sendable (Int) -> Void
 
-    /// - Parameters:
-    ///   - schedule: asks the loop to take what is in the outbox.
-    ///   - released: upstream bytes the relay took that were dropped (the connection had closed).
+    /// - Parameter schedule: asks the loop to take what is in the outbox.
     init(outbox: AnswerOutbox, head: HTTPResponse?, tracker: AnswerTracker, schedule: @escaping @Sendable () -> Void,
-         cancel: @escaping @Sendable () -> Void, released: @escaping @Sendable (Int) -> Void) {
+         cancel: @escaping @Sendable () -> Void) {
         self.state = Mutex(State(tracker: tracker, head: head))
         self.outbox = outbox
         self.schedule = schedule
         self.cancel = cancel
-        self.released = released
     }
 
     func receive(_ chunk: ByteBuffer, force: Bool) -> Bool {
@@ -65,7 +61,7 @@ final class AnswerRelay: UpstreamBodyRelay {
                 defer { state.clientGone = true }
                 return !state.clientGone
             }
-            released(chunk.readableBytes)
+            _ = outbox.put(nil, nil, end: nil, relayed: chunk.readableBytes)  // closed: released at once
             if first { cancel() }
             return true
         case .open:
@@ -74,7 +70,7 @@ final class AnswerRelay: UpstreamBodyRelay {
                 let out = state.tracker.pass(chunk, at: now)
                 return (out == nil ? nil : state.head.take(), out)
             }
-            if outbox.putRelayed(head, out, held: chunk.readableBytes) { schedule() }
+            if outbox.put(head, out, end: nil, relayed: chunk.readableBytes) { schedule() }
             return true
         }
     }

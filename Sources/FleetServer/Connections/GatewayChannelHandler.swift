@@ -257,8 +257,7 @@ private struct ChannelBodyWriter: RelayingBodyWriter {
         let control = body.relayControl
         let (handler, loop) = (handler, loop)
         let relay = AnswerRelay(outbox: outbox, head: head.take(), tracker: tracker,
-                                schedule: { loop.execute { handler.value.writeOutbox() } }, cancel: cancel,
-                                released: { control.delivered($0) })
+                                schedule: { loop.execute { handler.value.writeOutbox() } }, cancel: cancel)
         outbox.startRelay(.init(resume: { control.resume() }, released: { control.delivered($0) }))
         body.relay(to: relay)
         let outcome = await withTaskCancellationHandler {

@@ -28,7 +28,7 @@ struct UpstreamBodyTests {
     }
 
     private static func offer(_ text: String, to handoff: UpstreamBody.Handoff) -> Bool {
-        Array(text.utf8).withUnsafeBytes { handoff.offer($0) }
+        Array(text.utf8).withUnsafeBytes { handoff.offered($0) } != .refused
     }
 
     @Test func chunksThatArriveBeforeTheWokenConsumerRunsGoOutAsOne() async throws {
