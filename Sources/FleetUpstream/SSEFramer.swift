@@ -75,17 +75,26 @@ public enum ModelFieldRewriter {
     private static let key = Array(#""model":""#.utf8)
 
     public static func rewrite(_ buffer: ByteBuffer, to name: String) -> ByteBuffer {
-        let name = Array(name.utf8)
+        rewrite(buffer, to: Array(name.utf8))
+    }
+
+    /// The same with the name's UTF-8 bytes, for a caller that rewrites many events to one name.
+    public static func rewrite(_ buffer: ByteBuffer, to name: [UInt8]) -> ByteBuffer {
         let rewritten: ByteBuffer? = buffer.withUnsafeReadableBytes { bytes in
             // Copied only from the first value that differs; an answer that already names the model is returned as
             // it is.
+            guard let base = bytes.baseAddress else { return nil }
             var output: ByteBuffer?
             var copied = 0
             var index = 0
             while let found = findBytes(key, in: bytes, from: index) {
                 let valueStart = found + key.count
-                guard let close = bytes[valueStart...].firstIndex(of: UInt8(ascii: "\"")) else { break }
-                if !bytes[valueStart..<close].elementsEqual(name) {
+                guard valueStart < bytes.count,
+                      let quote = memchr(base + valueStart, Int32(UInt8(ascii: "\"")), bytes.count - valueStart) else { break }
+                let close = base.distance(to: UnsafeRawPointer(quote))
+                let same = close - valueStart == name.count
+                    && (name.isEmpty || name.withUnsafeBytes { memcmp(base + valueStart, $0.baseAddress!, name.count) == 0 })
+                if !same {
                     if output == nil {
                         output = ByteBuffer()
                         output!.reserveCapacity(bytes.count + name.count)

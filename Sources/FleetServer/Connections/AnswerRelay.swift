@@ -65,9 +65,8 @@ final class AnswerRelay: UpstreamBodyRelay {
             if first { cancel() }
             return true
         case .open:
-            let now = ContinuousClock.now
             let (head, out): (HTTPResponse?, ByteBuffer?) = state.withLock { state in
-                let out = state.tracker.pass(chunk, at: now)
+                let out = state.tracker.pass(chunk, at: .now)
                 return (out == nil ? nil : state.head.take(), out)
             }
             if outbox.put(head, out, end: nil, relayed: chunk.readableBytes) { schedule() }

@@ -8,6 +8,8 @@ import FleetUpstream
 /// thread relays (`AnswerRelay`).
 struct AnswerTracker: Sendable {
     let rename: String?
+    /// `rename`'s UTF-8 bytes, made once for all the answer's events.
+    private let renameBytes: [UInt8]
     let streaming: Bool
     /// When the first chunk came.
     private(set) var firstChunkAt: ContinuousClock.Instant?
@@ -20,24 +22,25 @@ struct AnswerTracker: Sendable {
 
     init(rename: String?, streaming: Bool) {
         self.rename = rename
+        self.renameBytes = rename.map { Array($0.utf8) } ?? []
         self.streaming = streaming
     }
 
-    /// Takes `chunk`; returns what of it goes to the client now.
-    mutating func pass(_ chunk: ByteBuffer, at now: ContinuousClock.Instant) -> ByteBuffer? {
+    /// Takes `chunk`; returns what of it goes to the client now. The clock is read for the first chunk only.
+    mutating func pass(_ chunk: ByteBuffer, at now: @autoclosure () -> ContinuousClock.Instant) -> ByteBuffer? {
         if firstChunkAt == nil {
-            firstChunkAt = now
+            firstChunkAt = now()
             head = chunk
         }
         if tail.count == 2 { tail.removeFirst() }
         tail.append(chunk)
-        guard let rename else {
+        guard rename != nil else {
             if streaming { atEventBoundary = Self.endsEvent(chunk) }
             return chunk
         }
         if streaming {
             // The events this chunk completes, renamed, in one write.
-            return framer.feedWhole(chunk).map { ModelFieldRewriter.rewrite($0, to: rename) }
+            return framer.feedWhole(chunk).map { ModelFieldRewriter.rewrite($0, to: renameBytes) }
         }
         var chunk = chunk
         whole.writeBuffer(&chunk)
@@ -46,10 +49,10 @@ struct AnswerTracker: Sendable {
 
     /// What goes to the client after the last chunk (a renamed answer's rest).
     mutating func rest() -> [ByteBuffer] {
-        guard let rename else { return [] }
+        guard rename != nil else { return [] }
         var rest: [ByteBuffer] = []
         if let events = framer.flush() { rest.append(events) }
-        if whole.readableBytes > 0 { rest.append(ModelFieldRewriter.rewrite(whole, to: rename)) }
+        if whole.readableBytes > 0 { rest.append(ModelFieldRewriter.rewrite(whole, to: renameBytes)) }
         return rest
     }
 

@@ -240,8 +240,7 @@ struct Forwarder: Sendable {
                     while true {
                         let next: ByteBuffer? = if let first = pending.take() { first } else { try await chunks.next() }
                         guard let chunk = next else { break }
-                        let arrived = tracker.firstChunkAt == nil ? prefix.firstByte ?? .now : .now
-                        if let out = tracker.pass(chunk, at: arrived) { try await write(out, to: &writer, failed: &writeFailed) }
+                        if let out = tracker.pass(chunk, at: prefix.firstByte ?? .now) { try await write(out, to: &writer, failed: &writeFailed) }
                     }
                 } catch {
                     clientGone = writeFailed || !connection.isOpen

@@ -66,6 +66,29 @@ struct SSEFramingTests {
         #expect(String(buffer: ModelFieldRewriter.rewrite(mixed, to: "my-alias")) == #"{"model":"my-alias"}{"model":"my-alias"}{"model":"my-alias"}"#)
     }
 
+    @Test func aValueCutAtTheEndOrAnEmptyNameIsHandled() {
+        // The key with no closing quote after it: left as it is.
+        let cut = ByteBuffer(string: #"{"model":"gem"#)
+        #expect(ModelFieldRewriter.rewrite(cut, to: "x") == cut)
+        let bare = ByteBuffer(string: #"{"model":""#)
+        #expect(ModelFieldRewriter.rewrite(bare, to: "x") == bare)
+        #expect(String(buffer: ModelFieldRewriter.rewrite(ByteBuffer(string: #"{"model":"a"}"#), to: "")) == #"{"model":""}"#)
+        #expect(String(buffer: ModelFieldRewriter.rewrite(ByteBuffer(string: #"{"model":""}"#), to: [])) == #"{"model":""}"#)
+    }
+
+    @Test func bytesAreFoundAtTheStartTheEndAndNotPastIt() {
+        func find(_ needle: String, in text: String, from start: Int = 0) -> Int? {
+            Array(text.utf8).withUnsafeBytes { findBytes(Array(needle.utf8), in: $0, from: start) }
+        }
+        #expect(find("ab", in: "abxab") == 0)
+        #expect(find("ab", in: "abxab", from: 1) == 3)
+        #expect(find("ab", in: "xxa") == nil, "a first byte at the end is no match")
+        #expect(find("aab", in: "aaab") == 1, "a failed candidate moves one byte on")
+        #expect(find("abc", in: "ab") == nil)
+        #expect(find("b", in: "ab", from: 2) == nil)
+        #expect(find("", in: "ab", from: 1) == 1)
+    }
+
     @Test func headerNamesMatchInEitherCaseAndOnlyLetters() {
         #expect(headerNamesMatch("Content-Type", "content-type"))
         #expect(headerNamesMatch("X-FLEET-INSTANCE", "x-fleet-instance"))
