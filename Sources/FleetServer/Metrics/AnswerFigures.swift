@@ -1,3 +1,4 @@
+import Glibc
 import NIOCore
 import FleetCore
 
@@ -17,10 +18,12 @@ struct AnswerFigures: Equatable {
     var promptMsPerToken: Double?
 
     private static func key(_ name: String) -> [UInt8] { Array("\"\(name)\":".utf8) }
-    private static let completion = [key("completion_tokens"), key("predicted_n"), key("output_tokens")]
-    private static let cacheRead = key("cache_read_input_tokens"), inputTokens = key("input_tokens")
-    private static let cacheN = key("cache_n"), promptN = key("prompt_n"), promptMs = key("prompt_ms")
-    private static let cachedTokens = key("cached_tokens"), promptTokens = key("prompt_tokens")
+    /// Every key looked for, found in one pass (`KeyHits`); the indices below name them.
+    private static let keys = ["completion_tokens", "predicted_n", "output_tokens", "cache_read_input_tokens", "input_tokens",
+                               "cache_n", "prompt_n", "prompt_ms", "cached_tokens", "prompt_tokens"].map(key)
+    private static let completion = [0, 1, 2]
+    private static let cacheRead = 3, inputTokens = 4, cacheN = 5, promptN = 6, promptMs = 7, cachedTokens = 8,
+                       promptTokens = 9
 
     /// How much of the tail, and of the head, is looked at. llama-server writes its figures last (`usage` and
     /// `timings` close a plain answer; a stream's are in its last event and the usage chunk before it, a few
@@ -40,23 +43,24 @@ struct AnswerFigures: Equatable {
             bytes.append(contentsOf: view.dropFirst(max(0, skip)))
             skip = 0
         }
+        let hits = KeyHits(keys, in: bytes)
         var figures = AnswerFigures()
         var best: (position: Int, value: Int)?
         for key in completion {
-            guard let (position, value) = lastValue(of: key, in: bytes) else { continue }
-            if best == nil || position > best!.position { best = (position, value) }
+            guard let hit = hits[key] else { continue }
+            if best == nil || hit.position > best!.position { best = hit }
         }
         figures.completionTokens = best?.value
-        if let cached = lastValue(of: cacheN, in: bytes)?.1, let evaluated = lastValue(of: promptN, in: bytes)?.1 {
+        if let cached = hits[cacheN]?.value, let evaluated = hits[promptN]?.value {
             figures.promptCache = PromptCacheCounts(promptTokens: cached + evaluated, cachedTokens: cached)
-            if evaluated >= 16, let milliseconds = lastDecimal(of: promptMs, in: bytes) {
+            if evaluated >= 16, let at = hits[promptMs]?.position, let milliseconds = decimal(at: at + keys[promptMs].count, in: bytes) {
                 figures.promptMsPerToken = milliseconds / Double(evaluated)
             }
-        } else if let usage = anthropicUsage(tail: bytes, head: head),
-                  let cached = lastValue(of: cacheRead, in: usage)?.1, let uncached = lastValue(of: inputTokens, in: usage)?.1 {
+        } else if let usage = anthropicUsage(tail: hits, head: head),
+                  let cached = usage[cacheRead]?.value, let uncached = usage[inputTokens]?.value {
             figures.promptCache = PromptCacheCounts(promptTokens: uncached + cached, cachedTokens: cached)
-        } else if let cached = lastValue(of: cachedTokens, in: bytes)?.1,
-                  let prompt = lastValue(of: promptTokens, in: bytes)?.1 ?? lastValue(of: inputTokens, in: bytes)?.1 {
+        } else if let cached = hits[cachedTokens]?.value,
+                  let prompt = hits[promptTokens]?.value ?? hits[inputTokens]?.value {
             figures.promptCache = PromptCacheCounts(promptTokens: prompt, cachedTokens: min(cached, prompt))
         }
         return figures
@@ -64,17 +68,16 @@ struct AnswerFigures: Equatable {
 
     /// Where Anthropic's input usage is: at the end of a plain answer (the tail), in `message_start` (the head)
     /// of a stream. The head is looked at only when the tail has none.
-    private static func anthropicUsage(tail: [UInt8], head: ByteBuffer?) -> [UInt8]? {
-        if lastValue(of: cacheRead, in: tail) != nil { return tail }
+    private static func anthropicUsage(tail: KeyHits, head: ByteBuffer?) -> KeyHits? {
+        if tail[cacheRead] != nil { return tail }
         guard let head else { return nil }
-        let bytes = Array(head.readableBytesView.prefix(scanned))
-        return lastValue(of: cacheRead, in: bytes) != nil ? bytes : nil
+        let hits = KeyHits(keys, in: Array(head.readableBytesView.prefix(scanned)))
+        return hits[cacheRead] != nil ? hits : nil
     }
 
-    /// The decimal number (`41.09`) after the last occurrence of `key`.
-    private static func lastDecimal(of key: [UInt8], in bytes: [UInt8]) -> Double? {
-        guard let (start, _) = lastValue(of: key, in: bytes) else { return nil }
-        var index = start + key.count
+    /// The decimal number (`41.09`) at `start` (spaces allowed before it).
+    private static func decimal(at start: Int, in bytes: [UInt8]) -> Double? {
+        var index = start
         while index < bytes.count && bytes[index] == UInt8(ascii: " ") { index += 1 }
         var end = index
         while end < bytes.count, (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(bytes[end]) || bytes[end] == UInt8(ascii: ".")
@@ -83,26 +86,45 @@ struct AnswerFigures: Equatable {
         }
         return Double(String(decoding: bytes[index..<end], as: UTF8.self))
     }
+}
 
-    /// The number after the last occurrence of `key` (spaces allowed before it).
-    private static func lastValue(of key: [UInt8], in bytes: [UInt8]) -> (Int, Int)? {
-        guard bytes.count >= key.count else { return nil }
-        var start = bytes.count - key.count
-        while start >= 0 {
-            if bytes[start] == key[0] && bytes[start..<start + key.count].elementsEqual(key) {
-                var index = start + key.count
-                while index < bytes.count && bytes[index] == UInt8(ascii: " ") { index += 1 }
-                var value = 0
-                var digits = 0
-                while index < bytes.count, (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(bytes[index]), digits < 12 {
-                    value = value * 10 + Int(bytes[index] - UInt8(ascii: "0"))
-                    index += 1
-                    digits += 1
+/// Where each of some JSON keys (`"name":`, each starting with a quote) last occurs followed by a number, and that
+/// number: one pass from quote to quote (`memchr`) instead of one backward search per key, since an answer's
+/// figures are looked for on every request.
+private struct KeyHits {
+    private var hits: [(position: Int, value: Int)?]
+
+    init(_ keys: [[UInt8]], in bytes: [UInt8]) {
+        var hits = [(position: Int, value: Int)?](repeating: nil, count: keys.count)
+        bytes.withUnsafeBytes { raw in
+            guard let base = raw.baseAddress else { return }
+            var index = 0
+            while index < raw.count, let found = memchr(base + index, Int32(UInt8(ascii: "\"")), raw.count - index) {
+                index = base.distance(to: UnsafeRawPointer(found))
+                for (k, key) in keys.enumerated() where index + key.count <= raw.count && raw[index + 1] == key[1]
+                    && key.withUnsafeBytes({ memcmp(base + index, $0.baseAddress!, key.count) }) == 0 {
+                    if let value = Self.number(at: index + key.count, in: raw) { hits[k] = (index, value) }
+                    break
                 }
-                if digits > 0 { return (start, value) }
+                index += 1
             }
-            start -= 1
         }
-        return nil
+        self.hits = hits
+    }
+
+    subscript(key: Int) -> (position: Int, value: Int)? { hits[key] }
+
+    /// The whole number at `start` (spaces allowed before it; at most 12 digits), or nil when none is there.
+    private static func number(at start: Int, in bytes: UnsafeRawBufferPointer) -> Int? {
+        var index = start
+        while index < bytes.count && bytes[index] == UInt8(ascii: " ") { index += 1 }
+        var value = 0
+        var digits = 0
+        while index < bytes.count, (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(bytes[index]), digits < 12 {
+            value = value * 10 + Int(bytes[index] - UInt8(ascii: "0"))
+            index += 1
+            digits += 1
+        }
+        return digits > 0 ? value : nil
     }
 }

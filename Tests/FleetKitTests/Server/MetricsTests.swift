@@ -110,6 +110,9 @@ struct MetricsTests {
         let second = ByteBuffer(string: #"ted_n": 42,"predicted_ms":1}}"# + "\n\ndata: [DONE]\n\n")
         #expect(AnswerFigures.scan([first, second]).completionTokens == 42)
         #expect(AnswerFigures.scan([ByteBuffer(string: #"{"error":"boom"}"#)]) == AnswerFigures())
+        // A key with no number after it does not hide the last one that has one; a key cut at the end is no key.
+        let nulls = ByteBuffer(string: #"{"usage":{"completion_tokens":6}}{"usage":{"completion_tokens":null}}{"completion_tok"#)
+        #expect(AnswerFigures.scan([nulls]).completionTokens == 6)
     }
 
     @Test func aTailOfManyEventsIsReadOnlyAtItsEnd() {
