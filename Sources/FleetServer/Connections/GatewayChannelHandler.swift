@@ -52,6 +52,8 @@ final class GatewayChannelHandler: ChannelDuplexHandler, RemovableChannelHandler
     private var readHeld = false
     /// What the answer's task hands to the loop.
     private let outbox = AnswerOutbox()
+    /// How the answer asks the loop to write what is in the outbox: with the loop's other connections.
+    private var writes: LoopWrites?
 
     init(serving: GatewayServing) {
         self.serving = serving
@@ -59,6 +61,7 @@ final class GatewayChannelHandler: ChannelDuplexHandler, RemovableChannelHandler
 
     func handlerAdded(context: ChannelHandlerContext) {
         self.context = context
+        writes = serving.loopWrites.writes(for: context.eventLoop)
         outbox.set(writable: context.channel.isWritable)
     }
 
@@ -129,6 +132,7 @@ final class GatewayChannelHandler: ChannelDuplexHandler, RemovableChannelHandler
         let loop = context.eventLoop
         let outbox = outbox
         let serving = serving
+        let writes = writes ?? serving.loopWrites.writes(for: loop)
         let source = ApplicationRequestContextSource(channel: context.channel, logger: serving.logger)
         Task {
             let response = await serving.respond(to: request, route: route, context: FleetRequestContext(source: source))
@@ -136,7 +140,7 @@ final class GatewayChannelHandler: ChannelDuplexHandler, RemovableChannelHandler
             var head = response.head
             head.headerFields[.date] = HTTPDate.now()
             head.headerFields[.server] = "fleet"
-            let writer = ChannelBodyWriter(handler: bound, loop: loop, outbox: outbox, head: head,
+            let writer = ChannelBodyWriter(handler: bound, writes: writes, outbox: outbox, head: head,
                                            length: response.body.contentLength)
             do {
                 try await response.body.write(writer)
@@ -171,7 +175,7 @@ final class GatewayChannelHandler: ChannelDuplexHandler, RemovableChannelHandler
     }
 
     /// Writes what the answer's task put in the outbox, flushed once; nothing once the channel has closed.
-    fileprivate func writeOutbox() {
+    func writeOutbox() {
         let parts = outbox.take()
         guard let context, context.channel.isActive, !parts.isEmpty else { return }
         for part in parts { context.write(wrapOutboundOut(part), promise: nil) }
@@ -214,7 +218,7 @@ final class GatewayChannelHandler: ChannelDuplexHandler, RemovableChannelHandler
 /// read (`AnswerOutbox`). A stream can instead come straight from the curl thread (`relay`).
 private struct ChannelBodyWriter: RelayingBodyWriter {
     let handler: NIOLoopBound<GatewayChannelHandler>
-    let loop: any EventLoop
+    let writes: LoopWrites
     let outbox: AnswerOutbox
     var head: HTTPResponse?
     let length: Int?
@@ -222,10 +226,10 @@ private struct ChannelBodyWriter: RelayingBodyWriter {
     /// The part that completes the declared length, sent with the end.
     var last: ByteBuffer?
 
-    init(handler: NIOLoopBound<GatewayChannelHandler>, loop: any EventLoop, outbox: AnswerOutbox, head: HTTPResponse,
+    init(handler: NIOLoopBound<GatewayChannelHandler>, writes: LoopWrites, outbox: AnswerOutbox, head: HTTPResponse,
          length: Int?) {
         self.handler = handler
-        self.loop = loop
+        self.writes = writes
         self.outbox = outbox
         self.head = head
         self.length = length
@@ -255,9 +259,9 @@ private struct ChannelBodyWriter: RelayingBodyWriter {
     mutating func relay(_ body: UpstreamBody, tracker: AnswerTracker, cancel: @escaping @Sendable () -> Void) async
         -> AnswerRelay.Outcome {
         let control = body.relayControl
-        let (handler, loop) = (handler, loop)
+        let (handler, writes) = (handler, writes)
         let relay = AnswerRelay(outbox: outbox, head: head.take(), tracker: tracker,
-                                schedule: { loop.execute { handler.value.writeOutbox() } }, cancel: cancel)
+                                schedule: { writes.schedule(handler) }, cancel: cancel)
         outbox.startRelay(.init(resume: { control.resume() }, released: { control.delivered($0) }))
         body.relay(to: relay)
         let outcome = await withTaskCancellationHandler {
@@ -271,7 +275,6 @@ private struct ChannelBodyWriter: RelayingBodyWriter {
 
     private func send(_ head: HTTPResponse?, _ body: ByteBuffer?, end: HTTPFields??) {
         guard outbox.put(head, body, end: end) else { return }
-        let handler = handler
-        loop.execute { handler.value.writeOutbox() }
+        writes.schedule(handler)
     }
 }

@@ -15,6 +15,8 @@ final class GatewayServing: Sendable {
     let table: [Substring: GatewayRoute]
     let maxBodySize: Int
     let logger: Logger
+    /// Each event loop's answers to write, gathered (`LoopWrites`).
+    let loopWrites = LoopWritesByLoop()
 
     init(browserGuard: BrowserGuard<FleetRequestContext>, keyCheck: APIKeyMiddleware<FleetRequestContext>,
          routes: GatewayRoutes, maxBodySize: Int, logger: Logger) {
