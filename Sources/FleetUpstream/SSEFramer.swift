@@ -87,7 +87,7 @@ public enum ModelFieldRewriter {
             var output: ByteBuffer?
             var copied = 0
             var index = 0
-            while let found = findBytes(key, in: bytes, from: index) {
+            while let found = findBytes(key, in: bytes, from: index, anchor: 1) {
                 let valueStart = found + key.count
                 guard valueStart < bytes.count,
                       let quote = memchr(base + valueStart, Int32(UInt8(ascii: "\"")), bytes.count - valueStart) else { break }

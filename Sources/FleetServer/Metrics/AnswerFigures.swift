@@ -88,9 +88,9 @@ struct AnswerFigures: Equatable {
     }
 }
 
-/// Where each of some JSON keys (`"name":`, each starting with a quote) last occurs followed by a number, and that
-/// number: one pass from quote to quote (`memchr`) instead of one backward search per key, since an answer's
-/// figures are looked for on every request.
+/// Where each of some JSON keys (`"name":`) last occurs followed by a number, and that number: one pass from
+/// colon to colon (`memchr`), a key's name compared only where a number follows it, instead of one backward
+/// search per key: an answer's figures are looked for on every request.
 private struct KeyHits {
     private var hits: [(position: Int, value: Int)?]
 
@@ -99,19 +99,24 @@ private struct KeyHits {
         bytes.withUnsafeBytes { raw in
             guard let base = raw.baseAddress else { return }
             var index = 0
-            while index < raw.count, let found = memchr(base + index, Int32(UInt8(ascii: "\"")), raw.count - index) {
-                index = base.distance(to: UnsafeRawPointer(found))
-                for (k, key) in keys.enumerated() where index + key.count <= raw.count && raw[index + 1] == key[1]
-                    && key.withUnsafeBytes({ memcmp(base + index, $0.baseAddress!, key.count) }) == 0 {
-                    if let value = Self.number(at: index + key.count, in: raw) { hits[k] = (index, value) }
+            while index < raw.count, let found = memchr(base + index, Int32(UInt8(ascii: ":")), raw.count - index) {
+                let colon = base.distance(to: UnsafeRawPointer(found))
+                index = colon + 1
+                guard colon >= 2, raw[colon - 1] == UInt8(ascii: "\""), let value = Self.number(at: colon + 1, in: raw) else { continue }
+                // The key's opening quote.
+                var start = colon - 2
+                while start >= 0, raw[start] != UInt8(ascii: "\"") { start -= 1 }
+                guard start >= 0 else { continue }
+                let length = colon + 1 - start
+                for k in keys.indices where keys[k].count == length
+                    && keys[k].withUnsafeBytes({ memcmp(base + start, $0.baseAddress!, length) }) == 0 {
+                    hits[k] = (start, value)
                     break
                 }
-                index += 1
             }
         }
         self.hits = hits
     }
-
     subscript(key: Int) -> (position: Int, value: Int)? { hits[key] }
 
     /// The whole number at `start` (spaces allowed before it; at most 12 digits), or nil when none is there.

@@ -113,6 +113,9 @@ struct MetricsTests {
         // A key with no number after it does not hide the last one that has one; a key cut at the end is no key.
         let nulls = ByteBuffer(string: #"{"usage":{"completion_tokens":6}}{"usage":{"completion_tokens":null}}{"completion_tok"#)
         #expect(AnswerFigures.scan([nulls]).completionTokens == 6)
+        // A longer key that ends like one looked for is not it.
+        let suffixed = ByteBuffer(string: #"{"completion_tokens":5,"not_completion_tokens":9,"xpredicted_n":7}"#)
+        #expect(AnswerFigures.scan([suffixed]).completionTokens == 5)
     }
 
     @Test func aTailOfManyEventsIsReadOnlyAtItsEnd() {

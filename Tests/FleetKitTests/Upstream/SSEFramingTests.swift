@@ -77,8 +77,8 @@ struct SSEFramingTests {
     }
 
     @Test func bytesAreFoundAtTheStartTheEndAndNotPastIt() {
-        func find(_ needle: String, in text: String, from start: Int = 0) -> Int? {
-            Array(text.utf8).withUnsafeBytes { findBytes(Array(needle.utf8), in: $0, from: start) }
+        func find(_ needle: String, in text: String, from start: Int = 0, anchor: Int = 0) -> Int? {
+            Array(text.utf8).withUnsafeBytes { findBytes(Array(needle.utf8), in: $0, from: start, anchor: anchor) }
         }
         #expect(find("ab", in: "abxab") == 0)
         #expect(find("ab", in: "abxab", from: 1) == 3)
@@ -87,6 +87,11 @@ struct SSEFramingTests {
         #expect(find("abc", in: "ab") == nil)
         #expect(find("b", in: "ab", from: 2) == nil)
         #expect(find("", in: "ab", from: 1) == 1)
+        // Anchored on a later byte of the needle: the same places.
+        #expect(find(#""m":"#, in: #"{"a":"m","m":1}"#, anchor: 1) == 9)
+        #expect(find(#""m":""#, in: #"{"m":"x"}"#, anchor: 1) == 1)
+        #expect(find("abc", in: "xbcabc", anchor: 2) == 3)
+        #expect(find("abc", in: "abc", from: 1, anchor: 2) == nil)
     }
 
     @Test func headerNamesMatchInEitherCaseAndOnlyLetters() {
