@@ -40,10 +40,13 @@ final class CurlEventLoop: Sendable {
     /// The epoll descriptor the loop waits on (handed to its `CurlSocketWatch`).
     private let epoll: Int32
     private let inbox = Mutex(Inbox())
-    /// How long the loop waits after a pass that relayed streams' bytes, from `lingerFrom` transfers on: at most
-    /// this much is added to a token under load. 100 µs and 300 µs were measured; 300 µs read and woke least.
-    private static let linger: UInt32 = 300
-    private static let lingerFrom = 8
+    /// How long the loop lingers after a pass that relayed streams' bytes, from `lingerFrom` transfers on and
+    /// while every transfer in flight is a stream (`UpstreamRequest.batched`): at most this much is added to a
+    /// token under load, and the next read of each stream takes what came meanwhile in one go. A command (a new
+    /// request) ends the lingering at once. From 0.3 to 3 ms were measured; 2 ms was the least CPU per stream
+    /// before 3 ms gained little more (docs/benchmarks.md, ninth pass).
+    static let lingerMilliseconds: Int32 = 2
+    static let lingerFrom = 8
     private let finished = Mutex<CheckedContinuation<Void, Never>?>(nil)
     private let started = Atomic<Bool>(false)
     private let lastID = Atomic<UInt64>(0)
@@ -195,6 +198,7 @@ final class CurlEventLoop: Sendable {
         var lastAdded: UInt64 = 0
         var lastDeadlineScan = ContinuousClock.now
         var watched = 0  // transfers with a deadline
+        var unbatched = 0  // transfers that are not `batched` streams
         let handles = CurlEasyHandles()
         let relayFlushes = CurlRelayFlushes()
         // The sockets epoll reported in the last wait, with their `CURL_CSELECT_*` bits.
@@ -206,6 +210,7 @@ final class CurlEventLoop: Sendable {
             guard let transfer = transfers.removeValue(forKey: id) else { return nil }
             counters.opened(-1)
             if transfer.hasDeadline { watched -= 1 }
+            if !transfer.batched { unbatched -= 1 }
             byHandle[transfer.easy] = nil
             curl_multi_remove_handle(multi.pointer, transfer.easy)
             return transfer
@@ -237,6 +242,7 @@ final class CurlEventLoop: Sendable {
                         transfers[id] = transfer
                         counters.opened(1)
                         if transfer.hasDeadline { watched += 1 }
+                        if !transfer.batched { unbatched += 1 }
                         byHandle[transfer.easy] = id
                         curl_multi_add_handle(multi.pointer, transfer.easy)
                     } catch {
@@ -293,9 +299,10 @@ final class CurlEventLoop: Sendable {
                 return inbox.sleeping
             }
             // Under load, streams' next tokens are let gather before the next read: a loop this quick otherwise
-            // reads each token as it comes and wakes its connection's loop for it (docs/benchmarks.md, eighth pass).
-            if relayed > 0, transfers.count >= Self.lingerFrom {
-                usleep(Self.linger)
+            // reads each token as it comes and wakes its connection's loop for it (docs/benchmarks.md, eighth and
+            // ninth passes). Only while nobody waits for a whole answer, and a command ends it.
+            if Self.lingers(relayed: relayed, transfers: transfers.count, unbatched: unbatched, commandsQueued: !idle) {
+                Self.linger(watching: wakeup)
             }
             watch.wait(atMost: idle ? wait : .zero) { descriptor, bits in
                 if descriptor == wakeup {
@@ -316,5 +323,19 @@ final class CurlEventLoop: Sendable {
             continuation?.resume()
             continuation = nil
         }
+    }
+}
+
+extension CurlEventLoop {
+    /// Whether the loop lingers after a pass: it relayed streams' bytes, `lingerFrom` transfers or more are in
+    /// flight, every one of them a `batched` stream, and no command waits.
+    static func lingers(relayed: Int, transfers: Int, unbatched: Int, commandsQueued: Bool) -> Bool {
+        relayed > 0 && transfers >= lingerFrom && unbatched == 0 && !commandsQueued
+    }
+
+    /// Waits `lingerMilliseconds`, or until `wakeup` is written (a command came; the wait after reads it).
+    private static func linger(watching wakeup: Int32) {
+        var descriptor = pollfd(fd: wakeup, events: Int16(POLLIN), revents: 0)
+        _ = poll(&descriptor, 1, lingerMilliseconds)
     }
 }

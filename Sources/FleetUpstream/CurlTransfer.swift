@@ -43,6 +43,9 @@ final class CurlTransfer {
     /// The consumer's window is full: curl holds the transfer until the consumer takes some.
     private(set) var paused = false
 
+    /// A stream that tolerates the loop's lingering (`UpstreamRequest.batched`).
+    let batched: Bool
+
     /// Whether the loop must look at this transfer's clock.
     var hasDeadline: Bool { idleTimeout != nil || firstByteTimeout != nil }
 
@@ -63,6 +66,7 @@ final class CurlTransfer {
         self.firstByteTimeout = request.firstByteTimeout
         self.headWaitsForBody = request.headWaitsForBody || request.headWaitsForEnd
         self.headWaitsForEnd = request.headWaitsForEnd
+        self.batched = request.batched
         self.deliverHead = sink.head
         self.handoff = sink.body.handoff
         self.cancel = sink.cancel

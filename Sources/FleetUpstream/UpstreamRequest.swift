@@ -30,6 +30,11 @@ public struct UpstreamRequest: Sendable {
     /// curl's receive buffer (`CURLOPT_BUFFERSIZE`): the most one read takes from the socket. Every transfer in
     /// flight holds one, so a stream, which lives long and whose events are small, takes `streamReceiveBuffer`.
     public var receiveBuffer = UpstreamRequest.defaultReceiveBuffer
+    /// A stream whose events may reach their consumer up to `CurlEventLoop.linger` later under load, gathered
+    /// with the events that come meanwhile: while every transfer in flight is one, the curl loop lets bytes
+    /// accumulate before it reads again. False for an answer someone waits for whole (a plain completion, a
+    /// probe): while one is in flight, the loop never lingers.
+    public var batched = false
 
     /// 16 KiB: an answer of 1 MB (an embeddings batch) is read in 64 reads.
     public static let defaultReceiveBuffer = 16 * 1024
@@ -39,7 +44,8 @@ public struct UpstreamRequest: Sendable {
     public init(method: String = "GET", url: String, headers: [(name: String, value: String)] = [],
                 body: ByteBuffer? = nil, connectTimeout: Duration = .seconds(5), totalTimeout: Duration? = nil,
                 idleTimeout: Duration? = nil, firstByteTimeout: Duration? = nil, headWaitsForBody: Bool = false,
-                headWaitsForEnd: Bool = false, receiveBuffer: Int = UpstreamRequest.defaultReceiveBuffer) {
+                headWaitsForEnd: Bool = false, receiveBuffer: Int = UpstreamRequest.defaultReceiveBuffer,
+                batched: Bool = false) {
         self.method = method
         self.url = url
         self.headers = headers
@@ -51,6 +57,7 @@ public struct UpstreamRequest: Sendable {
         self.headWaitsForBody = headWaitsForBody
         self.headWaitsForEnd = headWaitsForEnd
         self.receiveBuffer = receiveBuffer
+        self.batched = batched
     }
 
     public init(method: String = "GET", url: String, headers: [(name: String, value: String)] = [],

@@ -129,7 +129,8 @@ struct Forwarder: Sendable {
             // Committed to this instance only once a byte of its answer is there: an instance that dies after its
             // head (a kill during prompt processing) is failed over like one that never answered.
             headWaitsForBody: true, headWaitsForEnd: !request.stream,
-            receiveBuffer: request.stream ? UpstreamRequest.streamReceiveBuffer : UpstreamRequest.defaultReceiveBuffer)
+            receiveBuffer: request.stream ? UpstreamRequest.streamReceiveBuffer : UpstreamRequest.defaultReceiveBuffer,
+            batched: request.stream)
     }
 
     /// What the client gets when its model's pool refused the request (anything but `exhausted`).

@@ -6,6 +6,16 @@ import Testing
 
 @Suite("upstream client (libcurl)", .timeLimit(.minutes(1)))
 struct UpstreamClientTests {
+    @Test func theLoopLingersOnlyUnderManyStreamsWithNobodyWaitingForAWholeAnswer() {
+        #expect(CurlEventLoop.lingers(relayed: 3, transfers: 64, unbatched: 0, commandsQueued: false))
+        #expect(!CurlEventLoop.lingers(relayed: 0, transfers: 64, unbatched: 0, commandsQueued: false), "nothing was relayed")
+        #expect(!CurlEventLoop.lingers(relayed: 3, transfers: CurlEventLoop.lingerFrom - 1, unbatched: 0, commandsQueued: false),
+                "too few transfers: each token goes at once")
+        #expect(!CurlEventLoop.lingers(relayed: 3, transfers: 64, unbatched: 1, commandsQueued: false),
+                "a plain answer (or a probe) is in flight")
+        #expect(!CurlEventLoop.lingers(relayed: 3, transfers: 64, unbatched: 0, commandsQueued: true), "a command waits")
+    }
+
     @Test func fetchesFromAServerAndReportsStatusAndHeaders() async throws {
         // Tokens 500 ms apart: each is written alone, so the body arrives in pieces (what waits when the
         // consumer asks is handed over as one, so a consumer held back long gets several at once; under the whole
