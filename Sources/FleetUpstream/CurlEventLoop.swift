@@ -43,8 +43,8 @@ final class CurlEventLoop: Sendable {
     /// How long the loop lingers after a pass that relayed streams' bytes, from `lingerFrom` transfers on and
     /// while every transfer in flight is a stream (`UpstreamRequest.batched`): at most this much is added to a
     /// token under load, and the next read of each stream takes what came meanwhile in one go. A command (a new
-    /// request) ends the lingering at once. From 0.3 to 3 ms were measured; 2 ms was the least CPU per stream
-    /// before 3 ms gained little more (docs/benchmarks.md, ninth pass).
+    /// request) ends the lingering at once. From 0.3 to 3 ms were measured; 2 ms was kept, as 3 ms saved little more
+    /// and adds more to a token (docs/benchmarks.md, ninth pass).
     static let lingerMilliseconds: Int32 = 2
     static let lingerFrom = 8
     private let finished = Mutex<CheckedContinuation<Void, Never>?>(nil)

@@ -30,7 +30,8 @@ public struct UpstreamRequest: Sendable {
     /// curl's receive buffer (`CURLOPT_BUFFERSIZE`): the most one read takes from the socket. Every transfer in
     /// flight holds one, so a stream, which lives long and whose events are small, takes `streamReceiveBuffer`.
     public var receiveBuffer = UpstreamRequest.defaultReceiveBuffer
-    /// A stream whose events may reach their consumer up to `CurlEventLoop.linger` later under load, gathered
+    /// A stream whose events may reach their consumer up to `CurlEventLoop.lingerMilliseconds` (2 ms) later under
+    /// load, gathered
     /// with the events that come meanwhile: while every transfer in flight is one, the curl loop lets bytes
     /// accumulate before it reads again. False for an answer someone waits for whole (a plain completion, a
     /// probe): while one is in flight, the loop never lingers.

@@ -117,6 +117,7 @@ private struct KeyHits {
         }
         self.hits = hits
     }
+
     subscript(key: Int) -> (position: Int, value: Int)? { hits[key] }
 
     /// The whole number at `start` (spaces allowed before it; at most 12 digits), or nil when none is there.
