@@ -31,10 +31,9 @@ public struct UpstreamRequest: Sendable {
     /// flight holds one, so a stream, which lives long and whose events are small, takes `streamReceiveBuffer`.
     public var receiveBuffer = UpstreamRequest.defaultReceiveBuffer
     /// A stream whose events may reach their consumer up to `CurlEventLoop.lingerMilliseconds` (2 ms) later under
-    /// load, gathered
-    /// with the events that come meanwhile: while every transfer in flight is one, the curl loop lets bytes
-    /// accumulate before it reads again. False for an answer someone waits for whole (a plain completion, a
-    /// probe): while one is in flight, the loop never lingers.
+    /// load, gathered with the events that come meanwhile: while every transfer in flight is one, the curl loop
+    /// lets bytes accumulate before it reads again. False for an answer someone waits for whole (a plain
+    /// completion, a probe): while one is in flight, the loop never lingers.
     public var batched = false
 
     /// 16 KiB: an answer of 1 MB (an embeddings batch) is read in 64 reads.
