@@ -46,6 +46,10 @@ final class CurlEventLoop: Sendable {
     /// request) ends the lingering at once. From 0.3 to 3 ms were measured; 2 ms was kept, as 3 ms saved little more
     /// and adds more to a token (docs/benchmarks.md, ninth pass).
     static let lingerMilliseconds: Int32 = 2
+    /// How long it lingers instead while a plain answer (not `batched`) is in flight beside the streams: short, so
+    /// that answer waits little, but long enough that the streams' tokens still gather (without it, plain requests
+    /// beside 4 streams had a 50 % higher p99: the streams' reads and wake-ups took the CPU).
+    static let briefLingerMicroseconds: UInt32 = 300
     static let lingerFrom = 8
     private let finished = Mutex<CheckedContinuation<Void, Never>?>(nil)
     private let started = Atomic<Bool>(false)
@@ -301,8 +305,10 @@ final class CurlEventLoop: Sendable {
             // Under load, streams' next tokens are let gather before the next read: a loop this quick otherwise
             // reads each token as it comes and wakes its connection's loop for it (docs/benchmarks.md, eighth and
             // ninth passes). Only while nobody waits for a whole answer, and a command ends it.
-            if Self.lingers(relayed: relayed, transfers: transfers.count, unbatched: unbatched, commandsQueued: !idle) {
-                Self.linger(watching: wakeup)
+            switch Self.linger(relayed: relayed, transfers: transfers.count, unbatched: unbatched, commandsQueued: !idle) {
+            case .streams: Self.linger(watching: wakeup)
+            case .brief: usleep(Self.briefLingerMicroseconds)
+            case nil: break
             }
             watch.wait(atMost: idle ? wait : .zero) { descriptor, bits in
                 if descriptor == wakeup {
@@ -327,10 +333,18 @@ final class CurlEventLoop: Sendable {
 }
 
 extension CurlEventLoop {
-    /// Whether the loop lingers after a pass: it relayed streams' bytes, `lingerFrom` transfers or more are in
-    /// flight, every one of them a `batched` stream, and no command waits.
-    static func lingers(relayed: Int, transfers: Int, unbatched: Int, commandsQueued: Bool) -> Bool {
-        relayed > 0 && transfers >= lingerFrom && unbatched == 0 && !commandsQueued
+    enum Linger: Equatable {
+        /// Every transfer is a stream: `lingerMilliseconds`, ended by a command.
+        case streams
+        /// A plain answer is in flight too: `briefLingerMicroseconds`.
+        case brief
+    }
+
+    /// How the loop lingers after a pass, if at all: only when it relayed streams' bytes, `lingerFrom` transfers
+    /// or more are in flight and no command waits; long when every transfer is a `batched` stream, else brief.
+    static func linger(relayed: Int, transfers: Int, unbatched: Int, commandsQueued: Bool) -> Linger? {
+        guard relayed > 0, transfers >= lingerFrom, !commandsQueued else { return nil }
+        return unbatched == 0 ? .streams : .brief
     }
 
     /// Waits `lingerMilliseconds`, or until `wakeup` is written (a command came; the wait after reads it).

@@ -6,14 +6,15 @@ import Testing
 
 @Suite("upstream client (libcurl)", .timeLimit(.minutes(1)))
 struct UpstreamClientTests {
-    @Test func theLoopLingersOnlyUnderManyStreamsWithNobodyWaitingForAWholeAnswer() {
-        #expect(CurlEventLoop.lingers(relayed: 3, transfers: 64, unbatched: 0, commandsQueued: false))
-        #expect(!CurlEventLoop.lingers(relayed: 0, transfers: 64, unbatched: 0, commandsQueued: false), "nothing was relayed")
-        #expect(!CurlEventLoop.lingers(relayed: 3, transfers: CurlEventLoop.lingerFrom - 1, unbatched: 0, commandsQueued: false),
-                "too few transfers: each token goes at once")
-        #expect(!CurlEventLoop.lingers(relayed: 3, transfers: 64, unbatched: 1, commandsQueued: false),
+    @Test func theLoopLingersUnderManyStreamsAndOnlyBrieflyWhileAPlainAnswerIsInFlight() {
+        #expect(CurlEventLoop.linger(relayed: 3, transfers: 64, unbatched: 0, commandsQueued: false) == .streams)
+        #expect(CurlEventLoop.linger(relayed: 3, transfers: 64, unbatched: 1, commandsQueued: false) == .brief,
                 "a plain answer (or a probe) is in flight")
-        #expect(!CurlEventLoop.lingers(relayed: 3, transfers: 64, unbatched: 0, commandsQueued: true), "a command waits")
+        #expect(CurlEventLoop.linger(relayed: 0, transfers: 64, unbatched: 0, commandsQueued: false) == nil, "nothing was relayed")
+        #expect(CurlEventLoop.linger(relayed: 3, transfers: CurlEventLoop.lingerFrom - 1, unbatched: 0, commandsQueued: false) == nil,
+                "too few transfers: each token goes at once")
+        #expect(CurlEventLoop.linger(relayed: 3, transfers: 64, unbatched: 0, commandsQueued: true) == nil, "a command waits")
+        #expect(CurlEventLoop.linger(relayed: 3, transfers: 64, unbatched: 1, commandsQueued: true) == nil, "a command waits")
     }
 
     @Test func fetchesFromAServerAndReportsStatusAndHeaders() async throws {
