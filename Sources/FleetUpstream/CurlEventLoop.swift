@@ -304,7 +304,7 @@ final class CurlEventLoop: Sendable {
             }
             // Under load, streams' next tokens are let gather before the next read: a loop this quick otherwise
             // reads each token as it comes and wakes its connection's loop for it (docs/benchmarks.md, eighth and
-            // ninth passes). Only while nobody waits for a whole answer, and a command ends it.
+            // ninth passes). Long while only streams are in flight (a command ends it), brief beside a plain answer.
             switch Self.linger(relayed: relayed, transfers: transfers.count, unbatched: unbatched, commandsQueued: !idle) {
             case .streams: Self.linger(watching: wakeup)
             case .brief: usleep(Self.briefLingerMicroseconds)

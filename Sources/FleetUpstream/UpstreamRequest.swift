@@ -33,7 +33,7 @@ public struct UpstreamRequest: Sendable {
     /// A stream whose events may reach their consumer up to `CurlEventLoop.lingerMilliseconds` (2 ms) later under
     /// load, gathered with the events that come meanwhile: while every transfer in flight is one, the curl loop
     /// lets bytes accumulate before it reads again. False for an answer someone waits for whole (a plain
-    /// completion, a probe): while one is in flight, the loop never lingers.
+    /// completion, a probe): while one is in flight, the loop lingers only briefly.
     public var batched = false
 
     /// 16 KiB: an answer of 1 MB (an embeddings batch) is read in 64 reads.
