@@ -305,10 +305,8 @@ final class CurlEventLoop: Sendable {
             // Under load, streams' next tokens are let gather before the next read: a loop this quick otherwise
             // reads each token as it comes and wakes its connection's loop for it (docs/benchmarks.md, eighth and
             // ninth passes). Long while only streams are in flight (a command ends it), brief beside a plain answer.
-            switch Self.linger(relayed: relayed, transfers: transfers.count, unbatched: unbatched, commandsQueued: !idle) {
-            case .streams: Self.linger(watching: wakeup)
-            case .brief: usleep(Self.briefLingerMicroseconds)
-            case nil: break
+            if let linger = Self.linger(relayed: relayed, transfers: transfers.count, unbatched: unbatched, commandsQueued: !idle) {
+                Self.wait(linger, watching: wakeup)
             }
             watch.wait(atMost: idle ? wait : .zero) { descriptor, bits in
                 if descriptor == wakeup {
@@ -347,9 +345,15 @@ extension CurlEventLoop {
         return unbatched == 0 ? .streams : .brief
     }
 
-    /// Waits `lingerMilliseconds`, or until `wakeup` is written (a command came; the wait after reads it).
-    private static func linger(watching wakeup: Int32) {
-        var descriptor = pollfd(fd: wakeup, events: Int16(POLLIN), revents: 0)
-        _ = poll(&descriptor, 1, lingerMilliseconds)
+    /// Lingers: for streams `lingerMilliseconds`, or until `wakeup` is written (a command came; the wait after
+    /// reads it); beside a plain answer `briefLingerMicroseconds`.
+    private static func wait(_ linger: Linger, watching wakeup: Int32) {
+        switch linger {
+        case .streams:
+            var descriptor = pollfd(fd: wakeup, events: Int16(POLLIN), revents: 0)
+            _ = poll(&descriptor, 1, lingerMilliseconds)
+        case .brief:
+            usleep(briefLingerMicroseconds)
+        }
     }
 }

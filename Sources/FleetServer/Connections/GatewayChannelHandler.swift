@@ -53,15 +53,16 @@ final class GatewayChannelHandler: ChannelDuplexHandler, RemovableChannelHandler
     /// What the answer's task hands to the loop.
     private let outbox = AnswerOutbox()
     /// How the answer asks the loop to write what is in the outbox: with the loop's other connections.
-    private var writes: LoopWrites?
+    private let writes: LoopWrites
 
-    init(serving: GatewayServing) {
+    /// - Parameter writes: the `LoopWrites` of the connection's event loop.
+    init(serving: GatewayServing, writes: LoopWrites) {
         self.serving = serving
+        self.writes = writes
     }
 
     func handlerAdded(context: ChannelHandlerContext) {
         self.context = context
-        writes = serving.loopWrites.writes(for: context.eventLoop)
         outbox.set(writable: context.channel.isWritable)
     }
 
@@ -132,7 +133,7 @@ final class GatewayChannelHandler: ChannelDuplexHandler, RemovableChannelHandler
         let loop = context.eventLoop
         let outbox = outbox
         let serving = serving
-        let writes = writes ?? serving.loopWrites.writes(for: loop)
+        let writes = writes
         let source = ApplicationRequestContextSource(channel: context.channel, logger: serving.logger)
         Task {
             let response = await serving.respond(to: request, route: route, context: FleetRequestContext(source: source))

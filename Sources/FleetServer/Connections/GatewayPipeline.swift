@@ -16,7 +16,8 @@ struct GatewayPipeline<Inner: ServerChildChannel>: ServerChildChannel {
             // a connection after its answer on graceful shutdown), and before the async channel.
             let sync = channel.pipeline.syncOperations
             let state = try sync.handler(type: HTTPConnectionStateHandler.self)
-            try sync.addHandler(GatewayChannelHandler(serving: gateway), position: .after(state))
+            let writes = gateway.loopWrites.writes(for: channel.eventLoop)
+            try sync.addHandler(GatewayChannelHandler(serving: gateway, writes: writes), position: .after(state))
             return value
         }
     }

@@ -7,9 +7,9 @@ import FleetUpstream
 /// renamed to the name the client asked for. The same for an answer the request's task reads and for one the curl
 /// thread relays (`AnswerRelay`).
 struct AnswerTracker: Sendable {
-    let rename: String?
-    /// `rename`'s UTF-8 bytes, made once for all the answer's events.
-    private let renameBytes: [UInt8]
+    /// The name the client asked for, in UTF-8 (made once for all the answer's events), when the model field is
+    /// renamed.
+    private let rename: [UInt8]?
     let streaming: Bool
     /// When the first chunk came.
     private(set) var firstChunkAt: ContinuousClock.Instant?
@@ -21,8 +21,7 @@ struct AnswerTracker: Sendable {
     private var whole = ByteBuffer()
 
     init(rename: String?, streaming: Bool) {
-        self.rename = rename
-        self.renameBytes = rename.map { Array($0.utf8) } ?? []
+        self.rename = rename.map { Array($0.utf8) }
         self.streaming = streaming
     }
 
@@ -34,13 +33,13 @@ struct AnswerTracker: Sendable {
         }
         if tail.count == 2 { tail.removeFirst() }
         tail.append(chunk)
-        guard rename != nil else {
+        guard let rename else {
             if streaming { atEventBoundary = Self.endsEvent(chunk) }
             return chunk
         }
         if streaming {
             // The events this chunk completes, renamed, in one write.
-            return framer.feedWhole(chunk).map { ModelFieldRewriter.rewrite($0, to: renameBytes) }
+            return framer.feedWhole(chunk).map { ModelFieldRewriter.rewrite($0, to: rename) }
         }
         var chunk = chunk
         whole.writeBuffer(&chunk)
@@ -49,10 +48,10 @@ struct AnswerTracker: Sendable {
 
     /// What goes to the client after the last chunk (a renamed answer's rest).
     mutating func rest() -> [ByteBuffer] {
-        guard rename != nil else { return [] }
+        guard let rename else { return [] }
         var rest: [ByteBuffer] = []
         if let events = framer.flush() { rest.append(events) }
-        if whole.readableBytes > 0 { rest.append(ModelFieldRewriter.rewrite(whole, to: renameBytes)) }
+        if whole.readableBytes > 0 { rest.append(ModelFieldRewriter.rewrite(whole, to: rename)) }
         return rest
     }
 
