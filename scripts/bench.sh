@@ -7,10 +7,13 @@
 #   BENCH_DURATION=30 scripts/bench.sh
 #   BENCH_POLICY=prefixAware scripts/bench.sh   # the gateway's model with another routing policy
 #   BENCH_MICRO_ONLY=1 scripts/bench.sh         # only the microbenchmarks (fingerprinting)
-#   BENCH_PROXY_ONLY=1 scripts/bench.sh         # only direct vs nginx vs the floor (fleet-microbench proxy: fleet's
-#                                               # parts with nothing between them) vs fleet in front of the same two
-#                                               # upstreams (non-streamed at 8 and 1 connections, then 64 unpaced
-#                                               # streams), with the CPU per request of each path's own process
+#   BENCH_PROXY_ONLY=1 scripts/bench.sh         # only direct vs nginx vs the floors (fleet-microbench proxy: fleet's
+#                                               # parts with nothing between them; routed-proxy: plus a task and an
+#                                               # actor per request) vs fleet in front of the same two upstreams
+#                                               # (non-streamed at 8 and 1 connections, then 64 unpaced streams),
+#                                               # with the CPU per request of each path's own process
+#   BENCH_ROUNDS=5 scripts/bench.sh             # the proxy comparison's paths take turns 5 times (3 by default),
+#                                               # each for a fifth of BENCH_DURATION; ratios are taken per round
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -19,6 +22,21 @@ DIRECT_PORT="${BENCH_DIRECT_PORT:-18601}"
 LISTEN_PORT="${BENCH_LISTEN_PORT:-18690}"
 TOKENS=32
 POLICY="${BENCH_POLICY:-roundRobin}"
+# The proxy comparison's paths take turns this many times (BENCH_PROXY_ONLY, and the end of a full run).
+ROUNDS="${BENCH_ROUNDS:-3}"
+# awk functions for the proxy comparison: the median of space-separated numbers, and "median× (lowest–highest)".
+MEDIAN_AWK='
+  function sorted(list, v,   m, i, j, t) {
+    m = split(list, v, " ")
+    for (i = 2; i <= m; i++) { t = v[i] + 0; for (j = i - 1; j >= 1 && v[j] + 0 > t; j--) v[j + 1] = v[j]; v[j + 1] = t }
+    return m
+  }
+  function median(list,   v, m) { m = sorted(list, v); return m % 2 ? v[(m + 1) / 2] : (v[m / 2] + v[m / 2 + 1]) / 2 }
+  function spread(list,   v, m) {
+    m = sorted(list, v)
+    return m > 1 ? sprintf("%.2f× (%.2f–%.2f)", median(list), v[1], v[m]) : sprintf("%.2f×", v[1])
+  }
+'
 
 if [ "${BENCH_MICRO_ONLY:-0}" = 1 ]; then
   swift build -c release --product fleet-microbench >&2
@@ -79,8 +97,8 @@ stop() {
 
 # wrk → "p50_ms p99_ms requests_per_s"
 measure() {
-  local url=$1 connections=$2 script=$3
-  wrk -t "$(( connections < 2 ? 1 : 2 ))" -c "$connections" -d "${DURATION}s" --timeout 60s --latency -s "$script" "$url" \
+  local url=$1 connections=$2 script=$3 duration=${4:-$DURATION}
+  wrk -t "$(( connections < 2 ? 1 : 2 ))" -c "$connections" -d "${duration}s" --timeout 60s --latency -s "$script" "$url" \
     | awk '
         function ms(v) { if (v ~ /us$/) return v / 1000; if (v ~ /ms$/) return v + 0; if (v ~ /s$/) return v * 1000; return v }
         $1 == "50%" { p50 = ms($2) } $1 == "99%" { p99 = ms($2) } $1 == "Requests/sec:" { rps = $2 }
@@ -105,7 +123,7 @@ proxy_comparison() {
     $SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends nginx-light >&2 \
       || DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends nginx >&2
   fi
-  local up1=18611 up2=18612 nginx_port=18620 floor_port=18621 fake="$PWD/$BIN/fake-llama-server"
+  local up1=18611 up2=18612 nginx_port=18620 floor_port=18621 routed_port=18622 fake="$PWD/$BIN/fake-llama-server"
   local pids=()
   for port in $up1 $up2; do
     "$fake" --port "$port" --alias bench --parallel 256 --fake-loading-delay 0 --fake-tokens "$TOKENS" --fake-token-delay 0 \
@@ -136,13 +154,18 @@ NGINX
     >/dev/null 2>&1 &
   local floor_pid=$!
   pids+=($floor_pid)
+  # The same with what fleet's architecture adds at the least: a task per request and an actor that owns the pool.
+  "$BIN/fleet-microbench" routed-proxy "$routed_port" "http://127.0.0.1:$up1/v1/completions" "http://127.0.0.1:$up2/v1/completions" \
+    >/dev/null 2>&1 &
+  local routed_pid=$!
+  pids+=($routed_pid)
   cat > "$work/proxy.json" <<JSON
 { "listen": "127.0.0.1:$LISTEN_PORT", "portRange": "18700-18799", "stateDir": "$work/proxy-state",
   "models": { "bench": { "endpoints": ["http://127.0.0.1:$up1", "http://127.0.0.1:$up2"], "parallel": 256,
                           "queue": { "maxSize": 1000 }, "policy": "$POLICY" } } }
 JSON
   "$BIN/fleet" up --detach --config "$work/proxy.json" >/dev/null
-  for port in $up1 $up2 $nginx_port $floor_port; do
+  for port in $up1 $up2 $nginx_port $floor_port $routed_port; do
     for _ in $(seq 100); do curl -s -o /dev/null "http://127.0.0.1:$port/" && break; sleep 0.1; done
   done
   for _ in $(seq 100); do
@@ -153,18 +176,14 @@ JSON
   # utime + stime, in clock ticks, summed over the pids given.
   cpu() { local pid t=0; for pid in "$@"; do t=$((t + $(awk '{ print $14 + $15 }' "/proc/$pid/stat"))); done; echo $t; }
 
-  echo
-  echo "Direct, nginx, the floor and fleet in front of the same two upstreams (non-streamed, $TOKENS tokens, the fake at memory speed):"
-  echo
-  echo "| path | 8 connections req/s | 8 connections p50 / p99 | 1 connection p50 / p99 | vs nginx (8 conn. req/s) | CPU per request (8 conn.) |"
-  echo "| --- | --- | --- | --- | --- | --- |"
   # Where each path listens, and the process(es) doing its work: the upstream itself when direct, nginx's
-  # workers, fleet's controller.
+  # workers, the floors, fleet's controller.
   path_url() {
     case $1 in
       direct) echo "http://127.0.0.1:$up1/v1/completions" ;;
       nginx) echo "http://127.0.0.1:$nginx_port/v1/completions" ;;
       floor) echo "http://127.0.0.1:$floor_port/v1/completions" ;;
+      routed) echo "http://127.0.0.1:$routed_port/v1/completions" ;;
       fleet) echo "http://127.0.0.1:$LISTEN_PORT/v1/completions" ;;
     esac
   }
@@ -173,47 +192,88 @@ JSON
       direct) echo "${pids[0]}" ;;
       nginx) pgrep -d ' ' -f "nginx: worker process" || true ;;
       floor) echo "$floor_pid" ;;
+      routed) echo "$routed_pid" ;;
       fleet) echo "$controller" ;;
     esac
   }
-  # Microseconds of CPU per request: $1 clock ticks over $2 requests.
-  per_request_us() { awk -v t="$1" -v hz="$(getconf CLK_TCK)" -v n="$2" 'BEGIN { printf "%.0f", t / hz * 1e6 / n }'; }
-
-  local results=() name before after
-  for name in direct nginx floor fleet; do
-    before=$(cpu $(path_pids $name))
-    local eight=($(measure "$(path_url $name)" 8 "$work/plain.lua"))
-    after=$(cpu $(path_pids $name))
-    local one=($(measure "$(path_url $name)" 1 "$work/plain.lua"))
-    results+=("$name ${eight[*]} ${one[*]} $(per_request_us $((after - before)) "${eight[3]}")")
+  local paths=(direct nginx floor routed fleet) name before after round
+  # The paths take turns, ROUNDS times, each for a round's share of DURATION: this machine drifts by ±20 % from
+  # one minute to the next, and a ratio from one pass of each path would mostly measure the drift. Each ratio is
+  # taken within a round, and the table shows its median and range.
+  local rounds=$ROUNDS round_duration=$(( (DURATION + ROUNDS - 1) / ROUNDS ))
+  [ "$round_duration" -ge 3 ] || round_duration=3
+  : > "$work/plain.txt"
+  for round in $(seq "$rounds"); do
+    for name in "${paths[@]}"; do
+      before=$(cpu $(path_pids $name))
+      local eight=($(measure "$(path_url $name)" 8 "$work/plain.lua" "$round_duration"))
+      after=$(cpu $(path_pids $name))
+      local one=($(measure "$(path_url $name)" 1 "$work/plain.lua" "$round_duration"))
+      echo "$round $name ${eight[*]} ${one[*]} $((after - before))" >> "$work/plain.txt"
+    done
   done
-  local nginx_rps
-  nginx_rps=$(printf '%s\n' "${results[@]}" | awk '$1 == "nginx" { print $4 }')
-  printf '%s\n' "${results[@]}" | awk -v n="$nginx_rps" '{
-    printf "| %s | %.0f | %.3f / %.3f ms | %.3f / %.3f ms | %.2f× | %d µs |\n", $1, $4, $2, $3, $6, $7, $4 / n, $10 }'
   echo
-  echo "CPU per request (from /proc, over the 8-connection run): direct = the upstream answering (a Hummingbird server"
+  echo "Direct, nginx, the floors and fleet in front of the same two upstreams (non-streamed, $TOKENS tokens, the fake at"
+  echo "memory speed; $rounds rounds of $round_duration s per path and load, taking turns; medians, ratios within a round):"
+  echo
+  echo "| path | 8 connections req/s | 8 connections p50 / p99 | 1 connection p50 / p99 | 8 conn. req/s vs nginx | 1 conn. p50 vs nginx | CPU per request (8 conn.) |"
+  echo "| --- | --- | --- | --- | --- | --- | --- |"
+  # fields: round name p50 p99 rps n (8 connections) p50 p99 rps n (1 connection) ticks
+  awk -v hz="$(getconf CLK_TCK)" -v order="${paths[*]}" "$MEDIAN_AWK"'
+    { k = $2 SUBSEP $1; rps[k] = $5; p50[k] = $3; p99[k] = $4; one50[k] = $7; one99[k] = $8; ticks[$2] += $11; n[$2] += $6
+      rounds[$2] = rounds[$2] " " $1 }
+    END {
+      count = split(order, names, " ")
+      for (i = 1; i <= count; i++) {
+        name = names[i]; m = split(substr(rounds[name], 2), rs, " ")
+        a = b = c = d = e = r1 = r2 = ""
+        for (j = 1; j <= m; j++) {
+          k = name SUBSEP rs[j]; g = "nginx" SUBSEP rs[j]
+          a = a " " rps[k]; b = b " " p50[k]; c = c " " p99[k]; d = d " " one50[k]; e = e " " one99[k]
+          r1 = r1 " " rps[k] / rps[g]; r2 = r2 " " one50[k] / one50[g]
+        }
+        printf "| %s | %.0f | %.3f / %.3f ms | %.3f / %.3f ms | %s | %s | %d µs |\n", name, median(a), median(b), median(c),
+          median(d), median(e), spread(r1), spread(r2), ticks[name] / hz * 1e6 / n[name]
+      }
+    }' "$work/plain.txt"
+  echo
+  echo "CPU per request (from /proc, over the 8-connection runs): direct = the upstream answering (a Hummingbird server"
   echo "that parses the JSON body), nginx = its workers proxying, floor = \`fleet-microbench proxy\` (swift-nio's HTTP/1"
-  echo "server and one libcurl multi thread with nothing between them: what fleet's design cannot go below), fleet = its"
-  echo "controller proxying."
+  echo "server and one libcurl multi thread with nothing between them), routed = \`fleet-microbench routed-proxy\` (the"
+  echo "floor plus what fleet's architecture adds at the least: each request's own task, which takes its upstream from an"
+  echo "actor and gives it back at the end), fleet = its controller proxying. Ratios: median (lowest–highest) of the rounds."
 
   # The same paths with 64 unpaced streams: what any proxy costs a CPU-bound stream on this machine.
+  : > "$work/stream.txt"
+  for round in $(seq "$rounds"); do
+    for name in "${paths[@]}"; do
+      before=$(cpu $(path_pids $name))
+      local streams=($(measure "$(path_url $name)" 64 "$work/stream.lua" "$round_duration"))
+      after=$(cpu $(path_pids $name))
+      echo "$round $name ${streams[*]} $((after - before))" >> "$work/stream.txt"
+    done
+  done
   echo
-  echo "64 unpaced streams ($TOKENS tokens each) through the same paths:"
+  echo "64 unpaced streams ($TOKENS tokens each) through the same paths ($rounds rounds of $round_duration s, taking turns):"
   echo
   echo "| path | streams/s | p50 / p99 | vs direct | CPU per stream |"
   echo "| --- | --- | --- | --- | --- |"
-  results=()
-  for name in direct nginx floor fleet; do
-    before=$(cpu $(path_pids $name))
-    local streams=($(measure "$(path_url $name)" 64 "$work/stream.lua"))
-    after=$(cpu $(path_pids $name))
-    results+=("$name ${streams[*]} $(per_request_us $((after - before)) "${streams[3]}")")
-  done
-  local direct_streams
-  direct_streams=$(printf '%s\n' "${results[@]}" | awk '$1 == "direct" { print $4 }')
-  printf '%s\n' "${results[@]}" | awk -v d="$direct_streams" '{
-    printf "| %s | %.0f | %.3f / %.3f ms | %.2f× | %d µs |\n", $1, $4, $2, $3, $4 / d, $6 }'
+  # fields: round name p50 p99 rps n ticks
+  awk -v hz="$(getconf CLK_TCK)" -v order="${paths[*]}" "$MEDIAN_AWK"'
+    { k = $2 SUBSEP $1; rps[k] = $5; p50[k] = $3; p99[k] = $4; ticks[$2] += $7; n[$2] += $6; rounds[$2] = rounds[$2] " " $1 }
+    END {
+      count = split(order, names, " ")
+      for (i = 1; i <= count; i++) {
+        name = names[i]; m = split(substr(rounds[name], 2), rs, " ")
+        a = b = c = r = ""
+        for (j = 1; j <= m; j++) {
+          k = name SUBSEP rs[j]
+          a = a " " rps[k]; b = b " " p50[k]; c = c " " p99[k]; r = r " " rps[k] / rps["direct" SUBSEP rs[j]]
+        }
+        printf "| %s | %.0f | %.3f / %.3f ms | %s | %d µs |\n", name, median(a), median(b), median(c), spread(r),
+          ticks[name] / hz * 1e6 / n[name]
+      }
+    }' "$work/stream.txt"
   "$BIN/fleet" down --url "http://127.0.0.1:$LISTEN_PORT" >/dev/null
   kill "${pids[@]}" 2>/dev/null; wait "${pids[@]}" 2>/dev/null || true
 }

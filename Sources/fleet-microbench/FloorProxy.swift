@@ -10,6 +10,10 @@ import Synchronization
 // and the curl thread, and its answer comes back to that loop once. No routing, no JSON, no metrics, no async
 // tasks. `scripts/bench.sh` measures its CPU per request beside the gateway's: what fleet spends above it is
 // fleet's own.
+//
+// The routed floor (`routed-proxy`) is the same plus what fleet's architecture adds at the least: each request's
+// task, an actor that hands out the upstream and takes it back, and the task's wake-ups for the answer's head and
+// end. What fleet spends above that is the gateway's own work, not its threads.
 
 /// The curl thread: takes jobs from its inbox, runs them on its multi handle (round-robin over the upstreams), and
 /// hands each answer to the job's `deliver` on the curl thread: a streamed answer once per pass of the loop (what
@@ -18,6 +22,8 @@ private final class FloorCurlThread: Sendable {
     struct Job: Sendable {
         var body: ByteBuffer
         var streamed: Bool
+        /// Which upstream (an index into the URLs); nil: the next in turn.
+        var upstream: Int?
         /// A part of the answer; `end` on the last call.
         var deliver: @Sendable (_ part: ByteBuffer, _ end: Bool) -> Void
     }
@@ -70,8 +76,12 @@ private final class FloorCurlThread: Sendable {
                 let easy = free.popLast() ?? curl_easy_init()!
                 let transfer = Transfer(job: job) { receivedInPass.append($0) }
                 running[easy] = transfer
-                _ = fleet_easy_setopt_string(easy, CURLOPT_URL, urls[next % urls.count])
-                next &+= 1
+                if let upstream = job.upstream {
+                    _ = fleet_easy_setopt_string(easy, CURLOPT_URL, urls[upstream % urls.count])
+                } else {
+                    _ = fleet_easy_setopt_string(easy, CURLOPT_URL, urls[next % urls.count])
+                    next &+= 1
+                }
                 _ = fleet_easy_setopt_long(easy, CURLOPT_NOSIGNAL, 1)
                 _ = fleet_easy_setopt_long(easy, CURLOPT_TCP_NODELAY, 1)
                 _ = fleet_easy_setopt_slist(easy, CURLOPT_HTTPHEADER, headers)
@@ -120,9 +130,14 @@ private final class FloorProxyHandler: ChannelInboundHandler {
 
     private static let streamFlag = Array(#""stream":true"#.utf8)
     private let curl: FloorCurlThread
+    /// Set for the routed floor: each request goes through a task and this actor.
+    private let router: FloorRouter?
     private var body = ByteBuffer()
 
-    init(curl: FloorCurlThread) { self.curl = curl }
+    init(curl: FloorCurlThread, router: FloorRouter?) {
+        self.curl = curl
+        self.router = router
+    }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         switch unwrapInboundIn(data) {
@@ -135,7 +150,7 @@ private final class FloorProxyHandler: ChannelInboundHandler {
             let bound = NIOLoopBound(context, eventLoop: context.eventLoop)
             let loop = context.eventLoop
             let headSent = NIOLoopBoundBox(false, eventLoop: loop)
-            curl.submit(.init(body: body, streamed: streamed) { part, end in
+            let deliver: @Sendable (ByteBuffer, Bool) -> Void = { part, end in
                 loop.execute {
                     let context = bound.value
                     if !headSent.value {
@@ -153,14 +168,82 @@ private final class FloorProxyHandler: ChannelInboundHandler {
                         context.flush()
                     }
                 }
-            })
+            }
+            guard let router else {
+                curl.submit(.init(body: body, streamed: streamed, deliver: deliver))
+                return
+            }
+            // What fleet's architecture adds at the least: the request's own task, which takes an upstream from
+            // the actor that owns the pool's state, wakes for the answer's head (where fleet decides whether to
+            // fail over) and for its end, and gives the upstream back.
+            let (curl, body) = (curl, body)
+            Task {
+                let upstream = await router.acquire()
+                let end = FloorAnswerProgress()
+                await withCheckedContinuation { (head: CheckedContinuation<Void, Never>) in
+                    curl.submit(.init(body: body, streamed: streamed, upstream: upstream) { part, last in
+                        deliver(part, last)
+                        if end.firstPart() { head.resume() }
+                        if last { end.reached() }
+                    })
+                }
+                await end.wait()
+                await router.release(upstream)
+            }
         }
     }
 }
 
+/// The head and the end of a routed floor's answer (the end may come before its task waits for it).
+private final class FloorAnswerProgress: Sendable {
+    private let state = Mutex<(reached: Bool, waiter: CheckedContinuation<Void, Never>?)>((false, nil))
+    private let partsSeen = Atomic<Int>(0)
+
+    /// Whether this is the answer's first part (its head).
+    func firstPart() -> Bool { partsSeen.wrappingAdd(1, ordering: .relaxed).oldValue == 0 }
+
+    func reached() {
+        let waiter = state.withLock { state in
+            state.reached = true
+            defer { state.waiter = nil }
+            return state.waiter
+        }
+        waiter?.resume()
+    }
+
+    func wait() async {
+        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+            let reached = state.withLock { state in
+                if !state.reached { state.waiter = continuation }
+                return state.reached
+            }
+            if reached { continuation.resume() }
+        }
+    }
+}
+
+/// The routed floor's pool: the upstreams in turn, with the requests each has in flight (as fleet's model pool is
+/// an actor, the one owner of its members' state).
+actor FloorRouter {
+    private var inFlight: [Int]
+    private var next = 0
+
+    init(upstreams: Int) { inFlight = Array(repeating: 0, count: upstreams) }
+
+    func acquire() -> Int {
+        let upstream = next % inFlight.count
+        next &+= 1
+        inFlight[upstream] += 1
+        return upstream
+    }
+
+    func release(_ upstream: Int) { inFlight[upstream] -= 1 }
+}
+
 /// Proxies every request on 127.0.0.1:`port` to `upstreams` (URLs, in turn) until killed.
-func serveFloorProxy(port: Int, upstreams: [String]) throws -> Never {
+func serveFloorProxy(port: Int, upstreams: [String], routed: Bool = false) throws -> Never {
     let curl = FloorCurlThread(urls: upstreams)
+    let router = routed ? FloorRouter(upstreams: upstreams.count) : nil
     curl.start()
     let channel = try ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
         .serverChannelOption(.backlog, value: 256)
@@ -169,7 +252,7 @@ func serveFloorProxy(port: Int, upstreams: [String]) throws -> Never {
         .childChannelInitializer { channel in
             channel.eventLoop.makeCompletedFuture {
                 try channel.pipeline.syncOperations.configureHTTPServerPipeline()
-                try channel.pipeline.syncOperations.addHandler(FloorProxyHandler(curl: curl))
+                try channel.pipeline.syncOperations.addHandler(FloorProxyHandler(curl: curl, router: router))
             }
         }
         .bind(host: "127.0.0.1", port: port).wait()

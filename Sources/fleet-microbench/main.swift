@@ -4,10 +4,12 @@ import Foundation
 // Microbenchmarks of the gateway's per-request work that is too small to see under wrk: prompt fingerprinting
 // (`prefixAware`) and the prefix match against a replica's record. Run by `scripts/bench.sh` in release; prints a
 // Markdown table. Timing goals live here, not in tests. `fleet-microbench proxy PORT URL...` runs the floor proxy
-// instead (FloorProxy.swift).
+// instead, and `fleet-microbench routed-proxy PORT URL...` the routed floor (FloorProxy.swift).
 
-if CommandLine.arguments.count >= 4, CommandLine.arguments[1] == "proxy", let port = Int(CommandLine.arguments[2]) {
-    try serveFloorProxy(port: port, upstreams: Array(CommandLine.arguments[3...]))
+if CommandLine.arguments.count >= 4, ["proxy", "routed-proxy"].contains(CommandLine.arguments[1]),
+   let port = Int(CommandLine.arguments[2]) {
+    try serveFloorProxy(port: port, upstreams: Array(CommandLine.arguments[3...]),
+                        routed: CommandLine.arguments[1] == "routed-proxy")
 }
 
 /// A chat body of about `kilobytes` KB: a system prompt, then turns, as an agent sends them.
