@@ -241,7 +241,8 @@ JSON
   echo "that parses the JSON body), nginx = its workers proxying, floor = \`fleet-microbench proxy\` (swift-nio's HTTP/1"
   echo "server and one libcurl multi thread with nothing between them), routed = \`fleet-microbench routed-proxy\` (the"
   echo "floor plus what fleet's architecture adds at the least: each request's own task, which takes its upstream from an"
-  echo "actor and gives it back at the end), fleet = its controller proxying. Ratios: median (lowest–highest) of the rounds."
+  echo "actor, wakes for the answer's head and end, and gives the upstream back), fleet = its controller proxying."
+  echo "Ratios: median (lowest–highest) of the rounds."
 
   # The same paths with 64 unpaced streams: what any proxy costs a CPU-bound stream on this machine.
   : > "$work/stream.txt"
