@@ -1,3 +1,4 @@
+import FleetCore
 import Foundation
 import Synchronization
 
@@ -14,8 +15,10 @@ final class SpawnThread: TaskExecutor {
     private let signal = DispatchSemaphore(value: 0)
 
     private init() {
-        let thread = Thread { [self] in self.loop() }
-        thread.name = "fleet-spawn"
+        let thread = Thread { [self] in
+            nameCurrentThread("fleet-spawn")
+            self.loop()
+        }
         thread.start()
     }
 

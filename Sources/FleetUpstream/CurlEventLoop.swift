@@ -1,4 +1,5 @@
 internal import CCurl
+import FleetCore
 import Foundation
 import Glibc
 import NIOCore
@@ -168,8 +169,10 @@ final class CurlEventLoop: Sendable {
         guard unusable == nil, !started.exchange(true, ordering: .relaxed) else { return }
         await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
             finished.withLock { $0 = continuation }
-            let thread = Thread { [self] in self.loop() }
-            thread.name = "fleet-curl"
+            let thread = Thread { [self] in
+                nameCurrentThread("fleet-curl")
+                self.loop()
+            }
             thread.start()
         }
     }

@@ -1,3 +1,4 @@
+import FleetCore
 import Foundation
 
 /// A DNS server to ask: an address (IPv4 or IPv6 literal) and a port.
@@ -46,9 +47,9 @@ public enum DNSClient {
                              timeout: Duration = .seconds(2)) async throws -> [DNSRecord] {
         try await withCheckedThrowingContinuation { continuation in
             let thread = Thread {
+                nameCurrentThread("fleet-dns")
                 continuation.resume(with: Result { try exchange(name, type: type, server: server, timeout: timeout) })
             }
-            thread.name = "fleet-dns"
             thread.start()
         }
     }
