@@ -37,6 +37,14 @@ MEDIAN_AWK='
     return m > 1 ? sprintf("%.2f× (%.2f–%.2f)", median(list), v[1], v[m]) : sprintf("%.2f×", v[1])
   }
 '
+# awk functions for a path's CPU by thread group: add(name, curl, loops, rest) sums a round's ticks ("-" when the
+# path has several processes), bythread(name, ticks per µs over all its requests) prints them per request.
+THREADS_AWK='
+  function add(name, c, l, r) { if (c == "-") many[name] = 1; else { curl[name] += c; loops[name] += l; rest[name] += r } }
+  function bythread(name, per) {
+    return many[name] ? "–" : sprintf("%d / %d / %d µs", curl[name] / per, loops[name] / per, rest[name] / per)
+  }
+'
 
 if [ "${BENCH_MICRO_ONLY:-0}" = 1 ]; then
   swift build -c release --product fleet-microbench >&2
@@ -175,6 +183,19 @@ JSON
   controller=$(curl -s "http://127.0.0.1:$LISTEN_PORT/status" | sed -n 's/.*"pid" : \([0-9]*\).*/\1/p' | head -1)
   # utime + stime, in clock ticks, summed over the pids given.
   cpu() { local pid t=0; for pid in "$@"; do t=$((t + $(awk '{ print $14 + $15 }' "/proc/$pid/stat"))); done; echo $t; }
+  # The same for one process, split by thread: "curl loops rest", the curl thread (fleet-curl, floor-curl), the
+  # event loops (NIO-…) and every other thread (Swift's pool, above all); "- - -" for a path of several processes.
+  threads_cpu() {
+    [ $# -eq 1 ] || { echo "- - -"; return; }
+    local task
+    for task in /proc/$1/task/*; do
+      # utime and stime, counted after the command's name (which may hold spaces).
+      echo "$(cat "$task/comm" 2>/dev/null) $(sed 's/.*) //' "$task/stat" 2>/dev/null | awk '{ print $12 + $13 }')"
+    done | awk '{ t = $NF; if ($0 ~ /-curl /) c += t; else if ($0 ~ /^NIO-/) l += t; else r += t }
+                END { printf "%d %d %d\n", c, l, r }'
+  }
+  # Ticks per thread group between two `threads_cpu` outputs.
+  threads_delta() { local b=($1) a=($2); [ "${b[0]}" = - ] && echo "- - -" || echo "$((a[0] - b[0])) $((a[1] - b[1])) $((a[2] - b[2]))"; }
 
   # Where each path listens, and the process(es) doing its work: the upstream itself when direct, nginx's
   # workers, the floors, fleet's controller.
@@ -205,23 +226,23 @@ JSON
   : > "$work/plain.txt"
   for round in $(seq "$rounds"); do
     for name in "${paths[@]}"; do
-      before=$(cpu $(path_pids $name))
+      before=$(cpu $(path_pids $name)); local split_before=$(threads_cpu $(path_pids $name))
       local eight=($(measure "$(path_url $name)" 8 "$work/plain.lua" "$round_duration"))
-      after=$(cpu $(path_pids $name))
+      after=$(cpu $(path_pids $name)); local split_after=$(threads_cpu $(path_pids $name))
       local one=($(measure "$(path_url $name)" 1 "$work/plain.lua" "$round_duration"))
-      echo "$round $name ${eight[*]} ${one[*]} $((after - before))" >> "$work/plain.txt"
+      echo "$round $name ${eight[*]} ${one[*]} $((after - before)) $(threads_delta "$split_before" "$split_after")" >> "$work/plain.txt"
     done
   done
   echo
   echo "Direct, nginx, the floors and fleet in front of the same two upstreams (non-streamed, $TOKENS tokens, the fake at"
   echo "memory speed; $rounds rounds of $round_duration s per path and load, taking turns; medians, ratios within a round):"
   echo
-  echo "| path | 8 connections req/s | 8 connections p50 / p99 | 1 connection p50 / p99 | 8 conn. req/s vs nginx | 1 conn. p50 vs nginx | CPU per request (8 conn.) |"
-  echo "| --- | --- | --- | --- | --- | --- | --- |"
-  # fields: round name p50 p99 rps n (8 connections) p50 p99 rps n (1 connection) ticks
-  awk -v hz="$(getconf CLK_TCK)" -v order="${paths[*]}" "$MEDIAN_AWK"'
+  echo "| path | 8 connections req/s | 8 connections p50 / p99 | 1 connection p50 / p99 | 8 conn. req/s vs nginx | 1 conn. p50 vs nginx | CPU per request (8 conn.) | of it: curl thread / event loops / rest |"
+  echo "| --- | --- | --- | --- | --- | --- | --- | --- |"
+  # fields: round name p50 p99 rps n (8 connections) p50 p99 rps n (1 connection) ticks, ticks by thread group
+  awk -v hz="$(getconf CLK_TCK)" -v order="${paths[*]}" "$MEDIAN_AWK$THREADS_AWK"'
     { k = $2 SUBSEP $1; rps[k] = $5; p50[k] = $3; p99[k] = $4; one50[k] = $7; one99[k] = $8; ticks[$2] += $11; n[$2] += $6
-      rounds[$2] = rounds[$2] " " $1 }
+      rounds[$2] = rounds[$2] " " $1; add($2, $12, $13, $14) }
     END {
       count = split(order, names, " ")
       for (i = 1; i <= count; i++) {
@@ -232,8 +253,8 @@ JSON
           a = a " " rps[k]; b = b " " p50[k]; c = c " " p99[k]; d = d " " one50[k]; e = e " " one99[k]
           r1 = r1 " " rps[k] / rps[g]; r2 = r2 " " one50[k] / one50[g]
         }
-        printf "| %s | %.0f | %.3f / %.3f ms | %.3f / %.3f ms | %s | %s | %d µs |\n", name, median(a), median(b), median(c),
-          median(d), median(e), spread(r1), spread(r2), ticks[name] / hz * 1e6 / n[name]
+        printf "| %s | %.0f | %.3f / %.3f ms | %.3f / %.3f ms | %s | %s | %d µs | %s |\n", name, median(a), median(b), median(c),
+          median(d), median(e), spread(r1), spread(r2), ticks[name] / hz * 1e6 / n[name], bythread(name, hz / 1e6 * n[name])
       }
     }' "$work/plain.txt"
   echo
@@ -242,26 +263,28 @@ JSON
   echo "server and one libcurl multi thread with nothing between them), routed = \`fleet-microbench routed-proxy\` (the"
   echo "floor plus what fleet's architecture adds at the least: each request's own task, which takes its upstream from an"
   echo "actor, wakes for the answer's head and end, and gives the upstream back), fleet = its controller proxying."
-  echo "Ratios: median (lowest–highest) of the rounds."
+  echo "Ratios: median (lowest–highest) of the rounds. Of it, by thread: the curl thread (fleet-curl, floor-curl), the"
+  echo "event loops (NIO-…), and the rest (Swift's pool above all); – for nginx's several processes."
 
   # The same paths with 64 unpaced streams: what any proxy costs a CPU-bound stream on this machine.
   : > "$work/stream.txt"
   for round in $(seq "$rounds"); do
     for name in "${paths[@]}"; do
-      before=$(cpu $(path_pids $name))
+      before=$(cpu $(path_pids $name)); local split_before=$(threads_cpu $(path_pids $name))
       local streams=($(measure "$(path_url $name)" 64 "$work/stream.lua" "$round_duration"))
-      after=$(cpu $(path_pids $name))
-      echo "$round $name ${streams[*]} $((after - before))" >> "$work/stream.txt"
+      after=$(cpu $(path_pids $name)); local split_after=$(threads_cpu $(path_pids $name))
+      echo "$round $name ${streams[*]} $((after - before)) $(threads_delta "$split_before" "$split_after")" >> "$work/stream.txt"
     done
   done
   echo
   echo "64 unpaced streams ($TOKENS tokens each) through the same paths ($rounds rounds of $round_duration s, taking turns):"
   echo
-  echo "| path | streams/s | p50 / p99 | vs direct | CPU per stream |"
-  echo "| --- | --- | --- | --- | --- |"
-  # fields: round name p50 p99 rps n ticks
-  awk -v hz="$(getconf CLK_TCK)" -v order="${paths[*]}" "$MEDIAN_AWK"'
-    { k = $2 SUBSEP $1; rps[k] = $5; p50[k] = $3; p99[k] = $4; ticks[$2] += $7; n[$2] += $6; rounds[$2] = rounds[$2] " " $1 }
+  echo "| path | streams/s | p50 / p99 | vs direct | CPU per stream | of it: curl thread / event loops / rest |"
+  echo "| --- | --- | --- | --- | --- | --- |"
+  # fields: round name p50 p99 rps n ticks, ticks by thread group
+  awk -v hz="$(getconf CLK_TCK)" -v order="${paths[*]}" "$MEDIAN_AWK$THREADS_AWK"'
+    { k = $2 SUBSEP $1; rps[k] = $5; p50[k] = $3; p99[k] = $4; ticks[$2] += $7; n[$2] += $6; rounds[$2] = rounds[$2] " " $1
+      add($2, $8, $9, $10) }
     END {
       count = split(order, names, " ")
       for (i = 1; i <= count; i++) {
@@ -271,8 +294,8 @@ JSON
           k = name SUBSEP rs[j]
           a = a " " rps[k]; b = b " " p50[k]; c = c " " p99[k]; r = r " " rps[k] / rps["direct" SUBSEP rs[j]]
         }
-        printf "| %s | %.0f | %.3f / %.3f ms | %s | %d µs |\n", name, median(a), median(b), median(c), spread(r),
-          ticks[name] / hz * 1e6 / n[name]
+        printf "| %s | %.0f | %.3f / %.3f ms | %s | %d µs | %s |\n", name, median(a), median(b), median(c), spread(r),
+          ticks[name] / hz * 1e6 / n[name], bythread(name, hz / 1e6 * n[name])
       }
     }' "$work/stream.txt"
   "$BIN/fleet" down --url "http://127.0.0.1:$LISTEN_PORT" >/dev/null

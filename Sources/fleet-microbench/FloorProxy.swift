@@ -45,7 +45,16 @@ private final class FloorCurlThread: Sendable {
     }
 
     func start() {
-        Thread { self.loop() }.start()
+        Thread {
+            // Named, so that scripts/bench.sh can tell this thread's CPU from the event loops' (as fleet's
+            // `nameCurrentThread` does).
+            let comm = open("/proc/thread-self/comm", O_WRONLY)
+            if comm >= 0 {
+                _ = write(comm, "floor-curl", 10)
+                close(comm)
+            }
+            self.loop()
+        }.start()
     }
 
     /// One transfer: the job and what arrived of its answer and is not delivered yet. Confined to the curl thread.
