@@ -51,6 +51,21 @@ struct BackpressureTests {
         return last
     }
 
+    /// The controller's transfer counts once they stop moving: the fake's sends can block (its socket full) a
+    /// moment before the controller's event loop has taken what the relay last put in the connection's outbox,
+    /// which a loaded machine can delay past the fake's pause. Two readings 200 ms apart that agree.
+    func settledUpstream(_ control: ControlClient) async throws -> UpstreamCounts {
+        var last: UpstreamCounts?
+        for _ in 0..<50 {
+            let now = try #require(try await control.status().upstream)
+            if let last, now.paused == last.paused, now.bufferedBytes == last.bufferedBytes { return now }
+            last = now
+            try await Task.sleep(for: .milliseconds(200))
+        }
+        Issue.record("the controller's buffered bytes never settled: \(last.map { "\($0.bufferedBytes)" } ?? "-")")
+        return try #require(last)
+    }
+
     @Test func aStalledReaderPausesTheUpstreamHoldsAtMostTheWindowAndResumesByteExact() async throws {
         try await withController(config()) { url, control in
             let fake = "http://127.0.0.1:\(try #require(try await control.status().instances.first?.port))"
@@ -59,8 +74,7 @@ struct BackpressureTests {
                 let sent = try await stalledSends(fake, client: client)
                 #expect(sent < Self.tokens * Self.tokenBytes / 2, "the fake's sends block long before its answer is out")
 
-                let status = try await control.status()
-                let upstream = try #require(status.upstream)
+                let upstream = try await settledUpstream(control)
                 #expect(upstream.paused == 1, "the one stream whose client stopped reading is paused")
                 #expect(upstream.bufferedBytes <= UpstreamBody.defaultWindow + 16 * 1024,
                         "fleet holds at most its window (and one chunk) for the stream: \(upstream.bufferedBytes) bytes")

@@ -49,9 +49,10 @@ struct OnDemandTests {
     }
 
     /// Three on-demand models of 1 GiB each (by their `memory`) under a 2 GiB budget: at most two run at once.
-    /// Answers stream 15 tokens 0.2 s apart (3 s); `max_tokens: 1` makes one quick.
+    /// Answers stream 40 tokens 0.2 s apart (8 s: long enough that a loaded machine still sees a third model wait
+    /// while two answer; at 3 s the full suite sometimes missed it); `max_tokens: 1` makes one quick.
     func threeModelsForTwoSlotsOfMemory() -> FleetConfig {
-        fakeFleetConfig(directory: directory, args: ["--fake-tokens", "15", "--fake-token-delay", "0.2"]) { config in
+        fakeFleetConfig(directory: directory, args: ["--fake-tokens", "40", "--fake-token-delay", "0.2"]) { config in
             var template = config.models[0]
             template.startOnDemand = true
             template.memory = 1 << 30
