@@ -11,7 +11,8 @@
 # release --product fleet)`, then pass /tmp/before/.build/release/fleet.
 #
 # Per round and build: CPU per request (or stream) of the controller, from /proc/PID/stat over the burst; req/s
-# (or streams/s); for plain requests also the 1-connection p50, for streams the p99.
+# (or streams/s); for plain requests also the 1-connection p50, for streams the p99. Under the table, each build's
+# medians, the CPU also split by thread group (curl thread / event loops / the rest, as scripts/bench.sh splits it).
 set -euo pipefail
 
 [ $# -ge 2 ] || { echo "usage: scripts/ab.sh BEFORE_FLEET_BINARY AFTER_FLEET_BINARY" >&2; exit 64; }
@@ -28,6 +29,7 @@ TOKENS=32
 PORT_A=18680; PORT_B=18681; UP1=18671; UP2=18672
 
 . scripts/lib/wrk.sh
+. scripts/lib/threads.sh
 ensure_wrk
 swift build -c release --product fake-llama-server >&2
 FAKE=.build/release/fake-llama-server
@@ -66,15 +68,15 @@ PID_A=$(controller $PORT_A); PID_B=$(controller $PORT_B)
 [ -n "$PID_A" ] && [ -n "$PID_B" ] || { echo "[ab] a controller did not start; see $work" >&2; exit 1; }
 echo "[ab] A: $A (pid $PID_A)  B: $B (pid $PID_B)  rounds: $ROUNDS of ${BURST} s" >&2
 
-ticks() { awk '{print $14+$15}' "/proc/$1/stat"; }
 hz=$(getconf CLK_TCK)
-# burst KIND PORT PID: prints "cpu_us_per_unit units_per_s extra"
+# burst KIND PORT PID: prints "cpu_us_per_unit units_per_s extra curl_us loops_us rest_us" (the last three: the
+# CPU per unit by thread group, as scripts/bench.sh splits it)
 burst() {
-  local kind=$1 port=$2 pid=$3 c0 c1 out n rate extra
+  local kind=$1 port=$2 pid=$3 c0 c1 s0 s1 out n rate extra split
   local connections=8; [ "$kind" = stream ] && connections=64
-  c0=$(ticks "$pid")
+  c0=$(cpu "$pid"); s0=$(threads_cpu "$pid")
   out=$(wrk -t2 -c$connections -d${BURST}s --latency -s "$work/$kind.lua" "http://127.0.0.1:$port/v1/completions")
-  c1=$(ticks "$pid")
+  c1=$(cpu "$pid"); s1=$(threads_cpu "$pid")
   n=$(echo "$out" | awk '$2=="requests" {print $1}')
   rate=$(echo "$out" | awk '/Requests\/sec/ {printf "%d", $2}')
   if [ "$kind" = stream ]; then
@@ -82,7 +84,9 @@ burst() {
   else
     extra=$(wrk -t1 -c1 -d2s --latency -s "$work/plain.lua" "http://127.0.0.1:$port/v1/completions" | awk '$1=="50%" {print $2}')
   fi
-  echo "$(( (c1 - c0) * 1000000 / hz / (n > 0 ? n : 1) )) $rate $extra"
+  n=$((n > 0 ? n : 1))
+  split=$(threads_delta "$s0" "$s1" | awk -v f="$(( 1000000 / hz ))" -v n=$n '{ printf "%d %d %d", $1 * f / n, $2 * f / n, $3 * f / n }')
+  echo "$(( (c1 - c0) * 1000000 / hz / n )) $rate $extra $split"
 }
 
 kinds="plain stream"; [ "$LOAD" != both ] && kinds=$LOAD
@@ -102,13 +106,20 @@ for kind in $kinds; do
   echo
   echo "| round | A: CPU per $unit | A: $rate | A: $extra | B: CPU per $unit | B: $rate | B: $extra |"
   echo "| --- | --- | --- | --- | --- | --- | --- |"
-  paste -d' ' <(grep '^A ' "$work/$kind.out") <(grep '^B ' "$work/$kind.out") | awk '{printf "| %d | %d µs | %s | %s | %d µs | %s | %s |\n", NR, $2, $3, $4, $6, $7, $8}'
+  paste -d' ' <(grep '^A ' "$work/$kind.out") <(grep '^B ' "$work/$kind.out") | awk '{printf "| %d | %d µs | %s | %s | %d µs | %s | %s |\n", NR, $2, $3, $4, $9, $10, $11}'
   for name in A B; do
     # The middle round (the lower middle one for an even count), CPU and rate sorted apart.
     cpu=$(grep "^$name " "$work/$kind.out" | awk '{print $2}' | sort -n | awk '{v[NR]=$1} END {printf "%d µs (%d–%d)", v[int((NR+1)/2)], v[1], v[NR]}')
     per_s=$(grep "^$name " "$work/$kind.out" | awk '{print $3}' | sort -n | awk '{v[NR]=$1} END {print v[int((NR+1)/2)]}')
-    echo "$name: median CPU per $unit $cpu, median $rate $per_s"
+    # Each thread group's median apart: what a change that touches one of them moves.
+    split=$(grep "^$name " "$work/$kind.out" | awk '{ print $5, $6, $7 }' | awk '
+      { for (g = 1; g <= 3; g++) v[g, NR] = $g }
+      END { for (g = 1; g <= 3; g++) { for (i = 1; i <= NR; i++) s[i] = v[g, i]
+              for (i = 2; i <= NR; i++) for (j = i; j > 1 && s[j - 1] > s[j]; j--) { t = s[j]; s[j] = s[j - 1]; s[j - 1] = t }
+              m[g] = s[int((NR + 1) / 2)] }
+            printf "%d / %d / %d µs", m[1], m[2], m[3] }')
+    echo "$name: median CPU per $unit $cpu (curl thread / event loops / rest: $split), median $rate $per_s"
   done
-  paste -d' ' <(grep '^A ' "$work/$kind.out") <(grep '^B ' "$work/$kind.out") | awk '{ if ($6 < $2) b++ } END {
+  paste -d' ' <(grep '^A ' "$work/$kind.out") <(grep '^B ' "$work/$kind.out") | awk '{ if ($9 < $2) b++ } END {
     printf "B used less CPU per unit in %d of %d rounds\n", b, NR }'
 done

@@ -55,6 +55,7 @@ fi
 
 scripts/install-deps.sh
 . scripts/lib/wrk.sh
+. scripts/lib/threads.sh
 ensure_wrk
 echo "[bench] building fleet and the fake server (release)" >&2
 swift build -c release --product fleet >&2
@@ -181,22 +182,6 @@ JSON
   done
   local controller
   controller=$(curl -s "http://127.0.0.1:$LISTEN_PORT/status" | sed -n 's/.*"pid" : \([0-9]*\).*/\1/p' | head -1)
-  # utime + stime, in clock ticks, summed over the pids given.
-  cpu() { local pid t=0; for pid in "$@"; do t=$((t + $(awk '{ print $14 + $15 }' "/proc/$pid/stat"))); done; echo $t; }
-  # The same for one process, split by thread: "curl loops rest", the curl thread (fleet-curl, floor-curl), the
-  # event loops (NIO-…) and every other thread (Swift's pool, above all); "- - -" for a path of several processes.
-  threads_cpu() {
-    [ $# -eq 1 ] || { echo "- - -"; return; }
-    local task
-    for task in /proc/$1/task/*; do
-      # utime and stime, counted after the command's name (which may hold spaces).
-      echo "$(cat "$task/comm" 2>/dev/null) $(sed 's/.*) //' "$task/stat" 2>/dev/null | awk '{ print $12 + $13 }')"
-    done | awk '{ t = $NF; if ($0 ~ /-curl /) c += t; else if ($0 ~ /^NIO-/) l += t; else r += t }
-                END { printf "%d %d %d\n", c, l, r }'
-  }
-  # Ticks per thread group between two `threads_cpu` outputs.
-  threads_delta() { local b=($1) a=($2); [ "${b[0]}" = - ] && echo "- - -" || echo "$((a[0] - b[0])) $((a[1] - b[1])) $((a[2] - b[2]))"; }
-
   # Where each path listens, and the process(es) doing its work: the upstream itself when direct, nginx's
   # workers, the floors, fleet's controller.
   path_url() {
