@@ -109,6 +109,14 @@ struct MetricsTests {
         let first = ByteBuffer(string: #"data: {"choices":[{"delta":{}}],"timings":{"prompt_n":4,"predic"#)
         let second = ByteBuffer(string: #"ted_n": 42,"predicted_ms":1}}"# + "\n\ndata: [DONE]\n\n")
         #expect(AnswerFigures.scan([first, second]).completionTokens == 42)
+        // Or its number: the whole number counts, not the digits before the seam.
+        let cut = [ByteBuffer(string: #"data: {"timings":{"cache_n":2,"prompt_n":40,"prompt_ms":8"#),
+                   ByteBuffer(string: #"0.5,"predicted_n":4"#)]
+        let rest = ByteBuffer(string: #"2}}"# + "\n\ndata: [DONE]\n\n")
+        #expect(AnswerFigures.scan(cut).promptMsPerToken == 80.5 / 40)
+        #expect(AnswerFigures.scan([cut[1], rest]).completionTokens == 42)
+        // A later key after the seam is the one that counts.
+        #expect(AnswerFigures.scan([usage, ByteBuffer(string: #"{"usage":{"completion_tokens":18}}"#)]).completionTokens == 18)
         #expect(AnswerFigures.scan([ByteBuffer(string: #"{"error":"boom"}"#)]) == AnswerFigures())
         // A key with no number after it does not hide the last one that has one; a key cut at the end is no key.
         let nulls = ByteBuffer(string: #"{"usage":{"completion_tokens":6}}{"usage":{"completion_tokens":null}}{"completion_tok"#)
