@@ -109,19 +109,21 @@ public struct AllowedHosts: Sendable, Equatable {
     /// Whether a `Host` header (`name`, `name:port`, `[v6]:port`) names this controller.
     public func allows(hostHeader: String) -> Bool {
         if any { return true }
-        // On every request: read as a substring, no Foundation and no copy for an address.
-        var host = Substring(hostHeader)
-        while let first = host.first, first == " " || first == "\t" { host = host.dropFirst() }
-        while let last = host.last, last == " " || last == "\t" { host = host.dropLast() }
-        if host.first == "[" {
+        // On every request: read as bytes (a Substring's first and last are whole characters, which cost a
+        // grapheme break each), no Foundation and no copy for an address.
+        var host = hostHeader.utf8[...]
+        let blank = { (byte: UInt8) in byte == UInt8(ascii: " ") || byte == UInt8(ascii: "\t") }
+        while let first = host.first, blank(first) { host = host.dropFirst() }
+        while let last = host.last, blank(last) { host = host.dropLast() }
+        if host.first == UInt8(ascii: "[") {
             // An IPv6 literal: only an address can be written that way.
-            return host.contains("]")
+            return host.contains(UInt8(ascii: "]"))
         }
-        if let colon = host.lastIndex(of: ":") { host = host[..<colon] }
-        if host.last == "." { host = host.dropLast() }
+        if let colon = host.lastIndex(of: UInt8(ascii: ":")) { host = host[..<colon] }
+        if host.last == UInt8(ascii: ".") { host = host.dropLast() }
         if host.isEmpty { return false }
-        if Self.isIPv4(host.utf8) { return true }
-        let name = host.lowercased()
+        if Self.isIPv4(host) { return true }
+        let name = String(Substring(host)).lowercased()
         if name == "localhost" || name.hasSuffix(".localhost") { return true }
         return names.contains(name)
     }
