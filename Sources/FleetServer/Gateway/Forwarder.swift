@@ -175,13 +175,15 @@ struct Forwarder: Sendable {
 
     @inline(never)
     private func headers(_ upstream: UpstreamStream, lease: Lease, streaming: Bool) -> HTTPFields {
+        // Appended, not set: each name is new, and setting one first looks for it among the others.
         var headers: HTTPFields = [:]
         headers.reserveCapacity(4)
-        headers[Self.instanceHeader] = lease.kind.label
-        headers[.contentType] = upstream.header("content-type") ?? (streaming ? "text/event-stream" : "application/json")
+        headers.append(HTTPField(name: Self.instanceHeader, value: lease.kind.label))
+        headers.append(HTTPField(name: .contentType,
+                                 value: upstream.header("content-type") ?? (streaming ? "text/event-stream" : "application/json")))
         if streaming {
-            headers[.cacheControl] = "no-cache"
-            headers[Self.accelBuffering] = "no"
+            headers.append(HTTPField(name: .cacheControl, value: "no-cache"))
+            headers.append(HTTPField(name: Self.accelBuffering, value: "no"))
         }
         return headers
     }
