@@ -34,52 +34,65 @@ public final class FleetMetrics: Sendable {
     /// failed). `status` is what the client got.
     public func request(model: String, instance: String, status: Int, duration: Duration, firstByte: Duration?,
                         tokens: Int?, promptCache: PromptCacheCounts? = nil) {
-        counter("fleet_requests_total", model: model, instance: instance, status: status).increment()
-        timer("fleet_request_duration_seconds", model: model).recordNanoseconds(duration.nanoseconds)
-        if let firstByte {
-            timer("fleet_time_to_first_token_seconds", model: model).recordNanoseconds(firstByte.nanoseconds)
-        }
-        if let tokens, tokens > 0 {
-            counter("fleet_tokens_generated_total", model: model, instance: instance).increment(by: tokens)
-        }
-        if let promptCache, promptCache.promptTokens > 0 {
-            counter("fleet_prompt_tokens_total", model: model, instance: instance).increment(by: promptCache.promptTokens)
-            counter("fleet_prompt_cached_tokens_total", model: model, instance: instance).increment(by: promptCache.cachedTokens)
+        let tokens = tokens.flatMap { $0 > 0 ? $0 : nil }
+        let promptCache = promptCache.flatMap { $0.promptTokens > 0 ? $0 : nil }
+        let series = answerSeries(Answers(model: model, instance: instance, status: status), firstToken: firstByte != nil,
+                                  tokens: tokens != nil, promptCache: promptCache != nil)
+        series.requests.increment()
+        series.duration.recordNanoseconds(duration.nanoseconds)
+        if let firstByte { series.firstToken?.recordNanoseconds(firstByte.nanoseconds) }
+        if let tokens { series.tokens?.increment(by: tokens) }
+        if let promptCache {
+            series.promptTokens?.increment(by: promptCache.promptTokens)
+            series.cachedTokens?.increment(by: promptCache.cachedTokens)
         }
     }
 
-    /// Which series of a metric: its name and labels (model; instance and status where it has them).
-    private struct Series: Hashable {
-        var name: String
+    /// Which answers a set of series counts.
+    private struct Answers: Hashable {
         var model: String
-        var instance: String?
-        var status: Int?
+        var instance: String
+        var status: Int
     }
 
-    /// The request path's series, made once each: making one through the factory costs a registry lookup with
-    /// its label arrays on every request.
-    private let counters = Mutex<[Series: CoreMetrics.Counter]>([:])
-    private let timers = Mutex<[Series: CoreMetrics.Timer]>([:])
-
-    private func counter(_ name: String, model: String, instance: String, status: Int? = nil) -> CoreMetrics.Counter {
-        let series = Series(name: name, model: model, instance: instance, status: status)
-        return counters.withLock { counters in
-            if let counter = counters[series] { return counter }
-            var labels = [("model", model), ("instance", instance)]
-            if let status { labels.append(("status", String(status))) }
-            let counter = CoreMetrics.Counter(label: name, dimensions: labels, factory: factory)
-            counters[series] = counter
-            return counter
-        }
+    /// The series an answer moves, found with one lookup per request, not one per series. Each is made (through
+    /// the factory, a registry lookup with its label arrays) the first time an answer moves it, so a series shows
+    /// in `/metrics` only once it has counted something, as before.
+    private struct AnswerSeries {
+        let requests: CoreMetrics.Counter
+        let duration: CoreMetrics.Timer
+        var firstToken: CoreMetrics.Timer?
+        var tokens: CoreMetrics.Counter?
+        var promptTokens: CoreMetrics.Counter?
+        var cachedTokens: CoreMetrics.Counter?
     }
 
-    private func timer(_ name: String, model: String) -> CoreMetrics.Timer {
-        let series = Series(name: name, model: model)
-        return timers.withLock { timers in
-            if let timer = timers[series] { return timer }
-            let timer = CoreMetrics.Timer(label: name, dimensions: [("model", model)], factory: factory)
-            timers[series] = timer
-            return timer
+    private let answers = Mutex<[Answers: AnswerSeries]>([:])
+
+    private func answerSeries(_ key: Answers, firstToken: Bool, tokens: Bool, promptCache: Bool) -> AnswerSeries {
+        answers.withLock { answers in
+            if let series = answers[key], !firstToken || series.firstToken != nil, !tokens || series.tokens != nil,
+               !promptCache || series.promptTokens != nil {
+                return series
+            }
+            let labels = [("model", key.model), ("instance", key.instance)]
+            func counter(_ name: String, _ labels: [(String, String)]) -> CoreMetrics.Counter {
+                CoreMetrics.Counter(label: name, dimensions: labels, factory: factory)
+            }
+            func timer(_ name: String) -> CoreMetrics.Timer {
+                CoreMetrics.Timer(label: name, dimensions: [("model", key.model)], factory: factory)
+            }
+            var series = answers[key] ?? AnswerSeries(
+                requests: counter("fleet_requests_total", labels + [("status", String(key.status))]),
+                duration: timer("fleet_request_duration_seconds"))
+            if firstToken, series.firstToken == nil { series.firstToken = timer("fleet_time_to_first_token_seconds") }
+            if tokens, series.tokens == nil { series.tokens = counter("fleet_tokens_generated_total", labels) }
+            if promptCache, series.promptTokens == nil {
+                series.promptTokens = counter("fleet_prompt_tokens_total", labels)
+                series.cachedTokens = counter("fleet_prompt_cached_tokens_total", labels)
+            }
+            answers[key] = series
+            return series
         }
     }
 
