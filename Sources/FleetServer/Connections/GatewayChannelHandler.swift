@@ -114,7 +114,7 @@ final class GatewayChannelHandler: ChannelDuplexHandler, RemovableChannelHandler
                 reading = .collecting(head, route, body)
             case .end:
                 reading = .idle
-                answer(Request(head: head, body: RequestBody(buffer: body)), route: route, context: context)
+                answer(Request(head: head, body: RequestBody(buffer: body)), body: body, route: route, context: context)
             }
         }
     }
@@ -127,16 +127,18 @@ final class GatewayChannelHandler: ChannelDuplexHandler, RemovableChannelHandler
 
     // MARK: Answers
 
-    private func answer(_ request: Request, route: GatewayRoute, context: ChannelHandlerContext) {
+    /// - Parameter body: the request's body, as read (the route takes it as it is, not through `request.body`'s
+    ///   stream).
+    private func answer(_ request: Request, body: ByteBuffer, route: GatewayRoute, context: ChannelHandlerContext) {
         answering = true
         let bound = NIOLoopBound(self, eventLoop: context.eventLoop)
         let loop = context.eventLoop
         let outbox = outbox
         let serving = serving
         let writes = writes
-        let source = ApplicationRequestContextSource(channel: context.channel, logger: serving.logger)
+        let channel = context.channel
         Task {
-            let response = await serving.respond(to: request, route: route, context: FleetRequestContext(source: source))
+            let response = await serving.respond(to: request, body: body, route: route, channel: channel)
             var close = request.headers[.connection]?.lowercased() == "close"
             var head = response.head
             head.headerFields[.date] = HTTPDate.now()

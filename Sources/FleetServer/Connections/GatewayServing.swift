@@ -1,6 +1,6 @@
 import Hummingbird
 import HTTPTypes
-import Logging
+import NIOCore
 
 /// What the gateway's channel handler answers with: the gateway's routes behind the same browser and key checks
 /// as every other route, called directly (no router and no middleware chain: their async frames would be part of
@@ -14,24 +14,22 @@ final class GatewayServing: Sendable {
     /// Substrings, so a request's path is looked up without making a string of it.
     let table: [Substring: GatewayRoute]
     let maxBodySize: Int
-    let logger: Logger
     /// Each event loop's answers to write, gathered (`LoopWrites`).
     let loopWrites = LoopWritesByLoop()
 
     init(browserGuard: BrowserGuard<FleetRequestContext>, keyCheck: APIKeyMiddleware<FleetRequestContext>,
-         routes: GatewayRoutes, maxBodySize: Int, logger: Logger) {
+         routes: GatewayRoutes, maxBodySize: Int) {
         self.browserGuard = browserGuard
         self.keyCheck = keyCheck
         self.routes = routes
         self.table = Dictionary(uniqueKeysWithValues: GatewayRoute.table.map { (Substring($0.path), $0) })
         self.maxBodySize = maxBodySize
-        self.logger = logger
     }
 
-    /// `route`'s answer to `request`, or the checks' refusal.
-    func respond(to request: Request, route: GatewayRoute, context: FleetRequestContext) async -> Response {
+    /// `route`'s answer to `request`, whose body was read (`body`), or the checks' refusal.
+    func respond(to request: Request, body: ByteBuffer, route: GatewayRoute, channel: any Channel) async -> Response {
         if let refused = browserGuard.refused(request) ?? keyCheck.refused(request) { return refused }
-        return await routes.respond(to: request, route: route, context: context)
+        return await routes.respond(to: request, body: body, route: route, channel: channel)
     }
 
     /// The gateway route a request is for, if it is a `POST` to one.

@@ -104,7 +104,7 @@ public struct FleetController: Sendable {
         // The same routes behind the same checks, answered from the channel pipeline (GatewayChannelHandler);
         // `http` keeps them too, for a request that arrives while Hummingbird still owes an answer.
         let gateway = GatewayServing(browserGuard: browserGuard, keyCheck: keyCheck, routes: gatewayRoutes,
-                                     maxBodySize: config.gateway.maxBodySize, logger: logger)
+                                     maxBodySize: config.gateway.maxBodySize)
         LogRoutes(supervisor: supervisor).register(on: http)
         DashboardRoutes().register(on: http)
         let app = Application(

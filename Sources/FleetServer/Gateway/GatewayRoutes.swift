@@ -35,9 +35,11 @@ public struct GatewayRoutes: Sendable {
         }
     }
 
-    /// Answers a request to one of the table's routes (what the routes registered by `register` do).
-    func respond(to request: Request, route: GatewayRoute, context: FleetRequestContext) async -> Response {
-        await handle(request, route: route, connection: connection(of: context))
+    /// Answers a request to one of the table's routes (what the routes registered by `register` do) whose body
+    /// was read already: `body`, cut one byte past `gateway.maxBodySize` when it was larger.
+    func respond(to request: Request, body: ByteBuffer, route: GatewayRoute, channel: any Channel) async -> Response {
+        await handle(request, body: body, route: route,
+                     connection: connections.map { ClientConnection(registry: $0, channel: channel) } ?? .detached)
     }
 
     private func connection(of context: FleetRequestContext) -> ClientConnection {
@@ -77,9 +79,11 @@ public struct GatewayRoutes: Sendable {
     // its stack at its largest size for as long as the answer streams (a 1,000-stream fleet holds a thousand of
     // them). The work between two waits is in plain functions.
 
-    private func handle(_ request: Request, route: GatewayRoute, connection: ClientConnection) async -> Response {
+    /// - Parameter body: the body when it was read already (else it is read from `request`).
+    private func handle(_ request: Request, body: ByteBuffer? = nil, route: GatewayRoute, connection: ClientConnection) async
+        -> Response {
         do {
-            let body = try await collectBody(of: request)
+            let body = if let body { try checkedBody(body) } else { try await collectBody(of: request) }
             let plan = try plan(request, body: body, route: route)
             return try await forwarder.forward(plan.request, path: route.path, pool: plan.pool,
                                                canonicalName: plan.canonicalName, hint: plan.hint, family: route.family,
@@ -93,10 +97,20 @@ public struct GatewayRoutes: Sendable {
         do {
             return try await request.body.collect(upTo: settings.maxBodySize)
         } catch {
-            throw GatewayError(status: .contentTooLarge,
-                               message: "request body is larger than \(settings.maxBodySize) bytes (gateway.maxBodySize in fleet.json)",
-                               code: "request_too_large", closeConnection: true)
+            throw tooLarge
         }
+    }
+
+    /// A body read already, refused as `collectBody` refuses it when larger than `gateway.maxBodySize`.
+    private func checkedBody(_ body: ByteBuffer) throws -> ByteBuffer {
+        guard body.readableBytes <= settings.maxBodySize else { throw tooLarge }
+        return body
+    }
+
+    private var tooLarge: GatewayError {
+        GatewayError(status: .contentTooLarge,
+                     message: "request body is larger than \(settings.maxBodySize) bytes (gateway.maxBodySize in fleet.json)",
+                     code: "request_too_large", closeConnection: true)
     }
 
     /// Where and how a request goes.
