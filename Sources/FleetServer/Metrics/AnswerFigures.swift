@@ -132,10 +132,16 @@ private struct KeyHits {
         while index < raw.count, let found = memchr(base + index, Int32(UInt8(ascii: "_")), raw.count - index) {
             let underscore = base.distance(to: UnsafeRawPointer(found))
             index = underscore + 1
-            guard let ending = keys.endings.first(where: { ending in
-                underscore + ending.count <= raw.count
-                    && ending.withUnsafeBytes { memcmp(base + underscore, $0.baseAddress!, ending.count) } == 0
-            }) else { continue }
+            // Most underscores in an answer are in other keys (`finish_reason`): the byte after one tells.
+            guard underscore + 1 < raw.count else { break }
+            let next = raw[underscore + 1]
+            var matched: [UInt8]?
+            for ending in keys.endings where ending[1] == next && underscore + ending.count <= raw.count
+                && ending.withUnsafeBytes({ memcmp(base + underscore, $0.baseAddress!, ending.count) }) == 0 {
+                matched = ending
+                break
+            }
+            guard let ending = matched else { continue }
             let colon = underscore + ending.count - 1
             index = colon + 1
             guard let (value, digits) = Self.number(at: colon + 1, in: raw) else { continue }
