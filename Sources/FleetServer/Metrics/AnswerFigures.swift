@@ -87,8 +87,8 @@ struct AnswerFigures: Equatable {
 /// Where each of some JSON keys (`"name":`) last occurs followed by a number, and that number. The keys all end
 /// in one of a few endings (`_tokens":`, `_n":`, `_ms":`): one pass from underscore to underscore (`memchr`), a
 /// key's name compared only where an ending follows one and a number that. An answer's figures are looked for on
-/// every request, and an underscore is rarer in its tail than a colon (one key in five has one). Bytes are added part by part, in order; a later part's hit replaces
-/// an earlier one at the same position or before.
+/// every request, and an underscore is rarer in its tail than a colon (one key in five has one). Bytes are added
+/// part by part, in order; a later part's hit replaces an earlier one at the same position or before.
 private struct KeyHits {
     struct Keys {
         /// Each key as it is written, quoted, with its colon.
