@@ -227,30 +227,39 @@ struct CompletionRequest {
     /// The client's session: OpenAI's `prompt_cache_key`, else its `user`.
     let sessionKey: String?
     private(set) var body: ByteBuffer
-    /// Top-level keys the body has, of those defaults may fill.
-    private let present: Set<String>
+    /// Top-level keys the body has: bit `i` for `keys[i]`.
+    private let present: UInt8
 
     private static let keys = ["model", "stream", "prompt_cache_key", "user", "temperature", "top_p", "top_k"]
     private static let keyBytes = keys.map { Array($0.utf8) }
 
     /// - Throws: `GatewayError` 400 for a body that is not a JSON object.
     init(body: ByteBuffer) throws {
-        let read = body.withUnsafeReadableBytes { bytes -> (values: [String?], present: Set<String>, stream: Bool)? in
+        let read = body.withUnsafeReadableBytes { bytes -> (model: String?, session: String?, stream: Bool, present: UInt8)? in
             guard let ranges = TopLevelJSON.values(of: Self.keyBytes, in: bytes) else { return nil }
-            var present: Set<String> = []
-            for (index, range) in ranges.enumerated().dropFirst(4) where range != nil { present.insert(Self.keys[index]) }
-            let values = ranges.prefix(4).map { range in range.flatMap { Self.string(UnsafeRawBufferPointer(rebasing: bytes[$0])) } }
+            /// The key's value when it is a string and not empty.
+            func text(_ index: Int) -> String? {
+                ranges[index].flatMap { Self.string(UnsafeRawBufferPointer(rebasing: bytes[$0])) }.flatMap { $0.isEmpty ? nil : $0 }
+            }
+            var present: UInt8 = 0
+            for (index, range) in ranges.enumerated() where range != nil { present |= 1 << index }
             let stream = ranges[1].map { UnsafeRawBufferPointer(rebasing: bytes[$0]).elementsEqual("true".utf8) } ?? false
-            return (values, present, stream)
+            return (text(0), text(2) ?? text(3), stream, present)
         }
         guard let read else {
             throw GatewayError(status: .badRequest, message: "the request body is not a JSON object", code: "invalid_json")
         }
-        self.model = read.values[0].flatMap { $0.isEmpty ? nil : $0 }
+        self.model = read.model
         self.stream = read.stream
-        self.sessionKey = read.values[2...3].lazy.compactMap { $0 }.first { !$0.isEmpty }
+        self.sessionKey = read.session
         self.body = body
         self.present = read.present
+    }
+
+    /// Whether the body has `key` (one of `keys`) at its top level.
+    private func has(_ key: String) -> Bool {
+        guard let index = Self.keys.firstIndex(of: key) else { return false }
+        return present & (1 << index) != 0
     }
 
     /// A JSON string value as text (escapes decoded), or nil when the value is not a string.
@@ -270,7 +279,7 @@ struct CompletionRequest {
     mutating func inject(_ defaults: SamplingDefaults, only fields: [GatewayRoute.Sampling]) {
         var added: [String] = []
         func add(_ key: String, _ value: String?) {
-            guard let value, !present.contains(key) else { return }
+            guard let value, !has(key) else { return }
             added.append("\"\(key)\":\(value)")
         }
         if fields.contains(.temperature) { add("temperature", defaults.temperature.map { "\($0)" }) }
