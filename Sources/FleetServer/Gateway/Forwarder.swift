@@ -119,10 +119,15 @@ struct Forwarder: Sendable {
     /// The request to `lease`'s instance.
     @inline(never)
     private func upstreamRequest(_ request: ForwardRequest, path: String, lease: Lease) -> UpstreamRequest {
-        UpstreamRequest(
+        // One array, made at its size: the client's forwarded headers between fleet's two.
+        var headers: [(name: String, value: String)] = []
+        headers.reserveCapacity(request.headers.count + 2)
+        headers.append(("Content-Type", "application/json"))
+        headers.append(contentsOf: request.headers)
+        if let key = request.upstreamKey(lease.baseURL) { headers.append(("Authorization", "Bearer \(key)")) }
+        return UpstreamRequest(
             method: "POST", url: lease.baseURL + path,
-            headers: [("Content-Type", "application/json")] + request.headers
-                + (request.upstreamKey(lease.baseURL).map { [("Authorization", "Bearer \($0)")] } ?? []),
+            headers: headers,
             body: request.body,
             connectTimeout: settings.connectTimeout, idleTimeout: settings.idleTimeout,
             firstByteTimeout: settings.firstByteTimeout,
