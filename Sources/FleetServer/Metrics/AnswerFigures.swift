@@ -36,20 +36,22 @@ struct AnswerFigures: Equatable {
     /// `scanned`, and the bytes either side of the seam between them, where a key and its number may be split.
     static func scan(_ tail: [ByteBuffer], head: ByteBuffer? = nil) -> AnswerFigures {
         var hits = KeyHits(keys)
+        // The first buffer that reaches into the last `scanned` bytes, and how much of it lies before them.
+        var first = tail.endIndex
         var rest = scanned
-        var parts: [ByteBuffer] = []
-        for buffer in tail.reversed() where rest > 0 {
-            var part = buffer
-            if part.readableBytes > rest { part.moveReaderIndex(forwardBy: part.readableBytes - rest) }
-            rest -= part.readableBytes
-            parts.append(part)
+        while first > tail.startIndex, rest > 0 {
+            first -= 1
+            rest -= tail[first].readableBytes
         }
-        parts.reverse()
         var offset = 0
-        for (index, part) in parts.enumerated() {
-            if index > 0 { hits.seam(parts[index - 1], part, at: offset) }
+        var previous: ByteBuffer?
+        for index in first..<tail.endIndex {
+            var part = tail[index]
+            if index == first, rest < 0 { part.moveReaderIndex(forwardBy: -rest) }
+            if let previous { hits.seam(previous, part, at: offset) }
             part.withUnsafeReadableBytes { hits.add($0, at: offset) }
             offset += part.readableBytes
+            previous = part
         }
         var figures = AnswerFigures()
         var best: KeyHits.Hit?
