@@ -95,7 +95,7 @@ final class ConnectionGuard: ChannelDuplexHandler, RemovableChannelHandler {
         guard !refused else { return }
         switch unwrapInboundIn(data) {
         case .head(let head):
-            if let length = head.headerFields[.contentLength].flatMap(Int.init), length > limits.maxBodySize {
+            if let length = head.headerFields.first(.contentLength).flatMap(Int.init), length > limits.maxBodySize {
                 refuseTooLarge(context, length: length, path: head.path ?? "/")
                 return
             }
@@ -118,7 +118,7 @@ final class ConnectionGuard: ChannelDuplexHandler, RemovableChannelHandler {
     func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
         switch unwrapOutboundIn(data) {
         case .head(let response):
-            if response.headerFields[.connection]?.lowercased() == "close" { closeAfterResponse = true }
+            if response.headerFields.first(.connection)?.lowercased() == "close" { closeAfterResponse = true }
             context.write(data, promise: promise)
         case .body:
             context.write(data, promise: promise)

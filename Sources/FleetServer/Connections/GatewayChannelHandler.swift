@@ -139,7 +139,7 @@ final class GatewayChannelHandler: ChannelDuplexHandler, RemovableChannelHandler
         let channel = context.channel
         Task {
             let response = await serving.respond(to: request, body: body, route: route, channel: channel)
-            var close = request.headers[.connection]?.lowercased() == "close"
+            var close = request.headers.first(.connection)?.lowercased() == "close"
             var head = response.head
             head.headerFields[.date] = HTTPDate.now()
             head.headerFields[.server] = "fleet"
