@@ -227,21 +227,21 @@ struct CompletionRequest {
     /// The client's session: OpenAI's `prompt_cache_key`, else its `user`.
     let sessionKey: String?
     private(set) var body: ByteBuffer
-    /// Top-level keys the body has: bit `i` for `keys[i]`.
-    private let present: UInt8
+    /// Top-level keys the body has: bit `i` for `keys[i]` (room for 32 keys).
+    private let present: UInt32
 
     private static let keys = ["model", "stream", "prompt_cache_key", "user", "temperature", "top_p", "top_k"]
     private static let keyBytes = keys.map { Array($0.utf8) }
 
     /// - Throws: `GatewayError` 400 for a body that is not a JSON object.
     init(body: ByteBuffer) throws {
-        let read = body.withUnsafeReadableBytes { bytes -> (model: String?, session: String?, stream: Bool, present: UInt8)? in
+        let read = body.withUnsafeReadableBytes { bytes -> (model: String?, session: String?, stream: Bool, present: UInt32)? in
             guard let ranges = TopLevelJSON.values(of: Self.keyBytes, in: bytes) else { return nil }
             /// The key's value when it is a string and not empty.
             func text(_ index: Int) -> String? {
                 ranges[index].flatMap { Self.string(UnsafeRawBufferPointer(rebasing: bytes[$0])) }.flatMap { $0.isEmpty ? nil : $0 }
             }
-            var present: UInt8 = 0
+            var present: UInt32 = 0
             for (index, range) in ranges.enumerated() where range != nil { present |= 1 << index }
             let stream = ranges[1].map { UnsafeRawBufferPointer(rebasing: bytes[$0]).elementsEqual("true".utf8) } ?? false
             return (text(0), text(2) ?? text(3), stream, present)
