@@ -202,7 +202,15 @@ JSON
       fleet) echo "$controller" ;;
     esac
   }
-  local paths=(direct nginx floor routed fleet) name before after round
+  local paths=(direct nginx floor routed fleet) name round
+  # measured NAME CONNECTIONS SCRIPT: `measure`'s fields for NAME's path, then the CPU its process(es) spent
+  # meanwhile: ticks, and ticks by thread group.
+  measured() {
+    local name=$1 before split out
+    before=$(cpu $(path_pids "$name")); split=$(threads_cpu $(path_pids "$name"))
+    out=$(measure "$(path_url "$name")" "$2" "$3" "$round_duration")
+    echo "$out $(( $(cpu $(path_pids "$name")) - before )) $(threads_delta "$split" "$(threads_cpu $(path_pids "$name"))")"
+  }
   # The paths take turns, ROUNDS times, each for a round's share of DURATION: this machine drifts by ±20 % from
   # one minute to the next, and a ratio from one pass of each path would mostly measure the drift. Each ratio is
   # taken within a round, and the table shows its median and range.
@@ -211,11 +219,8 @@ JSON
   : > "$work/plain.txt"
   for round in $(seq "$rounds"); do
     for name in "${paths[@]}"; do
-      before=$(cpu $(path_pids $name)); local split_before=$(threads_cpu $(path_pids $name))
-      local eight=($(measure "$(path_url $name)" 8 "$work/plain.lua" "$round_duration"))
-      after=$(cpu $(path_pids $name)); local split_after=$(threads_cpu $(path_pids $name))
-      local one=($(measure "$(path_url $name)" 1 "$work/plain.lua" "$round_duration"))
-      echo "$round $name ${eight[*]} ${one[*]} $((after - before)) $(threads_delta "$split_before" "$split_after")" >> "$work/plain.txt"
+      echo "$round $name $(measured $name 8 "$work/plain.lua") $(measure "$(path_url $name)" 1 "$work/plain.lua" "$round_duration")" \
+        >> "$work/plain.txt"
     done
   done
   echo
@@ -224,10 +229,10 @@ JSON
   echo
   echo "| path | 8 connections req/s | 8 connections p50 / p99 | 1 connection p50 / p99 | 8 conn. req/s vs nginx | 1 conn. p50 vs nginx | CPU per request (8 conn.) | of it: curl thread / event loops / rest |"
   echo "| --- | --- | --- | --- | --- | --- | --- | --- |"
-  # fields: round name p50 p99 rps n (8 connections) p50 p99 rps n (1 connection) ticks, ticks by thread group
+  # fields: round name p50 p99 rps n (8 connections) ticks, ticks by thread group (over them) p50 p99 rps n (1 connection)
   awk -v hz="$(getconf CLK_TCK)" -v order="${paths[*]}" "$MEDIAN_AWK$THREADS_AWK"'
-    { k = $2 SUBSEP $1; rps[k] = $5; p50[k] = $3; p99[k] = $4; one50[k] = $7; one99[k] = $8; ticks[$2] += $11; n[$2] += $6
-      rounds[$2] = rounds[$2] " " $1; add($2, $12, $13, $14) }
+    { k = $2 SUBSEP $1; rps[k] = $5; p50[k] = $3; p99[k] = $4; one50[k] = $11; one99[k] = $12; ticks[$2] += $7; n[$2] += $6
+      rounds[$2] = rounds[$2] " " $1; add($2, $8, $9, $10) }
     END {
       count = split(order, names, " ")
       for (i = 1; i <= count; i++) {
@@ -255,10 +260,7 @@ JSON
   : > "$work/stream.txt"
   for round in $(seq "$rounds"); do
     for name in "${paths[@]}"; do
-      before=$(cpu $(path_pids $name)); local split_before=$(threads_cpu $(path_pids $name))
-      local streams=($(measure "$(path_url $name)" 64 "$work/stream.lua" "$round_duration"))
-      after=$(cpu $(path_pids $name)); local split_after=$(threads_cpu $(path_pids $name))
-      echo "$round $name ${streams[*]} $((after - before)) $(threads_delta "$split_before" "$split_after")" >> "$work/stream.txt"
+      echo "$round $name $(measured $name 64 "$work/stream.lua")" >> "$work/stream.txt"
     done
   done
   echo
