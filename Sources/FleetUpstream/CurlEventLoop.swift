@@ -208,6 +208,7 @@ final class CurlEventLoop: Sendable {
         var unbatched = 0  // transfers that are not `batched` streams
         let handles = CurlEasyHandles()
         let relayFlushes = CurlRelayFlushes()
+        let clock = CurlPassClock()
         // The sockets epoll reported in the last wait, with their `CURL_CSELECT_*` bits.
         var ready: [(Int32, Int32)] = []
         // The commands being run; swapped with the inbox's (empty) array, so neither allocates anew.
@@ -224,6 +225,7 @@ final class CurlEventLoop: Sendable {
         }
 
         while true {
+            let now = clock.tick()
             commands.removeAll(keepingCapacity: true)
             let stopping = inbox.withLock { inbox in
                 swap(&inbox.commands, &commands)
@@ -245,7 +247,8 @@ final class CurlEventLoop: Sendable {
                     }
                     lastAdded = max(lastAdded, id)
                     do {
-                        let transfer = try CurlTransfer(request: request, sink: sink, handles: handles, relayFlushes: relayFlushes)
+                        let transfer = try CurlTransfer(request: request, sink: sink, handles: handles, relayFlushes: relayFlushes,
+                                                          clock: clock)
                         transfers[id] = transfer
                         counters.opened(1)
                         if transfer.hasDeadline { watched += 1 }
@@ -268,7 +271,7 @@ final class CurlEventLoop: Sendable {
             }
 
             // What is due: curl's timer (it also runs transfers just added or resumed), then the ready sockets.
-            if watch.takeDueTimer(at: .now) {
+            if watch.takeDueTimer(at: now) {
                 curl_multi_socket_action(multi.pointer, CURL_SOCKET_TIMEOUT, 0, &stillRunning)
             }
             for (socket, bits) in ready {
@@ -292,7 +295,6 @@ final class CurlEventLoop: Sendable {
             var wait: Duration = .seconds(10)
             if watched > 0 {
                 wait = .milliseconds(250)
-                let now = ContinuousClock.now
                 if now - lastDeadlineScan >= .milliseconds(200) {
                     lastDeadlineScan = now
                     for (id, transfer) in transfers where transfer.missedDeadline(at: now) {

@@ -25,6 +25,8 @@ final class CurlTransfer {
     /// it cancels the transfer.
     private var body: UpstreamBody?
     private var headerList: UnsafeMutablePointer<curl_slist>?
+    /// The request's body, which curl reads in place (`CURLOPT_POSTFIELDS`) until the handle goes back.
+    private let postBody: ByteBuffer?
     private var responseHeaders: [(name: String, value: String)] = []
     private var headSent = false
     /// After the head, the transfer fails when no byte arrives for this long (checked by the loop).
@@ -35,11 +37,21 @@ final class CurlTransfer {
     private let headWaitsForBody: Bool
     /// … or until the body ends or half the window came.
     private let headWaitsForEnd: Bool
-    /// Body bytes received so far.
+    /// Body bytes received so far (a chunked body's data).
     private var received = 0
-    private let started = ContinuousClock.now
-    /// When the last byte arrived.
-    private(set) var lastActivity = ContinuousClock.now
+    /// Whether the body is chunked (the answer's `Transfer-Encoding`): curl hands it over with its framing
+    /// (`CURLOPT_HTTP_TRANSFER_DECODING` off), and `decoder` finds its data.
+    private var chunked = false
+    private static let transferEncoding = Array("transfer-encoding".utf8)
+    private var decoder = ChunkedDecoder()
+    /// The data's ranges in the bytes at hand (kept, so that a callback does not allocate).
+    private var chunkData: [Range<Int>] = []
+    /// Why the transfer was stopped: a chunked body that was not.
+    private var malformed: ChunkedDecoder.Malformed?
+    private let started: ContinuousClock.Instant
+    /// When the last byte arrived (to the curl loop's pass).
+    private(set) var lastActivity: ContinuousClock.Instant
+    private let clock: CurlPassClock
     /// The consumer's window is full: curl holds the transfer until the consumer takes some.
     private(set) var paused = false
 
@@ -54,13 +66,18 @@ final class CurlTransfer {
     /// Where a relayed body that received something in this pass is noted, for the loop to flush after it.
     private let relayFlushes: CurlRelayFlushes
 
-    init(request: UpstreamRequest, sink: TransferSink, handles: CurlEasyHandles, relayFlushes: CurlRelayFlushes) throws(UpstreamError) {
+    init(request: UpstreamRequest, sink: TransferSink, handles: CurlEasyHandles, relayFlushes: CurlRelayFlushes,
+         clock: CurlPassClock) throws(UpstreamError) {
         guard let easy = handles.take() else {
             throw UpstreamError(kind: .invalidRequest, url: request.url, detail: "curl_easy_init failed")
         }
         self.easy = easy
         self.handles = handles
         self.relayFlushes = relayFlushes
+        self.clock = clock
+        self.postBody = request.body
+        self.started = clock.now
+        self.lastActivity = clock.now
         self.url = request.url
         self.idleTimeout = request.idleTimeout
         self.firstByteTimeout = request.firstByteTimeout
@@ -80,6 +97,8 @@ final class CurlTransfer {
         ok = ok && fleet_easy_setopt_string(easy, CURLOPT_NOPROXY, "*") == CURLE_OK
         ok = ok && fleet_easy_setopt_long(easy, CURLOPT_BUFFERSIZE, min(max(request.receiveBuffer, 1024), 512 * 1024)) == CURLE_OK
         ok = ok && fleet_easy_setopt_long(easy, CURLOPT_TCP_NODELAY, 1) == CURLE_OK
+        // A chunked body comes with its framing, one callback per read instead of per chunk (`ChunkedDecoder`).
+        ok = ok && fleet_easy_setopt_long(easy, CURLOPT_HTTP_TRANSFER_DECODING, 0) == CURLE_OK
         ok = ok && fleet_easy_setopt_sockopt(easy, curlSocketOptions) == CURLE_OK
         ok = ok && fleet_easy_setopt_long(easy, CURLOPT_CONNECTTIMEOUT_MS, request.connectTimeout.milliseconds) == CURLE_OK
         if let total = request.totalTimeout {
@@ -93,8 +112,12 @@ final class CurlTransfer {
         var headers = request.headers
         if let body = request.body {
             ok = ok && fleet_easy_setopt_long(easy, CURLOPT_POSTFIELDSIZE, body.readableBytes) == CURLE_OK
+            // Sent from where it lies, not copied (curl's COPYPOSTFIELDS copied every prompt once more): the
+            // transfer holds the buffer (`postBody`) until the handle is given back, and a ByteBuffer's bytes
+            // never move while a copy of it lives (a write through another copy copies them first).
             ok = ok && body.withUnsafeReadableBytes { bytes in
-                fleet_easy_setopt_pointer(easy, CURLOPT_COPYPOSTFIELDS, UnsafeMutableRawPointer(mutating: bytes.baseAddress)) == CURLE_OK
+                let start = UnsafeMutableRawPointer(mutating: bytes.baseAddress ?? UnsafeRawPointer(emptyBody.utf8Start))
+                return fleet_easy_setopt_pointer(easy, CURLOPT_POSTFIELDS, start) == CURLE_OK
             }
             // No "Expect: 100-continue" round trip before the body.
             headers.append((name: "Expect", value: ""))
@@ -137,6 +160,7 @@ final class CurlTransfer {
         let line = UnsafeRawBufferPointer(rebasing: line[..<end])
         if line.starts(with: "HTTP/".utf8) {
             responseHeaders.removeAll()  // a new response (after a 100 Continue or a redirect)
+            chunked = false
         } else if line.isEmpty {
             var status = 0
             _ = fleet_easy_getinfo_long(easy, CURLINFO_RESPONSE_CODE, &status)
@@ -146,8 +170,12 @@ final class CurlTransfer {
             while valueStart < line.count, line[valueStart] == UInt8(ascii: " ") || line[valueStart] == UInt8(ascii: "\t") {
                 valueStart += 1
             }
-            responseHeaders.append((name: String(decoding: line[..<colon], as: UTF8.self),
-                                    value: String(decoding: line[valueStart...], as: UTF8.self)))
+            let name = UnsafeRawBufferPointer(rebasing: line[..<colon])
+            let value = UnsafeRawBufferPointer(rebasing: line[valueStart...])
+            if name.count == Self.transferEncoding.count, zip(name, Self.transferEncoding).allSatisfy({ $0 | 0x20 == $1 }) {
+                chunked = Self.endsChunked(value)
+            }
+            responseHeaders.append((name: String(decoding: name, as: UTF8.self), value: String(decoding: value, as: UTF8.self)))
         }
     }
 
@@ -169,11 +197,33 @@ final class CurlTransfer {
         finish(throwing: UpstreamError(kind: .timeout, url: url, detail: detail))
     }
 
-    /// Offers received bytes to the body; false (nothing taken) pauses the transfer until `resume()`.
-    fileprivate func receivedBody(_ bytes: UnsafeRawBufferPointer) -> Bool {
-        lastActivity = .now
+    /// What the write callback tells curl.
+    fileprivate enum Taken { case all, pause, fail }
+
+    /// Offers received bytes to the body (a chunked body's data, without its framing); `pause` (nothing taken)
+    /// pauses the transfer until `resume()`, and curl offers the same bytes again then.
+    fileprivate func receivedBody(_ bytes: UnsafeRawBufferPointer) -> Taken {
+        lastActivity = clock.now
+        var decoded = decoder
+        var count = bytes.count
+        if chunked {
+            chunkData.removeAll(keepingCapacity: true)
+            do {
+                try decoded.decode(bytes, into: &chunkData)
+            } catch {
+                malformed = error
+                return .fail
+            }
+            count = 0
+            for part in chunkData { count += part.count }
+            // Only framing (a chunk's size line, the last chunk): nothing for the body.
+            if count == 0 {
+                decoder = decoded
+                return .all
+            }
+        }
         // The chunk is in the body before the head goes out, so whoever gets the head finds it there.
-        let offered = handoff.offered(bytes)
+        let offered = handoff.offered(bytes, parts: chunked ? chunkData : nil, count: count)
         if offered == .takenForRelay { relayFlushes.due.append(self) }
         guard offered != .refused else {
             if !paused {
@@ -182,11 +232,26 @@ final class CurlTransfer {
             }
             // Whoever waits for the head must have it to take from the full window.
             if !headSent { sendHead() }
-            return false
+            return .pause
         }
-        received += bytes.count
+        decoder = decoded
+        received += count
         if !headSent, !headWaitsForEnd || received >= handoff.window / 2 { sendHead() }
-        return true
+        return .all
+    }
+
+    /// Whether a `Transfer-Encoding` value's last coding is chunked (`chunked`, or `gzip, chunked`).
+    static func endsChunked(_ value: UnsafeRawBufferPointer) -> Bool {
+        var end = value.count
+        while end > 0, value[end - 1] == UInt8(ascii: " ") || value[end - 1] == UInt8(ascii: "\t") { end -= 1 }
+        let word = "chunked".utf8
+        guard end >= word.count else { return false }
+        let start = end - word.count
+        // ASCII letters compared without their case bit.
+        guard zip(value[start..<end], word).allSatisfy({ $0 | 0x20 == $1 }) else { return false }
+        var before = start
+        while before > 0, value[before - 1] == UInt8(ascii: " ") || value[before - 1] == UInt8(ascii: "\t") { before -= 1 }
+        return before == 0 || value[before - 1] == UInt8(ascii: ",")
     }
 
     private func sendHead() {
@@ -201,7 +266,7 @@ final class CurlTransfer {
         guard handoff.flushRelay(), paused else { return }
         paused = false
         counters.paused(-1)
-        lastActivity = .now
+        lastActivity = clock.now
         _ = fleet_easy_unpause(easy)
     }
 
@@ -215,6 +280,10 @@ final class CurlTransfer {
 
     /// The transfer ended: deliver the outcome. Called by the loop after it removed the handle.
     func complete(_ code: CURLcode) {
+        if let malformed {
+            finish(throwing: UpstreamError(kind: .transferBroken, url: url, detail: malformed.description))
+            return
+        }
         guard code == CURLE_OK else {
             finish(throwing: Self.error(for: code, url: url, detail: String(cString: curl_easy_strerror(code))))
             return
@@ -276,7 +345,11 @@ private func curlWriteCallback(_ data: UnsafeMutablePointer<CChar>?, _ size: Int
                                _ context: UnsafeMutableRawPointer?) -> Int {
     guard let data, let context else { return 0 }
     let transfer = Unmanaged<CurlTransfer>.fromOpaque(context).takeUnretainedValue()
-    return transfer.receivedBody(UnsafeRawBufferPointer(start: data, count: size * count)) ? size * count : fleet_writefunc_pause()
+    switch transfer.receivedBody(UnsafeRawBufferPointer(start: data, count: size * count)) {
+    case .all: return size * count
+    case .pause: return fleet_writefunc_pause()
+    case .fail: return 0  // curl stops the transfer (CURLE_WRITE_ERROR); `complete` says why
+    }
 }
 
 /// A new upstream connection's receive buffer is fixed at `upstreamReceiveBuffer` instead of growing with the
@@ -287,6 +360,10 @@ private func curlSocketOptions(_ context: UnsafeMutableRawPointer?, _ socket: cu
     _ = setsockopt(socket, SOL_SOCKET, SO_RCVBUF, &size, socklen_t(MemoryLayout<Int32>.size))
     return 0  // CURL_SOCKOPT_OK
 }
+
+/// What an empty body points curl at (a body's bytes may have no address): a constant's, which lives as long as
+/// the program.
+private let emptyBody: StaticString = ""
 
 /// 256 KiB: at loopback or LAN round trips, far more than a token stream or a whole answer needs in flight.
 private let upstreamReceiveBuffer = 256 * 1024

@@ -123,21 +123,27 @@ public struct UpstreamBody: AsyncSequence, Sendable {
             case refused
         }
 
-        /// A chunk from the upstream (see `Offered`). Chunks of a relayed body wait here for the end of the curl
+        /// A chunk from the upstream (see `Offered`): `bytes`, or only its ranges `parts` (the data among a chunked
+        /// body's framing), `count` bytes in all (all of `bytes` when nil). Chunks of a relayed body wait here for the end of the curl
         /// loop's pass, so that what one pass reads for a stream crosses to the relay's connection at once.
-        func offered(_ bytes: UnsafeRawBufferPointer) -> Offered {
+        func offered(_ bytes: UnsafeRawBufferPointer, parts: [Range<Int>]? = nil, count: Int? = nil) -> Offered {
+            let count = count ?? bytes.count
             let (offered, waiter): (Offered, CheckedContinuation<Void, any Error>?) = state.withLock { state in
                 if state.cancelled || state.end != nil { return (.taken, nil) }  // nobody will read it
                 if state.held >= window {
                     state.paused = true
                     return (.refused, nil)
                 }
-                counters.buffered(bytes.count)
+                counters.buffered(count)
                 if state.queued == nil {
                     // Room for a few more events: what comes before the consumer runs joins this one.
-                    state.queued = ByteBufferAllocator().buffer(capacity: Swift.max(bytes.count, 1024))
+                    state.queued = ByteBufferAllocator().buffer(capacity: Swift.max(count, 1024))
                 }
-                state.queued!.writeBytes(bytes)
+                if let parts {
+                    for part in parts { state.queued!.writeBytes(UnsafeRawBufferPointer(rebasing: bytes[part])) }
+                } else {
+                    state.queued!.writeBytes(bytes)
+                }
                 if state.relay != nil {
                     defer { state.relayDue = true }
                     return (state.relayDue ? .taken : .takenForRelay, nil)
