@@ -208,7 +208,7 @@ final class CurlEventLoop: Sendable {
         var unbatched = 0  // transfers that are not `batched` streams
         let handles = CurlEasyHandles()
         let relayFlushes = CurlRelayFlushes()
-        let clock = CurlPassClock()
+        let pass = CurlPass()
         // The sockets epoll reported in the last wait, with their `CURL_CSELECT_*` bits.
         var ready: [(Int32, Int32)] = []
         // The commands being run; swapped with the inbox's (empty) array, so neither allocates anew.
@@ -225,7 +225,7 @@ final class CurlEventLoop: Sendable {
         }
 
         while true {
-            let now = clock.tick()
+            let now = pass.tick()
             commands.removeAll(keepingCapacity: true)
             let stopping = inbox.withLock { inbox in
                 swap(&inbox.commands, &commands)
@@ -248,7 +248,7 @@ final class CurlEventLoop: Sendable {
                     lastAdded = max(lastAdded, id)
                     do {
                         let transfer = try CurlTransfer(request: request, sink: sink, handles: handles, relayFlushes: relayFlushes,
-                                                          clock: clock)
+                                                          pass: pass)
                         transfers[id] = transfer
                         counters.opened(1)
                         if transfer.hasDeadline { watched += 1 }

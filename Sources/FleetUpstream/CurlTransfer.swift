@@ -27,7 +27,8 @@ final class CurlTransfer {
     private var headerList: UnsafeMutablePointer<curl_slist>?
     /// The request's body, which curl reads in place (`CURLOPT_POSTFIELDS`) until the handle goes back.
     private let postBody: ByteBuffer?
-    private var responseHeaders: [(name: String, value: String)] = []
+    /// The answer's fields, made room for once (a dozen lines of llama-server's fit).
+    private var responseHeaders = UpstreamHeaders(reservingCapacity: 512)
     private var headSent = false
     /// After the head, the transfer fails when no byte arrives for this long (checked by the loop).
     let idleTimeout: Duration?
@@ -44,14 +45,12 @@ final class CurlTransfer {
     private var chunked = false
     private static let transferEncoding = Array("transfer-encoding".utf8)
     private var decoder = ChunkedDecoder()
-    /// The data's ranges in the bytes at hand (kept, so that a callback does not allocate).
-    private var chunkData: [Range<Int>] = []
     /// Why the transfer was stopped: a chunked body that was not.
     private var malformed: ChunkedDecoder.Malformed?
     private let started: ContinuousClock.Instant
     /// When the last byte arrived (to the curl loop's pass).
     private(set) var lastActivity: ContinuousClock.Instant
-    private let clock: CurlPassClock
+    private let pass: CurlPass
     /// The consumer's window is full: curl holds the transfer until the consumer takes some.
     private(set) var paused = false
 
@@ -67,17 +66,17 @@ final class CurlTransfer {
     private let relayFlushes: CurlRelayFlushes
 
     init(request: UpstreamRequest, sink: TransferSink, handles: CurlEasyHandles, relayFlushes: CurlRelayFlushes,
-         clock: CurlPassClock) throws(UpstreamError) {
+         pass: CurlPass) throws(UpstreamError) {
         guard let easy = handles.take() else {
             throw UpstreamError(kind: .invalidRequest, url: request.url, detail: "curl_easy_init failed")
         }
         self.easy = easy
         self.handles = handles
         self.relayFlushes = relayFlushes
-        self.clock = clock
+        self.pass = pass
         self.postBody = request.body
-        self.started = clock.now
-        self.lastActivity = clock.now
+        self.started = pass.now
+        self.lastActivity = pass.now
         self.url = request.url
         self.idleTimeout = request.idleTimeout
         self.firstByteTimeout = request.firstByteTimeout
@@ -91,10 +90,11 @@ final class CurlTransfer {
         self.body = sink.body
         let context = Unmanaged.passUnretained(self).toOpaque()
 
-        var ok = fleet_easy_setopt_string(easy, CURLOPT_URL, request.url) == CURLE_OK
+        // In place: a `String` passed as a C string argument may be copied into an array first.
+        var ok = request.url.withCString { fleet_easy_setopt_string(easy, CURLOPT_URL, $0) } == CURLE_OK
         ok = ok && fleet_easy_setopt_long(easy, CURLOPT_NOSIGNAL, 1) == CURLE_OK
         // Instances are on loopback or a LAN; an http_proxy in the environment must not capture them.
-        ok = ok && fleet_easy_setopt_string(easy, CURLOPT_NOPROXY, "*") == CURLE_OK
+        ok = ok && fleet_easy_setopt_string(easy, CURLOPT_NOPROXY, UnsafePointer(OpaquePointer(Self.anyHost.utf8Start))) == CURLE_OK
         ok = ok && fleet_easy_setopt_long(easy, CURLOPT_BUFFERSIZE, min(max(request.receiveBuffer, 1024), 512 * 1024)) == CURLE_OK
         ok = ok && fleet_easy_setopt_long(easy, CURLOPT_TCP_NODELAY, 1) == CURLE_OK
         // A chunked body comes with its framing, one callback per read instead of per chunk (`ChunkedDecoder`).
@@ -129,7 +129,7 @@ final class CurlTransfer {
             ok = ok && fleet_easy_setopt_string(easy, CURLOPT_CUSTOMREQUEST, method) == CURLE_OK
         }
         for header in headers {
-            headerList = curl_slist_append(headerList, header.value.isEmpty ? "\(header.name):" : "\(header.name): \(header.value)")
+            headerList = Self.append(header, to: headerList)
         }
         if let headerList {
             ok = ok && fleet_easy_setopt_slist(easy, CURLOPT_HTTPHEADER, headerList) == CURLE_OK
@@ -137,6 +137,33 @@ final class CurlTransfer {
         guard ok else {
             cleanup()
             throw UpstreamError(kind: .invalidRequest, url: request.url, detail: "curl refused an option")
+        }
+    }
+
+    /// `NOPROXY`'s "every host", as a C string that lives as long as the program (a short Swift string passed
+    /// as one is copied into an array first).
+    private static let anyHost: StaticString = "*"
+
+    /// Adds `name: value` (`name:` for an empty value, which tells curl to send none) to `list`, written in a
+    /// buffer on the stack: curl copies it, so the line needs no string of its own.
+    private static func append(_ header: (name: String, value: String), to list: UnsafeMutablePointer<curl_slist>?)
+        -> UnsafeMutablePointer<curl_slist>? {
+        var name = header.name
+        var value = header.value
+        return name.withUTF8 { name in
+            value.withUTF8 { value in
+                withUnsafeTemporaryAllocation(of: UInt8.self, capacity: name.count + value.count + 3) { line in
+                    var end = line.initialize(fromContentsOf: name)
+                    line[end] = UInt8(ascii: ":")
+                    end += 1
+                    if !value.isEmpty {
+                        line[end] = UInt8(ascii: " ")
+                        end = UnsafeMutableBufferPointer(rebasing: line[(end + 1)...]).initialize(fromContentsOf: value) + end + 1
+                    }
+                    line[end] = 0
+                    return line.withMemoryRebound(to: CChar.self) { curl_slist_append(list, $0.baseAddress) }
+                }
+            }
         }
     }
 
@@ -172,10 +199,10 @@ final class CurlTransfer {
             }
             let name = UnsafeRawBufferPointer(rebasing: line[..<colon])
             let value = UnsafeRawBufferPointer(rebasing: line[valueStart...])
-            if name.count == Self.transferEncoding.count, zip(name, Self.transferEncoding).allSatisfy({ $0 | 0x20 == $1 }) {
+            if UpstreamHeaders.namesMatch(name, Self.transferEncoding) {
                 chunked = Self.endsChunked(value)
             }
-            responseHeaders.append((name: String(decoding: name, as: UTF8.self), value: String(decoding: value, as: UTF8.self)))
+            responseHeaders.append(name: name, value: value)
         }
     }
 
@@ -203,27 +230,37 @@ final class CurlTransfer {
     /// Offers received bytes to the body (a chunked body's data, without its framing); `pause` (nothing taken)
     /// pauses the transfer until `resume()`, and curl offers the same bytes again then.
     fileprivate func receivedBody(_ bytes: UnsafeRawBufferPointer) -> Taken {
-        lastActivity = clock.now
+        lastActivity = pass.now
+        guard chunked else { return offer(bytes, parts: nil, count: bytes.count, decoded: nil) }
         var decoded = decoder
-        var count = bytes.count
-        if chunked {
-            chunkData.removeAll(keepingCapacity: true)
-            do {
-                try decoded.decode(bytes, into: &chunkData)
-            } catch {
-                malformed = error
-                return .fail
-            }
-            count = 0
-            for part in chunkData { count += part.count }
-            // Only framing (a chunk's size line, the last chunk): nothing for the body.
-            if count == 0 {
-                decoder = decoded
-                return .all
-            }
+        // The pass's list, borrowed for this callback and given back emptied.
+        var data = pass.chunkData
+        pass.chunkData = []
+        defer {
+            data.removeAll(keepingCapacity: true)
+            pass.chunkData = data
         }
+        do {
+            try decoded.decode(bytes, into: &data)
+        } catch {
+            malformed = error
+            return .fail
+        }
+        var count = 0
+        for part in data { count += part.count }
+        // Only framing (a chunk's size line, the last chunk): nothing for the body.
+        guard count > 0 else {
+            decoder = decoded
+            return .all
+        }
+        return offer(bytes, parts: data, count: count, decoded: decoded)
+    }
+
+    /// Offers `count` bytes (all of `bytes`, or its `parts`) to the body; keeps `decoded`, the decoder's state
+    /// after them, only when the body took them.
+    private func offer(_ bytes: UnsafeRawBufferPointer, parts: [Range<Int>]?, count: Int, decoded: ChunkedDecoder?) -> Taken {
         // The chunk is in the body before the head goes out, so whoever gets the head finds it there.
-        let offered = handoff.offered(bytes, parts: chunked ? chunkData : nil, count: count)
+        let offered = handoff.offered(bytes, parts: parts, count: count)
         if offered == .takenForRelay { relayFlushes.due.append(self) }
         guard offered != .refused else {
             if !paused {
@@ -234,7 +271,7 @@ final class CurlTransfer {
             if !headSent { sendHead() }
             return .pause
         }
-        decoder = decoded
+        if let decoded { decoder = decoded }
         received += count
         if !headSent, !headWaitsForEnd || received >= handoff.window / 2 { sendHead() }
         return .all
@@ -247,8 +284,7 @@ final class CurlTransfer {
         let word = "chunked".utf8
         guard end >= word.count else { return false }
         let start = end - word.count
-        // ASCII letters compared without their case bit.
-        guard zip(value[start..<end], word).allSatisfy({ $0 | 0x20 == $1 }) else { return false }
+        guard UpstreamHeaders.namesMatch(value[start..<end], word) else { return false }
         var before = start
         while before > 0, value[before - 1] == UInt8(ascii: " ") || value[before - 1] == UInt8(ascii: "\t") { before -= 1 }
         return before == 0 || value[before - 1] == UInt8(ascii: ",")
@@ -266,7 +302,7 @@ final class CurlTransfer {
         guard handoff.flushRelay(), paused else { return }
         paused = false
         counters.paused(-1)
-        lastActivity = clock.now
+        lastActivity = pass.now
         _ = fleet_easy_unpause(easy)
     }
 
@@ -275,7 +311,7 @@ final class CurlTransfer {
         headSent = true
         guard let body else { return }
         self.body = nil
-        deliverHead(.success(UpstreamStream(status: status, headers: responseHeaders, body: body, cancel: cancel)))
+        deliverHead(.success(UpstreamStream(status: status, headerFields: responseHeaders, body: body, cancel: cancel)))
     }
 
     /// The transfer ended: deliver the outcome. Called by the loop after it removed the handle.

@@ -72,28 +72,34 @@ public struct UpstreamRequest: Sendable {
 /// (or cancelling its consumer) aborts the transfer and closes the connection.
 public struct UpstreamStream: Sendable {
     public var status: Int
-    public var headers: [(name: String, value: String)]
+    public var headerFields: UpstreamHeaders
     public var body: UpstreamBody
     /// Aborts the transfer now: the handle is removed and the connection closed, so the upstream sees its
     /// client go. Harmless after the end.
     public var cancel: @Sendable () -> Void = {}
 
-    public func header(_ name: String) -> String? {
-        headers.first { headerNamesMatch($0.name, name) }?.value
-    }
+    public var headers: [(name: String, value: String)] { headerFields.fields }
+
+    public func header(_ name: String) -> String? { headerFields.first(name) }
 }
 
 /// A whole response, for callers that want it buffered.
 public struct UpstreamResponse: Sendable {
     public var status: Int
-    public var headers: [(name: String, value: String)]
+    public var headerFields: UpstreamHeaders
     public var body: ByteBuffer
+
+    public init(status: Int, headers: UpstreamHeaders, body: ByteBuffer) {
+        self.status = status
+        self.headerFields = headers
+        self.body = body
+    }
+
+    public var headers: [(name: String, value: String)] { headerFields.fields }
 
     public var bodyText: String { String(buffer: body) }
 
-    public func header(_ name: String) -> String? {
-        headers.first { headerNamesMatch($0.name, name) }?.value
-    }
+    public func header(_ name: String) -> String? { headerFields.first(name) }
 }
 
 /// Why an upstream transfer failed, in kinds a caller can act on.
@@ -129,9 +135,3 @@ public struct UpstreamError: Error, Sendable, CustomStringConvertible {
     }
 }
 
-/// Whether two header names are the same, ASCII letters in either case (no lowercased copies on each request).
-func headerNamesMatch(_ a: String, _ b: String) -> Bool {
-    a.utf8.elementsEqual(b.utf8) { x, y in
-        x == y || (x | 0x20 == y | 0x20 && (x | 0x20) >= UInt8(ascii: "a") && (x | 0x20) <= UInt8(ascii: "z"))
-    }
-}

@@ -95,10 +95,15 @@ struct SSEFramingTests {
     }
 
     @Test func headerNamesMatchInEitherCaseAndOnlyLetters() {
-        #expect(headerNamesMatch("Content-Type", "content-type"))
-        #expect(headerNamesMatch("X-FLEET-INSTANCE", "x-fleet-instance"))
-        #expect(!headerNamesMatch("content-type", "content-typ"))
-        #expect(!headerNamesMatch("a-b", "a\rb"), "only letters fold: '-' and '\\r' differ by 0x20")
-        #expect(!headerNamesMatch("x@", "x`"), "'@' and '`' differ by 0x20 but are not letters")
+        #expect(UpstreamHeaders.namesMatch("Content-Type", "content-type"))
+        #expect(UpstreamHeaders.namesMatch("X-FLEET-INSTANCE", "x-fleet-instance"))
+        #expect(!UpstreamHeaders.namesMatch("content-type", "content-typ"))
+        #expect(!UpstreamHeaders.namesMatch("a-b", "a\rb"), "only letters fold: '-' and '\\r' differ by 0x20")
+        #expect(!UpstreamHeaders.namesMatch("x@", "x`"), "'@' and '`' differ by 0x20 but are not letters")
+        let headers = UpstreamHeaders([("Content-Type", "text/event-stream"), ("X-Note", "a: b"), ("content-type", "second")])
+        #expect(headers.first("content-TYPE") == "text/event-stream", "the first of its name")
+        #expect(headers.first("x-note") == "a: b", "a value keeps its own colons")
+        #expect(headers.first("X-Missing") == nil)
+        #expect(headers.fields.map { "\($0.name)=\($0.value)" } == ["Content-Type=text/event-stream", "X-Note=a: b", "content-type=second"])
     }
 }
