@@ -95,8 +95,13 @@ final class CurlEventLoop: Sendable {
 
     /// Starts the transfer and waits for its head. A function of its own: the continuation written inline in
     /// `execute`'s closure made that closure's frame 1,280 bytes (measured with a `swift_task_alloc` probe).
+    ///
+    /// An unsafe continuation (a checked one allocates its guard on every request): the head is delivered exactly
+    /// once, by the transfer (`CurlTransfer.sendHead` and `finish(throwing:)`, both behind `headSent`) or, for a
+    /// transfer that never started, by `fail` (once per command: at the stop, the commands it took; after the
+    /// loop, those still queued; or by `post` when the command could not be queued).
     private func head(of transfer: PreparedTransfer) async throws -> UpstreamStream {
-        try await withCheckedThrowingContinuation { (head: CheckedContinuation<UpstreamStream, any Error>) in
+        try await withUnsafeThrowingContinuation { (head: UnsafeContinuation<UpstreamStream, any Error>) in
             start(transfer, head: head)
         }
     }
@@ -129,7 +134,7 @@ final class CurlEventLoop: Sendable {
     }
 
     @inline(never)
-    private func start(_ transfer: PreparedTransfer, head: CheckedContinuation<UpstreamStream, any Error>) {
+    private func start(_ transfer: PreparedTransfer, head: UnsafeContinuation<UpstreamStream, any Error>) {
         let sink = TransferSink(head: { head.resume(with: $0) }, body: transfer.body, cancel: transfer.cancel,
                                 counters: counters)
         post(.add(id: transfer.id, request: transfer.request, sink: sink), orFail: sink)

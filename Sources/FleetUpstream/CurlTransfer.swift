@@ -109,7 +109,9 @@ final class CurlTransfer {
         ok = ok && fleet_easy_setopt_callback(easy, CURLOPT_HEADERFUNCTION, curlHeaderCallback) == CURLE_OK
         ok = ok && fleet_easy_setopt_pointer(easy, CURLOPT_HEADERDATA, context) == CURLE_OK
 
-        var headers = request.headers
+        for header in request.headers {
+            headerList = Self.append(header, to: headerList)
+        }
         if let body = request.body {
             ok = ok && fleet_easy_setopt_long(easy, CURLOPT_POSTFIELDSIZE, body.readableBytes) == CURLE_OK
             // Sent from where it lies, not copied (curl's COPYPOSTFIELDS copied every prompt once more): the
@@ -120,16 +122,13 @@ final class CurlTransfer {
                 return fleet_easy_setopt_pointer(easy, CURLOPT_POSTFIELDS, start) == CURLE_OK
             }
             // No "Expect: 100-continue" round trip before the body.
-            headers.append((name: "Expect", value: ""))
+            headerList = Self.append((name: "Expect", value: ""), to: headerList)
         }
         switch request.method.uppercased() {
         case "GET" where request.body == nil: break
         case "POST" where request.body != nil: break
         case let method:
             ok = ok && fleet_easy_setopt_string(easy, CURLOPT_CUSTOMREQUEST, method) == CURLE_OK
-        }
-        for header in headers {
-            headerList = Self.append(header, to: headerList)
         }
         if let headerList {
             ok = ok && fleet_easy_setopt_slist(easy, CURLOPT_HTTPHEADER, headerList) == CURLE_OK

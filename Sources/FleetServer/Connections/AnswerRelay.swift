@@ -34,7 +34,9 @@ final class AnswerRelay: UpstreamBodyRelay {
         var head: HTTPResponse?
         var clientGone = false
         var end: (any Error)??
-        var waiter: CheckedContinuation<Void, Never>?
+        /// Resumed once: by `end` (which takes it), or at once by `outcome` when the end came first. Unsafe: a
+        /// checked continuation allocates its guard for every stream.
+        var waiter: UnsafeContinuation<Void, Never>?
     }
 
     private let state: Mutex<State>
@@ -84,7 +86,7 @@ final class AnswerRelay: UpstreamBodyRelay {
 
     /// Waits for the body's end.
     func outcome() async -> Outcome {
-        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+        await withUnsafeContinuation { (continuation: UnsafeContinuation<Void, Never>) in
             let ended = state.withLock { state in
                 if state.end == nil { state.waiter = continuation }
                 return state.end != nil
