@@ -56,8 +56,8 @@ struct ChunkedDecoder: Sendable, Equatable {
             case .size(let value, let digits):
                 let byte = bytes[index]
                 if let digit = Self.hexValue(byte) {
-                    // 15 hex digits: a chunk larger than any answer, and no overflow.
-                    guard digits < 15 else { throw Malformed(reason: "a chunk size of more than 15 digits") }
+                    // Leading zeros are allowed; a size past what an Int holds is not.
+                    guard value <= Int.max >> 4 else { throw Malformed(reason: "a chunk size too large") }
                     state = .size(value << 4 | digit, digits: digits + 1)
                     index += 1
                 } else {
