@@ -310,7 +310,7 @@ final class CurlTransfer {
         headSent = true
         guard let body else { return }
         self.body = nil
-        deliverHead(.success(UpstreamStream(status: status, headerFields: responseHeaders, body: body, cancel: cancel)))
+        deliverHead(.success(UpstreamStream(status: status, headers: responseHeaders, body: body, cancel: cancel)))
     }
 
     /// The transfer ended: deliver the outcome. Called by the loop after it removed the handle.

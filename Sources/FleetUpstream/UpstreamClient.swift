@@ -39,7 +39,7 @@ public final class UpstreamClient: Service, Sendable {
         for try await var chunk in stream.body {
             body.writeBuffer(&chunk)
         }
-        return UpstreamResponse(status: stream.status, headers: stream.headerFields, body: body)
+        return UpstreamResponse(status: stream.status, headers: stream.headers, body: body)
     }
 
     /// Runs `body` with a client whose loop lives exactly as long as the call: for the CLI and tests, which

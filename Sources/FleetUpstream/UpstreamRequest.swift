@@ -72,34 +72,24 @@ public struct UpstreamRequest: Sendable {
 /// (or cancelling its consumer) aborts the transfer and closes the connection.
 public struct UpstreamStream: Sendable {
     public var status: Int
-    public var headerFields: UpstreamHeaders
+    public var headers: UpstreamHeaders
     public var body: UpstreamBody
     /// Aborts the transfer now: the handle is removed and the connection closed, so the upstream sees its
     /// client go. Harmless after the end.
     public var cancel: @Sendable () -> Void = {}
 
-    public var headers: [(name: String, value: String)] { headerFields.fields }
-
-    public func header(_ name: String) -> String? { headerFields.first(name) }
+    public func header(_ name: String) -> String? { headers.first(name) }
 }
 
 /// A whole response, for callers that want it buffered.
 public struct UpstreamResponse: Sendable {
     public var status: Int
-    public var headerFields: UpstreamHeaders
+    public var headers: UpstreamHeaders
     public var body: ByteBuffer
-
-    public init(status: Int, headers: UpstreamHeaders, body: ByteBuffer) {
-        self.status = status
-        self.headerFields = headers
-        self.body = body
-    }
-
-    public var headers: [(name: String, value: String)] { headerFields.fields }
 
     public var bodyText: String { String(buffer: body) }
 
-    public func header(_ name: String) -> String? { headerFields.first(name) }
+    public func header(_ name: String) -> String? { headers.first(name) }
 }
 
 /// Why an upstream transfer failed, in kinds a caller can act on.

@@ -95,15 +95,17 @@ struct SSEFramingTests {
     }
 
     @Test func headerNamesMatchInEitherCaseAndOnlyLetters() {
-        #expect(UpstreamHeaders.namesMatch("Content-Type", "content-type"))
-        #expect(UpstreamHeaders.namesMatch("X-FLEET-INSTANCE", "x-fleet-instance"))
-        #expect(!UpstreamHeaders.namesMatch("content-type", "content-typ"))
-        #expect(!UpstreamHeaders.namesMatch("a-b", "a\rb"), "only letters fold: '-' and '\\r' differ by 0x20")
-        #expect(!UpstreamHeaders.namesMatch("x@", "x`"), "'@' and '`' differ by 0x20 but are not letters")
-        let headers = UpstreamHeaders([("Content-Type", "text/event-stream"), ("X-Note", "a: b"), ("content-type", "second")])
+        #expect(UpstreamHeaders.namesMatch("Content-Type".utf8, "content-type".utf8))
+        #expect(UpstreamHeaders.namesMatch("X-FLEET-INSTANCE".utf8, "x-fleet-instance".utf8))
+        #expect(!UpstreamHeaders.namesMatch("content-type".utf8, "content-typ".utf8))
+        #expect(!UpstreamHeaders.namesMatch("a-b".utf8, "a\rb".utf8), "only letters fold: '-' and '\\r' differ by 0x20")
+        #expect(!UpstreamHeaders.namesMatch("x@".utf8, "x`".utf8), "'@' and '`' differ by 0x20 but are not letters")
+        var headers = UpstreamHeaders(reservingCapacity: 0)
+        for (name, value) in [("Content-Type", "text/event-stream"), ("X-Note", "a: b"), ("content-type", "second")] {
+            headers.append(name: name.utf8, value: value.utf8)
+        }
         #expect(headers.first("content-TYPE") == "text/event-stream", "the first of its name")
         #expect(headers.first("x-note") == "a: b", "a value keeps its own colons")
         #expect(headers.first("X-Missing") == nil)
-        #expect(headers.fields.map { "\($0.name)=\($0.value)" } == ["Content-Type=text/event-stream", "X-Note=a: b", "content-type=second"])
     }
 }
