@@ -125,7 +125,7 @@ let package = Package(
         // `fleet-microbench proxy PORT URL...` is the bench's floor: swift-nio's HTTP/1 server and one libcurl thread.
         .executableTarget(
             name: "fleet-microbench",
-            dependencies: ["FleetRouting", "CCurl", .product(name: "NIOCore", package: "swift-nio"),
+            dependencies: ["FleetCore", "FleetRouting", "CCurl", .product(name: "NIOCore", package: "swift-nio"),
                            .product(name: "NIOPosix", package: "swift-nio"), .product(name: "NIOHTTP1", package: "swift-nio")],
             swiftSettings: swiftSettings),
         // Helpers both test targets share: where the built executables are, free ports, polling, processes.

@@ -1,4 +1,5 @@
 import CCurl
+import FleetCore
 import Foundation
 import NIOCore
 import NIOHTTP1
@@ -46,13 +47,8 @@ private final class FloorCurlThread: Sendable {
 
     func start() {
         Thread {
-            // Named, so that scripts/bench.sh can tell this thread's CPU from the event loops' (as fleet's
-            // `nameCurrentThread` does).
-            let comm = open("/proc/thread-self/comm", O_WRONLY)
-            if comm >= 0 {
-                _ = write(comm, "floor-curl", 10)
-                close(comm)
-            }
+            // Named, so that scripts/bench.sh can tell this thread's CPU from the event loops'.
+            nameCurrentThread("floor-curl")
             self.loop()
         }.start()
     }

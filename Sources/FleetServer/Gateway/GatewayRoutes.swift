@@ -27,7 +27,7 @@ public struct GatewayRoutes: Sendable {
     public func register(on http: Router<FleetRequestContext>) {
         for route in GatewayRoute.table {
             http.post(RouterPath(stringLiteral: route.path)) { request, context in
-                await handle(request, route: route, connection: connection(of: context))
+                await handle(request, route: route, connection: connection(of: context.channel))
             }
         }
         http.get("/v1/models") { request, _ in
@@ -38,12 +38,11 @@ public struct GatewayRoutes: Sendable {
     /// Answers a request to one of the table's routes (what the routes registered by `register` do) whose body
     /// was read already: `body`, cut one byte past `gateway.maxBodySize` when it was larger.
     func respond(to request: Request, body: ByteBuffer, route: GatewayRoute, channel: any Channel) async -> Response {
-        await handle(request, body: body, route: route,
-                     connection: connections.map { ClientConnection(registry: $0, channel: channel) } ?? .detached)
+        await handle(request, body: body, route: route, connection: connection(of: channel))
     }
 
-    private func connection(of context: FleetRequestContext) -> ClientConnection {
-        connections.map { ClientConnection(registry: $0, channel: context.channel) } ?? .detached
+    private func connection(of channel: any Channel) -> ClientConnection {
+        connections.map { ClientConnection(registry: $0, channel: channel) } ?? .detached
     }
 
     static let anthropicVersion = HTTPField.Name("anthropic-version")!
