@@ -14,6 +14,14 @@
 #                                               # with the CPU per request of each path's own process
 #   BENCH_ROUNDS=5 scripts/bench.sh             # the proxy comparison's paths take turns 5 times (3 by default),
 #                                               # each for a fifth of BENCH_DURATION; ratios are taken per round
+#   BENCH_SESSIONS=own scripts/bench.sh         # every proxy (nginx, the floors, fleet) in a session of its own, as
+#                                               # a daemon runs; by default (shared) all run in this script's session
+#
+# Sessions matter on Linux: with autogroup scheduling (/proc/sys/kernel/sched_autogroup_enabled, on by default on
+# desktops and most VMs) each session is a scheduling group that gets an equal share of the CPU, whatever its
+# number of threads. A proxy in a session of its own is scheduled against the group of wrk and the upstreams, not
+# thread by thread, and measures differently (docs/benchmarks.md, thirteenth pass: 64 streams through nginx fell
+# from 1.1× to 0.8× direct). Every proxy of a run is started the same way.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -22,6 +30,9 @@ DIRECT_PORT="${BENCH_DIRECT_PORT:-18601}"
 LISTEN_PORT="${BENCH_LISTEN_PORT:-18690}"
 TOKENS=32
 POLICY="${BENCH_POLICY:-roundRobin}"
+SESSIONS="${BENCH_SESSIONS:-shared}"
+case $SESSIONS in shared|own) ;; *) echo "[bench] BENCH_SESSIONS is shared or own, not $SESSIONS" >&2; exit 64 ;; esac
+SESSIONS_TEXT="this script's session"; [ "$SESSIONS" = own ] && SESSIONS_TEXT="sessions of their own"
 # The proxy comparison's paths take turns this many times (BENCH_PROXY_ONLY, and the end of a full run).
 ROUNDS="${BENCH_ROUNDS:-3}"
 # awk functions for the proxy comparison: the median of space-separated numbers, and "median× (lowest–highest)".
@@ -65,12 +76,41 @@ BIN=.build/release
 
 work=$(mktemp -d)
 direct_pid=
+fleet_pid=
 cleanup() {
   "$BIN/fleet" down --url "http://127.0.0.1:$LISTEN_PORT" >/dev/null 2>&1 || true
   [ -n "$direct_pid" ] && kill "$direct_pid" 2>/dev/null || true
+  [ -n "$fleet_pid" ] && kill "$fleet_pid" 2>/dev/null || true
   rm -rf "$work"
 }
 trap cleanup EXIT
+
+# Runs a proxy's command in the background, in this session or (BENCH_SESSIONS=own) in a session of its own.
+launch() {
+  if [ "$SESSIONS" = own ]; then setsid "$@" </dev/null & else "$@" </dev/null & fi
+}
+
+# Starts fleet's controller with config $1 as every other proxy is started (in the background: `fleet up
+# --detach` would always give it a session of its own) and returns once it serves its status.
+fleet_up() {
+  launch "$BIN/fleet" up --config "$1" >"$work/controller.log" 2>&1
+  fleet_pid=$!
+  for _ in $(seq 600); do
+    curl -sf -o /dev/null "http://127.0.0.1:$LISTEN_PORT/status" && return 0
+    kill -0 "$fleet_pid" 2>/dev/null || break
+    sleep 0.1
+  done
+  echo "[bench] fleet did not start; its output:" >&2
+  cat "$work/controller.log" >&2
+  exit 1
+}
+
+# Stops the controller and waits for it to exit.
+fleet_down() {
+  "$BIN/fleet" down --url "http://127.0.0.1:$LISTEN_PORT" >/dev/null
+  wait "$fleet_pid" 2>/dev/null || true
+  fleet_pid=
+}
 
 printf 'GGUF%028d' 0 > "$work/bench.gguf"
 write_wrk_scripts "$work" $TOKENS
@@ -88,8 +128,11 @@ start_pair() {
   "models": { "bench": { "path": "$model", "replicas": 1, "parallel": $slots, "queue": { "maxSize": 1000 }, "policy": "$POLICY",
                           "args": $(printf '"%s",' "${args[@]}" | sed 's/,$//; s/^/[/; s/$/]/') } } }
 JSON
-  "$BIN/fleet" up --detach --config "$work/fleet.json" >/dev/null
+  fleet_up "$work/fleet.json"
   for _ in $(seq 600); do curl -sf "http://127.0.0.1:$DIRECT_PORT/health" >/dev/null && break; sleep 0.1; done
+  for _ in $(seq 600); do
+    [ "$(curl -s "http://127.0.0.1:$LISTEN_PORT/status" | grep -o '"inRotation" : true' | wc -l)" = 1 ] && break; sleep 0.1
+  done
 }
 
 # The fake server with $1 seconds per token.
@@ -99,7 +142,7 @@ start() {
 }
 
 stop() {
-  "$BIN/fleet" down --url "http://127.0.0.1:$LISTEN_PORT" >/dev/null
+  fleet_down
   kill "$direct_pid" 2>/dev/null; wait "$direct_pid" 2>/dev/null || true
   direct_pid=
 }
@@ -156,16 +199,16 @@ http {
   }
 }
 NGINX
-  nginx -c "$work/nginx/nginx.conf" -p "$work/nginx" -g "daemon off;" &
+  launch nginx -c "$work/nginx/nginx.conf" -p "$work/nginx" -g "daemon off;"
   pids+=($!)
   # The floor of fleet's design: swift-nio's HTTP/1 server and one libcurl multi thread, nothing else.
-  "$BIN/fleet-microbench" proxy "$floor_port" "http://127.0.0.1:$up1/v1/completions" "http://127.0.0.1:$up2/v1/completions" \
-    >/dev/null 2>&1 &
+  launch "$BIN/fleet-microbench" proxy "$floor_port" "http://127.0.0.1:$up1/v1/completions" \
+    "http://127.0.0.1:$up2/v1/completions" >/dev/null 2>&1
   local floor_pid=$!
   pids+=($floor_pid)
   # The same with what fleet's architecture adds at the least: a task per request and an actor that owns the pool.
-  "$BIN/fleet-microbench" routed-proxy "$routed_port" "http://127.0.0.1:$up1/v1/completions" "http://127.0.0.1:$up2/v1/completions" \
-    >/dev/null 2>&1 &
+  launch "$BIN/fleet-microbench" routed-proxy "$routed_port" "http://127.0.0.1:$up1/v1/completions" \
+    "http://127.0.0.1:$up2/v1/completions" >/dev/null 2>&1
   local routed_pid=$!
   pids+=($routed_pid)
   cat > "$work/proxy.json" <<JSON
@@ -173,15 +216,14 @@ NGINX
   "models": { "bench": { "endpoints": ["http://127.0.0.1:$up1", "http://127.0.0.1:$up2"], "parallel": 256,
                           "queue": { "maxSize": 1000 }, "policy": "$POLICY" } } }
 JSON
-  "$BIN/fleet" up --detach --config "$work/proxy.json" >/dev/null
+  fleet_up "$work/proxy.json"
   for port in $up1 $up2 $nginx_port $floor_port $routed_port; do
     for _ in $(seq 100); do curl -s -o /dev/null "http://127.0.0.1:$port/" && break; sleep 0.1; done
   done
   for _ in $(seq 100); do
     [ "$(curl -s "http://127.0.0.1:$LISTEN_PORT/status" | grep -o '"inRotation" : true' | wc -l)" = 2 ] && break; sleep 0.1
   done
-  local controller
-  controller=$(curl -s "http://127.0.0.1:$LISTEN_PORT/status" | sed -n 's/.*"pid" : \([0-9]*\).*/\1/p' | head -1)
+  local controller=$fleet_pid
   # Where each path listens, and the process(es) doing its work: the upstream itself when direct, nginx's
   # workers, the floors, fleet's controller.
   path_url() {
@@ -225,7 +267,8 @@ JSON
   done
   echo
   echo "Direct, nginx, the floors and fleet in front of the same two upstreams (non-streamed, $TOKENS tokens, the fake at"
-  echo "memory speed; $rounds rounds of $round_duration s per path and load, taking turns; medians, ratios within a round):"
+  echo "memory speed; $rounds rounds of $round_duration s per path and load, taking turns; medians, ratios within a round;"
+  echo "the proxies in $SESSIONS_TEXT):"
   echo
   echo "| path | 8 connections req/s | 8 connections p50 / p99 | 1 connection p50 / p99 | 8 conn. req/s vs nginx | 1 conn. p50 vs nginx | CPU per request (8 conn.) | of it: curl thread / event loops / rest |"
   echo "| --- | --- | --- | --- | --- | --- | --- | --- |"
@@ -264,7 +307,8 @@ JSON
     done
   done
   echo
-  echo "64 unpaced streams ($TOKENS tokens each) through the same paths ($rounds rounds of $round_duration s, taking turns):"
+  echo "64 unpaced streams ($TOKENS tokens each) through the same paths ($rounds rounds of $round_duration s, taking turns;"
+  echo "the proxies in $SESSIONS_TEXT):"
   echo
   echo "| path | streams/s | p50 / p99 | vs direct | CPU per stream | of it: curl thread / event loops / rest |"
   echo "| --- | --- | --- | --- | --- | --- |"
@@ -285,11 +329,13 @@ JSON
           ticks[name] / hz * 1e6 / n[name], bythread(name, hz / 1e6 * n[name])
       }
     }' "$work/stream.txt"
-  "$BIN/fleet" down --url "http://127.0.0.1:$LISTEN_PORT" >/dev/null
+  fleet_down
   kill "${pids[@]}" 2>/dev/null; wait "${pids[@]}" 2>/dev/null || true
 }
 
-echo "[bench] $DURATION s per measurement; $(nproc) cores; $TOKENS tokens per answer; gateway policy $POLICY" >&2
+echo "[bench] $DURATION s per measurement; $(nproc) cores; $TOKENS tokens per answer; gateway policy $POLICY;" \
+  "proxies in $SESSIONS_TEXT" \
+  "(autogroup scheduling $([ "$(cat /proc/sys/kernel/sched_autogroup_enabled 2>/dev/null)" = 1 ] && echo on || echo off))" >&2
 if [ "${BENCH_PROXY_ONLY:-0}" = 1 ]; then
   proxy_comparison
   exit 0
