@@ -7,6 +7,10 @@
 #   scripts/ab.sh BEFORE/fleet AFTER/fleet            # 6 rounds: plain requests, then streams
 #   AB_ROUNDS=8 AB_LOAD=stream scripts/ab.sh A B      # only the 64 unpaced streams, 8 rounds
 #
+# Both controllers run in sessions of their own (`up --detach`) unless AB_SESSIONS=shared, which starts them in
+# this script's session, with wrk and the fakes: Linux's autogroup scheduling treats the two differently
+# (scripts/bench.sh, BENCH_SESSIONS), and a change can gain under one and not the other.
+#
 # A build of an earlier commit: `git worktree add /tmp/before <commit> && (cd /tmp/before && swift build -c
 # release --product fleet)`, then pass /tmp/before/.build/release/fleet.
 #
@@ -25,6 +29,8 @@ done
 ROUNDS="${AB_ROUNDS:-6}"
 BURST="${AB_BURST:-3}"
 LOAD="${AB_LOAD:-both}"
+SESSIONS="${AB_SESSIONS:-own}"
+case $SESSIONS in shared|own) ;; *) echo "[ab] AB_SESSIONS is shared or own, not $SESSIONS" >&2; exit 64 ;; esac
 TOKENS=32
 PORT_A=18680; PORT_B=18681; UP1=18671; UP2=18672
 
@@ -59,14 +65,22 @@ JSON
 done
 write_wrk_scripts "$work" $TOKENS
 
-"$A" up --detach --config "$work/A.json" >/dev/null
-"$B" up --detach --config "$work/B.json" >/dev/null
+if [ "$SESSIONS" = own ]; then
+  "$A" up --detach --config "$work/A.json" >/dev/null
+  "$B" up --detach --config "$work/B.json" >/dev/null
+else
+  "$A" up --config "$work/A.json" </dev/null >"$work/A.log" 2>&1 &
+  "$B" up --config "$work/B.json" </dev/null >"$work/B.log" 2>&1 &
+  for port in $PORT_A $PORT_B; do
+    for _ in $(seq 100); do curl -sf -o /dev/null "http://127.0.0.1:$port/status" && break; sleep 0.1; done
+  done
+fi
 controller() { # port: the controller's pid, from its status document
   curl -s "http://127.0.0.1:$1/status" | grep -o '"pid" *: *[0-9]*' | head -1 | grep -o '[0-9]*$'
 }
 PID_A=$(controller $PORT_A); PID_B=$(controller $PORT_B)
 [ -n "$PID_A" ] && [ -n "$PID_B" ] || { echo "[ab] a controller did not start; see $work" >&2; exit 1; }
-echo "[ab] A: $A (pid $PID_A)  B: $B (pid $PID_B)  rounds: $ROUNDS of ${BURST} s" >&2
+echo "[ab] A: $A (pid $PID_A)  B: $B (pid $PID_B)  rounds: $ROUNDS of ${BURST} s; sessions: $SESSIONS" >&2
 
 hz=$(getconf CLK_TCK)
 # burst KIND PORT PID: prints "cpu_us_per_unit units_per_s extra curl_us loops_us rest_us" (the last three: the
