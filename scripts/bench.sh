@@ -21,7 +21,7 @@
 # desktops and most VMs) each session is a scheduling group that gets an equal share of the CPU, whatever its
 # number of threads. A proxy in a session of its own is scheduled against the group of wrk and the upstreams, not
 # thread by thread, and measures differently (docs/benchmarks.md, thirteenth pass: 64 streams through nginx fell
-# from 1.1× to 0.8× direct). Every proxy of a run is started the same way.
+# from 1.1× to 0.7× direct). Every proxy of a run is started the same way.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
