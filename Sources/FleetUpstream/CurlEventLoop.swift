@@ -43,9 +43,9 @@ final class CurlEventLoop: Sendable {
     private let inbox = Mutex(Inbox())
     /// How long the loop lingers after a pass that relayed streams' bytes, from `lingerFrom` transfers on and
     /// while every transfer in flight is a stream (`UpstreamRequest.batched`): at most this much is added to a
-    /// token under load, and the next read of each stream takes what came meanwhile in one go. A command (a new
-    /// request) ends the lingering at once. From 0.3 to 3 ms were measured; 2 ms was kept, as 3 ms saved little more
-    /// and adds more to a token (docs/benchmarks.md, ninth pass).
+    /// token under load, and the next read of each stream takes what came meanwhile in one go. Commands (a new
+    /// request) still run at once meanwhile; a plain request ends the lingering. From 0.3 to 3 ms were measured;
+    /// 2 ms was kept, as 3 ms saved little more and adds more to a token (docs/benchmarks.md, ninth pass).
     static let lingerMilliseconds: Int32 = 2
     /// How long it lingers instead while a plain answer (not `batched`) is in flight beside the streams: short, so
     /// that answer waits little, but long enough that the streams' tokens still gather (without it, plain requests
@@ -218,6 +218,8 @@ final class CurlEventLoop: Sendable {
         var ready: [(Int32, Int32)] = []
         // The commands being run; swapped with the inbox's (empty) array, so neither allocates anew.
         var commands: [Command] = []
+        // When the streams' linger ends (`lingerMilliseconds` after the pass that began it), while one is under way.
+        var lingeringUntil: ContinuousClock.Instant?
 
         func remove(_ id: UInt64) -> CurlTransfer? {
             guard let transfer = transfers.removeValue(forKey: id) else { return nil }
@@ -314,9 +316,22 @@ final class CurlEventLoop: Sendable {
             }
             // Under load, streams' next tokens are let gather before the next read: a loop this quick otherwise
             // reads each token as it comes and wakes its connection's loop for it (docs/benchmarks.md, eighth and
-            // ninth passes). Long while only streams are in flight (a command ends it), brief beside a plain answer.
-            if let linger = Self.linger(relayed: relayed, transfers: transfers.count, unbatched: unbatched, commandsQueued: !idle) {
-                Self.wait(linger, watching: wakeup)
+            // ninth passes). Long while only streams are in flight, brief beside a plain answer. Commands that come
+            // during the long one run at once, in passes that read no socket (a new request is sent, a paused
+            // transfer resumes, a cancelled one closes); the sockets are read when it ends (thirteenth pass).
+            if lingeringUntil != nil, !Self.lingerGoesOn(transfers: transfers.count, unbatched: unbatched) {
+                lingeringUntil = nil  // a plain answer came, or the streams thinned out
+            }
+            if lingeringUntil == nil,
+               let linger = Self.linger(relayed: relayed, transfers: transfers.count, unbatched: unbatched, commandsQueued: !idle) {
+                switch linger {
+                case .streams: lingeringUntil = now + .milliseconds(Int(Self.lingerMilliseconds))
+                case .brief: usleep(Self.briefLingerMicroseconds)
+                }
+            }
+            if let until = lingeringUntil {
+                if !idle || Self.waitForCommand(until: until, watching: wakeup) { continue }
+                lingeringUntil = nil
             }
             watch.wait(atMost: idle ? wait : .zero) { descriptor, bits in
                 if descriptor == wakeup {
@@ -355,15 +370,23 @@ extension CurlEventLoop {
         return unbatched == 0 ? .streams : .brief
     }
 
-    /// Lingers: for streams `lingerMilliseconds`, or until `wakeup` is written (a command came; the wait after
-    /// reads it); beside a plain answer `briefLingerMicroseconds`.
-    private static func wait(_ linger: Linger, watching wakeup: Int32) {
-        switch linger {
-        case .streams:
-            var descriptor = pollfd(fd: wakeup, events: Int16(POLLIN), revents: 0)
-            _ = poll(&descriptor, 1, lingerMilliseconds)
-        case .brief:
-            usleep(briefLingerMicroseconds)
-        }
+    /// Whether the streams' linger under way goes on after a pass: only while every transfer is a stream and
+    /// there are still `lingerFrom` of them.
+    static func lingerGoesOn(transfers: Int, unbatched: Int) -> Bool {
+        unbatched == 0 && transfers >= lingerFrom
+    }
+
+    /// Waits until `deadline`, or until `wakeup` is written (a command came): then reads it and returns true.
+    private static func waitForCommand(until deadline: ContinuousClock.Instant, watching wakeup: Int32) -> Bool {
+        let remaining = deadline - .now
+        guard remaining > .zero else { return false }
+        let (seconds, attoseconds) = remaining.components
+        // poll counts in milliseconds: rounded up, so that a wait never ends before its deadline.
+        let milliseconds = Int32(seconds * 1000 + (attoseconds + 999_999_999_999_999) / 1_000_000_000_000_000)
+        var descriptor = pollfd(fd: wakeup, events: Int16(POLLIN), revents: 0)
+        guard poll(&descriptor, 1, milliseconds) > 0 else { return false }
+        var count: UInt64 = 0
+        _ = Glibc.read(wakeup, &count, MemoryLayout<UInt64>.size)
+        return true
     }
 }

@@ -15,6 +15,9 @@ struct UpstreamClientTests {
                 "too few transfers: each token goes at once")
         #expect(CurlEventLoop.linger(relayed: 3, transfers: 64, unbatched: 0, commandsQueued: true) == nil, "a command waits")
         #expect(CurlEventLoop.linger(relayed: 3, transfers: 64, unbatched: 1, commandsQueued: true) == nil, "a command waits")
+        #expect(CurlEventLoop.lingerGoesOn(transfers: 64, unbatched: 0), "streams only: the linger goes on past commands")
+        #expect(!CurlEventLoop.lingerGoesOn(transfers: 64, unbatched: 1), "a plain answer came: it ends")
+        #expect(!CurlEventLoop.lingerGoesOn(transfers: CurlEventLoop.lingerFrom - 1, unbatched: 0), "too few streams left: it ends")
     }
 
     @Test func fetchesFromAServerAndReportsStatusAndHeaders() async throws {
