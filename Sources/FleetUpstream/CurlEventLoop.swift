@@ -378,11 +378,11 @@ extension CurlEventLoop {
 
     /// Waits until `deadline`, or until `wakeup` is written (a command came): then reads it and returns true.
     private static func waitForCommand(until deadline: ContinuousClock.Instant, watching wakeup: Int32) -> Bool {
-        let remaining = deadline - .now
-        guard remaining > .zero else { return false }
-        let (seconds, attoseconds) = remaining.components
-        // poll counts in milliseconds: rounded up, so that a wait never ends before its deadline.
-        let milliseconds = Int32(seconds * 1000 + (attoseconds + 999_999_999_999_999) / 1_000_000_000_000_000)
+        let (seconds, attoseconds) = (deadline - .now).components
+        // poll counts whole milliseconds: what is left is rounded to the nearest, so a linger that commands
+        // interrupt ends within half a millisecond of its deadline (less than half a millisecond left ends it).
+        let milliseconds = Int32(clamping: seconds * 1000 + (attoseconds + 500_000_000_000_000) / 1_000_000_000_000_000)
+        guard milliseconds > 0 else { return false }
         var descriptor = pollfd(fd: wakeup, events: Int16(POLLIN), revents: 0)
         guard poll(&descriptor, 1, milliseconds) > 0 else { return false }
         var count: UInt64 = 0
