@@ -367,11 +367,11 @@ extension CurlEventLoop {
     /// or more are in flight and no command waits; long when every transfer is a `batched` stream, else brief.
     static func linger(relayed: Int, transfers: Int, unbatched: Int, commandsQueued: Bool) -> Linger? {
         guard relayed > 0, transfers >= lingerFrom, !commandsQueued else { return nil }
-        return unbatched == 0 ? .streams : .brief
+        return lingerGoesOn(transfers: transfers, unbatched: unbatched) ? .streams : .brief
     }
 
-    /// Whether the streams' linger under way goes on after a pass: only while every transfer is a stream and
-    /// there are still `lingerFrom` of them.
+    /// Whether the streams' (long) linger applies: every transfer is a stream and there are `lingerFrom` of them.
+    /// Also what keeps one under way going after each pass.
     static func lingerGoesOn(transfers: Int, unbatched: Int) -> Bool {
         unbatched == 0 && transfers >= lingerFrom
     }
