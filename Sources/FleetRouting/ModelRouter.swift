@@ -251,7 +251,7 @@ public final class ModelRouter: Service, Sendable {
             let result = await HealthProbe(client: client, url: endpoint + "/health", timeout: config.healthCheck.timeout).check()
             // Stopped while probing (the endpoint left fleet.json): it must not come back into rotation.
             if Task.isCancelled { break }
-            let ready = result == .ready
+            let ready = result.passes
             if ready != wasReady {
                 if ready, model.parallel == nil { capacity = await slots(at: endpoint, model: model) ?? capacity }
                 logger.info("endpoint \(ready ? "ready" : "not ready")", metadata: ["probe": "\(result)"])
@@ -260,6 +260,7 @@ public final class ModelRouter: Service, Sendable {
             }
             switch result {
             case .ready: await pool.setEndpoint(endpoint, state: .ready, detail: nil)
+            case .busy(let why): await pool.setEndpoint(endpoint, state: .ready, detail: "busy: \(why)")
             case .loading: await pool.setEndpoint(endpoint, state: .starting, detail: "loading model")
             case .down(let why): await pool.setEndpoint(endpoint, state: .unhealthy, detail: why)
             }

@@ -65,6 +65,12 @@ extension Instance {
             case .ready:
                 failures = 0
                 await recovered()
+            case .busy(let why):
+                // Its answers were arriving while /health did not answer: busy, not dead (a storm of new
+                // connections, HTTP threads all taken, a starved machine). Killing it would cut every stream
+                // it serves.
+                failures = 0
+                await busy(why)
             case .loading:
                 failures += 1
                 last = "answers 503 again"

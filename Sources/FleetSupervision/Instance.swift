@@ -24,6 +24,8 @@ public actor Instance {
     private var lastError: String?
     private var lastOutput: [String] = []
     private var readySince: Date?
+    /// The last health checks timed out while the instance's answers kept arriving (said in the log once).
+    private var probesTimedOutWhileServing = false
     private var spawnedAt: ContinuousClock.Instant?
     private var backoff: RestartBackoff
     private var wantsRunning = true
@@ -242,7 +244,21 @@ public actor Instance {
     }
 
     func recovered() {
+        probesTimedOutWhileServing = false
         if wantsRunning && state == .unhealthy { transition(to: .ready, detail: "health checks pass again") }
+    }
+
+    /// A health check timed out while the instance's answers kept arriving (`ProbeResult.busy`): it passes. Said
+    /// in the log once per run of such checks; an instance out of rotation for earlier failed checks comes back.
+    func busy(_ why: String) {
+        if !probesTimedOutWhileServing {
+            probesTimedOutWhileServing = true
+            var metadata: Logger.Metadata = ["detail": "\(why)"]
+            if let port { metadata["port"] = "\(port)" }
+            logger.notice("health check timed out while the instance is answering requests: busy, kept in rotation",
+                          metadata: metadata)
+        }
+        if wantsRunning && state == .unhealthy { transition(to: .ready, detail: "answering requests (\(why))") }
     }
 
     func unhealthy(_ why: String, failures: Int) {

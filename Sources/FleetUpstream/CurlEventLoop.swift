@@ -18,6 +18,8 @@ final class CurlEventLoop: Sendable {
         case cancel(id: UInt64)
         /// The consumer took from a full window: the paused transfer may go on.
         case resume(id: UInt64)
+        /// Whether a transfer to `origin` received bytes at or after `since` (`received(from:since:)`).
+        case received(origin: String, since: ContinuousClock.Instant, reply: @Sendable (Bool) -> Void)
     }
 
     private struct Inbox {
@@ -140,6 +142,17 @@ final class CurlEventLoop: Sendable {
         post(.add(id: transfer.id, request: transfer.request, sink: sink), orFail: sink)
     }
 
+    /// Whether a transfer in flight to `origin` (`http://host:port/`) received bytes at or after `since`: what a
+    /// health probe that timed out asks, since an instance whose answers are arriving is busy, not dead. Scans
+    /// the transfers on the curl thread (once per timed-out probe, nothing on the request path); false once the
+    /// loop is stopping.
+    func received(from origin: String, since: ContinuousClock.Instant) async -> Bool {
+        await withCheckedContinuation { (continuation: CheckedContinuation<Bool, Never>) in
+            let reply: @Sendable (Bool) -> Void = { continuation.resume(returning: $0) }
+            if !enqueue(.received(origin: origin, since: since, reply: reply)) { reply(false) }
+        }
+    }
+
     private func post(_ command: Command, orFail sink: TransferSink) {
         if !enqueue(command) {
             Self.fail(sink, UpstreamError(kind: .invalidRequest, url: "", detail: "the client is shut down"))
@@ -189,6 +202,17 @@ final class CurlEventLoop: Sendable {
             return !inbox.stopping
         }
         if first, unusable == nil { signal() }
+    }
+
+    /// Commands the loop will not run (it stops): a waiting `execute()` fails, a waiting question gets `false`.
+    private static func answerUnrun(_ commands: [Command]) {
+        for command in commands {
+            switch command {
+            case .add(_, _, let sink): fail(sink, CancellationError())
+            case .received(_, _, let reply): reply(false)
+            case .cancel, .resume: break
+            }
+        }
     }
 
     /// A transfer that never started: whoever waits for its head learns why.
@@ -242,7 +266,7 @@ final class CurlEventLoop: Sendable {
             if stopping {
                 // Commands taken in the same breath as the stop still get an answer: a waiting execute()
                 // must never be left suspended.
-                for case .add(_, _, let sink) in commands { Self.fail(sink, CancellationError()) }
+                Self.answerUnrun(commands)
                 break
             }
             for command in commands {
@@ -274,6 +298,8 @@ final class CurlEventLoop: Sendable {
                     }
                 case .resume(let id):
                     transfers[id]?.resume()
+                case .received(let origin, let since, let reply):
+                    reply(transfers.values.contains { $0.received(from: origin, since: since) })
                 }
             }
 
@@ -346,7 +372,7 @@ final class CurlEventLoop: Sendable {
         for id in Array(transfers.keys) {
             remove(id)?.finish(throwing: CancellationError())
         }
-        for case .add(_, _, let sink) in inbox.withLock({ $0.commands }) { Self.fail(sink, CancellationError()) }
+        Self.answerUnrun(inbox.withLock { $0.commands })
         curl_multi_cleanup(multi.pointer)
         finished.withLock { continuation in
             continuation?.resume()

@@ -216,6 +216,12 @@ final class CurlTransfer {
         return now - started > firstByteTimeout
     }
 
+    /// Whether this is a transfer to `origin` (`http://host:port/`) that received bytes (or resumed, its client
+    /// reading again) at or after `since`.
+    func received(from origin: String, since: ContinuousClock.Instant) -> Bool {
+        (headSent || received > 0) && lastActivity >= since && url.hasPrefix(origin)
+    }
+
     func failDeadline() {
         let detail = headSent || received > 0
             ? "no data for \(idleTimeout?.formatted ?? "-") (gateway.idleTimeout)"

@@ -6,6 +6,18 @@ public enum ProbeResult: Sendable, Equatable {
     case loading
     /// No answer, or an answer that means trouble; the text says which.
     case down(String)
+    /// No answer in time, while the instance's answers to requests in flight kept arriving: busy (its HTTP
+    /// threads, or the machine, overloaded), not dead. Counts as passing: an instance that serves is not taken
+    /// out of rotation, let alone killed, for a slow `/health`. The text says what timed out.
+    case busy(String)
+
+    /// Whether the instance is to be taken as up: `ready`, or `busy` serving.
+    public var passes: Bool {
+        switch self {
+        case .ready, .busy: true
+        case .loading, .down: false
+        }
+    }
 }
 
 /// Asks an instance's `/health` whether it is ready, through the shared upstream client.
@@ -25,6 +37,7 @@ public struct HealthProbe: Sendable {
     }
 
     public func check() async -> ProbeResult {
+        let sent = ContinuousClock.now
         do {
             let response = try await client.fetch(UpstreamRequest(url: url, connectTimeout: timeout, totalTimeout: timeout))
             switch response.status {
@@ -33,9 +46,20 @@ public struct HealthProbe: Sendable {
             default: return .down("GET /health answered \(response.status)")
             }
         } catch let error as UpstreamError {
+            if error.kind == .timeout, let origin = Self.origin(of: url), await client.received(from: origin, since: sent) {
+                return .busy("\(error.description), while its answers kept arriving")
+            }
             return .down(error.description)
         } catch {
             return .down("\(error)")
         }
+    }
+
+    /// `scheme://host:port/` of `url` (its trailing slash included, so that port 80 is not a prefix of 8080's
+    /// URLs); nil for a URL without a path.
+    static func origin(of url: String) -> String? {
+        guard let scheme = url.firstRange(of: "://"),
+              let slash = url[scheme.upperBound...].firstIndex(of: "/") else { return nil }
+        return String(url[...slash])
     }
 }

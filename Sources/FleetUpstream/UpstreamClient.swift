@@ -31,6 +31,13 @@ public final class UpstreamClient: Service, Sendable {
         try await loop.execute(request)
     }
 
+    /// Whether a transfer in flight to `origin` (`http://host:port/`, its trailing slash included) received bytes
+    /// at or after `since`. A health probe that timed out asks it: an instance whose answers are arriving is
+    /// busy, not dead.
+    public func received(from origin: String, since: ContinuousClock.Instant) async -> Bool {
+        await loop.received(from: origin, since: since)
+    }
+
     /// Performs a request and buffers the whole response.
     /// - Throws: `UpstreamError` when the transfer fails, `CancellationError` when the task is cancelled.
     public func fetch(_ request: UpstreamRequest) async throws -> UpstreamResponse {

@@ -15,6 +15,9 @@ final class FakeStats: Sendable {
         var lastRequest = ""
         /// Set by `POST /fake/unhealthy`: `/health` answers 500 from then on (`POST /fake/healthy` clears it).
         var unhealthy = false
+        /// Set by `POST /fake/slow-health?seconds=N`: `/health` takes this long to answer (an overloaded server's
+        /// HTTP threads), while completions go on as before. `POST /fake/healthy` clears it.
+        var healthDelay: Double = 0
         /// Completions whose client left during the prompt delay (`--fake-prompt-delay`).
         var abandoned = 0
         /// Embedding requests answered.
@@ -50,6 +53,8 @@ struct FakeServer {
     func routes() -> Router<BasicRequestContext> {
         let router = Router()
         router.get("/health") { _, _ -> Response in
+            let delay = stats.snapshot.healthDelay
+            if delay > 0 { try await Task.sleep(for: .milliseconds(Int64(delay * 1000))) }
             let age = ContinuousClock.now - started
             if age < options.loadingDelay {
                 return jsonResponse(#"{"error":{"code":503,"message":"Loading model","type":"unavailable_error"}}"#,
@@ -76,8 +81,16 @@ struct FakeServer {
             stats.update { $0.unhealthy = true }
             return jsonResponse(#"{"unhealthy":true}"#)
         }
+        router.post("/fake/slow-health") { request, _ in
+            let seconds = request.uri.queryParameters["seconds"].flatMap { Double(String($0)) } ?? 5
+            stats.update { $0.healthDelay = seconds }
+            return jsonResponse(#"{"healthDelay":\#(seconds)}"#)
+        }
         router.post("/fake/healthy") { _, _ in
-            stats.update { $0.unhealthy = false }
+            stats.update {
+                $0.unhealthy = false
+                $0.healthDelay = 0
+            }
             return jsonResponse(#"{"unhealthy":false}"#)
         }
         // The names of the environment variables the process got (never their values).

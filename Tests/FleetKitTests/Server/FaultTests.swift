@@ -147,6 +147,35 @@ struct FaultTests {
         }
     }
 
+    @Test func anInstanceWhoseHealthChecksTimeOutWhileItsAnswersFlowIsKeptAndOnlyKilledOnceNothingFlows() async throws {
+        // 200 tokens 20 ms apart: a 4 s stream, through checks that each time out (after 500 ms) and three of
+        // which in a row would declare the instance dead; a 1,000-stream storm on a slow machine did that once.
+        let config = fakeFleetConfig(directory: directory, args: ["--fake-tokens", "200", "--fake-token-delay", "0.02"]) {
+            $0.healthCheck.interval = .milliseconds(200)
+            $0.healthCheck.timeout = .milliseconds(500)
+            $0.healthCheck.restartAfter = 3
+        }
+        try await withController(config) { url, control in
+            let before = try await control.status().instances[0]
+            let pid = try #require(before.pid)
+            let base = "http://127.0.0.1:\(try #require(before.port))"
+            try await UpstreamClient.with { client in
+                let result = try await readStream(url, client: client) {
+                    _ = try? await client.fetch(UpstreamRequest(method: "POST", url: base + "/fake/slow-health?seconds=5"))
+                }
+                #expect(!result.broke && result.text.contains("[DONE]"), "the stream ends whole: \(result.text.suffix(300))")
+                let after = try await control.status().instances[0]
+                #expect(after.pid == pid && after.restarts == before.restarts, "never killed while it answered")
+                // The same slow /health with nothing flowing is an instance that does not answer.
+                try await eventually(timeout: .seconds(20), "declared dead and restarted once nothing flows") {
+                    let now = try await control.status().instances[0]
+                    return now.pid != pid && now.state == .ready
+                }
+                #expect(try await control.status().instances[0].lastError?.contains("health checks") == true)
+            }
+        }
+    }
+
     @Test func anUnhealthyInstanceComesBackWhenItsChecksPassAgain() async throws {
         let config = fakeFleetConfig(directory: directory) { $0.healthCheck.restartAfter = 1000 }
         try await withController(config) { url, control in

@@ -45,6 +45,40 @@ struct UpstreamClientTests {
         }
     }
 
+    @Test func aHealthProbeThatTimesOutIsBusyWhileTheInstancesAnswersArriveAndDownWhenNothingArrives() async throws {
+        #expect(HealthProbe.origin(of: "http://127.0.0.1:8080/health") == "http://127.0.0.1:8080/")
+        #expect(HealthProbe.origin(of: "http://host:80/v1/health") == "http://host:80/", "a port's prefix is not another port's")
+        #expect(HealthProbe.origin(of: "not a url") == nil)
+        // A stream of tokens 20 ms apart; /health made to take 3 s, longer than the probe waits.
+        let (server, url) = try await startFakeEndpoint(["--fake-tokens", "150", "--fake-token-delay", "0.02"])
+        defer { server.terminate() }
+        try await UpstreamClient.with { client in
+            let probe = HealthProbe(client: client, url: url + "/health", timeout: .milliseconds(400))
+            #expect(await probe.check() == .ready)
+            _ = try await client.fetch(UpstreamRequest(method: "POST", url: url + "/fake/slow-health?seconds=3"))
+            guard case .down(let why) = await probe.check() else {
+                Issue.record("a probe that times out with nothing in flight is down")
+                return
+            }
+            #expect(why.contains("timed out"), "\(why)")
+            let stream = try await client.execute(UpstreamRequest(method: "POST", url: url + "/v1/completions",
+                                                                  body: Array(#"{"stream":true}"#.utf8)))
+            var chunks = stream.body.makeAsyncIterator()
+            _ = try await chunks.next()
+            // Reads the stream on while the probe waits, as the gateway would for its client.
+            let reader = Task { while try await chunks.next() != nil {} }
+            defer { reader.cancel() }
+            let busy = await probe.check()
+            #expect(!(await client.received(from: "http://127.0.0.1:1/", since: .now - .seconds(60))),
+                    "another origin's transfers are not this one's")
+            guard case .busy(let detail) = busy else {
+                Issue.record("a probe that times out while the answers arrive is busy, not \(busy)")
+                return
+            }
+            #expect(busy.passes && detail.contains("answers kept arriving"), "\(detail)")
+        }
+    }
+
     @Test func refusedConnectionIsAConnectFailure() async throws {
         let port = TestPorts.block(1).lowerBound
         await #expect {
