@@ -52,6 +52,9 @@ fi
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/fleet-faults.XXXXXX")
 py_pid=
+# Set when a fault missed a goal: the fleets' logs are kept (controller.log and each instance's), so that a miss
+# that does not come back when run again can still be read.
+keep_logs=0
 cleanup() {
   trap - EXIT INT TERM
   if [ -n "$py_pid" ] && kill -0 "$py_pid" 2>/dev/null; then
@@ -68,7 +71,12 @@ cleanup() {
       kill -KILL "$pid" 2>/dev/null || true
     fi
   done
-  rm -rf "$work"
+  if [ "$keep_logs" = 1 ]; then
+    rm -rf "$work/bin"
+    say "a goal was missed: each fleet's fleet.json, controller.log and instance logs are kept in $work"
+  else
+    rm -rf "$work"
+  fi
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
@@ -86,4 +94,5 @@ py_pid=$!
 rc=0
 wait "$py_pid" || rc=$?
 py_pid=
+[ "$rc" = 1 ] && keep_logs=1
 exit "$rc"
