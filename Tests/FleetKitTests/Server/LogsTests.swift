@@ -62,8 +62,9 @@ struct LogsTests {
             #expect(logs.code == 0 && logs.output.contains("--- fleet: spawning:"), "\(logs.output)")
             let bad = try await runCommand(Products.fleet, ["logs", "fake/x", "--url", url])
             #expect(bad.code == 2 && bad.output.contains("MODEL/REPLICA"))
-            // Not a terminal: each refresh prints a whole frame; `timeout` ends the watch.
-            let watched = try await runCommand("/usr/bin/timeout", ["3", Products.fleet, "status", "--watch", "--interval", "0.3", "--url", url])
+            // Not a terminal: each refresh prints a whole frame; `timeout` ends the watch. 8 s for frames 0.3 s apart:
+            // with 3 s, a loaded CI machine (the whole suite at once) once saw the command print only its first frame.
+            let watched = try await runCommand("/usr/bin/timeout", ["8", Products.fleet, "status", "--watch", "--interval", "0.3", "--url", url])
             #expect(watched.code == 124, "runs until stopped")
             #expect(watched.output.components(separatedBy: "fake/0").count >= 3, "refreshed more than once: \(watched.output)")
         }
