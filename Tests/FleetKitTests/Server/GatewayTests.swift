@@ -164,7 +164,10 @@ struct GatewayTests {
                 for try await _ in stream.body { break }  // one token, then the client goes away
             }
             try await UpstreamClient.with { client in
-                try await eventually(timeout: .seconds(5), "the fake saw its client go") {
+                // 20 s, not 5: one fresh-clone CI run on a slower machine, the whole suite starting at once, took
+                // longer. No wait is long enough for a false pass: a transfer fleet did not cancel ends whole
+                // (counted `completed`, never `disconnected`).
+                try await eventually(timeout: .seconds(20), "the fake saw its client go") {
                     try await fakeStats("http://127.0.0.1:\(port)", client: client)["disconnected"] as? Int == 1
                 }
             }
