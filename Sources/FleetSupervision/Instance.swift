@@ -245,7 +245,7 @@ public actor Instance {
 
     func recovered() {
         probesTimedOutWhileServing = false
-        if wantsRunning && state == .unhealthy { transition(to: .ready, detail: "health checks pass again") }
+        backInRotation(detail: "health checks pass again")
     }
 
     /// A health check timed out while the instance's answers kept arriving (`ProbeResult.busy`): it passes. Said
@@ -258,7 +258,12 @@ public actor Instance {
             logger.notice("health check timed out while the instance is answering requests: busy, kept in rotation",
                           metadata: metadata)
         }
-        if wantsRunning && state == .unhealthy { transition(to: .ready, detail: "answering requests (\(why))") }
+        backInRotation(detail: "answering requests (\(why))")
+    }
+
+    /// An instance out of rotation for failed checks that passes one again is ready (unless it is on its way out).
+    private func backInRotation(detail: String) {
+        if wantsRunning && state == .unhealthy { transition(to: .ready, detail: detail) }
     }
 
     func unhealthy(_ why: String, failures: Int) {
