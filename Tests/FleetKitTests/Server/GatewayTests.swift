@@ -224,7 +224,9 @@ struct GatewayTests {
     }
 
     @Test func leastBusySendsFewerRequestsToASlowEndpoint() async throws {
-        let (slow, slowURL) = try await startFakeEndpoint(["--fake-tokens", "5", "--fake-token-delay", "0.2", "--parallel", "4"])
+        // 2.5 s an answer against the fast replica's 25 ms: with 1 s, a loaded CI machine (the whole suite at once on
+        // a slower host) slowed the fast side enough to bring the split to 26/14.
+        let (slow, slowURL) = try await startFakeEndpoint(["--fake-tokens", "5", "--fake-token-delay", "0.5", "--parallel", "4"])
         defer { slow.terminate() }
         let config = config(replicas: 1, args: ["--fake-tokens", "5", "--fake-token-delay", "0.005", "--parallel", "4"]) {
             $0.models[0].policy = .leastBusy
